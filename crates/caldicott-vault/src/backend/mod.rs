@@ -1,0 +1,188 @@
+//! The storage interface the vault is written against, and its two implementations.
+//!
+//! A backend stores opaque rows: it never sees a key, a plaintext or an index term in
+//! clear. It guarantees that every [`Backend::write`] is atomic and durable when it
+//! returns, and that an expected-version check and the write it guards happen in the same
+//! transaction. The same conformance suite (`tests/conformance.rs`) runs against both.
+
+pub mod postgres;
+pub mod sqlite;
+
+use crate::crypto::TermHash;
+
+/// A failure of the storage engine, with the context needed to act on it.
+#[derive(Debug, thiserror::Error)]
+pub enum BackendError {
+    /// The database could not be opened or reached.
+    #[error("cannot open database {location}: {reason}")]
+    Open { location: String, reason: String },
+    /// The database file is damaged or is not a SQLite database.
+    #[error("database {location} is corrupt or not a Caldicott database: {reason}")]
+    Corrupt { location: String, reason: String },
+    /// The schema is not at the version this build expects.
+    #[error(
+        "database schema is at version {found}, this build of caldicott needs version {expected}: {hint}"
+    )]
+    SchemaVersion {
+        found: i64,
+        expected: i64,
+        hint: &'static str,
+    },
+    /// An expected-version check failed: another writer got there first.
+    #[error("write conflict on {rtype}/{id}: the record is not at the expected version")]
+    Conflict { rtype: String, id: String },
+    /// Any other database error.
+    #[error("database error during {during}: {reason}")]
+    Db {
+        during: &'static str,
+        reason: String,
+    },
+}
+
+/// What a write expects to find.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum RowExpect {
+    /// No record with this id exists.
+    Absent,
+    /// The record's current version is exactly this.
+    Version(u64),
+}
+
+/// One version of one record, as stored.
+#[derive(Clone, Debug)]
+pub struct RawRecord {
+    pub org: String,
+    pub rtype: String,
+    pub id: String,
+    pub version: u64,
+    pub deleted: bool,
+    pub dek_version: u32,
+    pub ciphertext: Vec<u8>,
+    /// Microseconds since the Unix epoch.
+    pub written_at: i64,
+}
+
+/// One new record version to write, with the index terms of the record's new head.
+#[derive(Clone, Debug)]
+pub struct RowWrite {
+    pub record: RawRecord,
+    pub expect: RowExpect,
+    pub terms: Vec<TermHash>,
+}
+
+/// A stored data key.
+#[derive(Clone, Debug)]
+pub struct DataKeyRow {
+    pub org: String,
+    pub version: u32,
+    pub kek_id: String,
+    pub wrapped: Vec<u8>,
+    /// `active` for the key new writes use, `retired` for older keys still needed to read.
+    pub state: String,
+    pub created_at: i64,
+}
+
+/// A re-encrypted record version: replace its ciphertext if it still uses `old_dek`.
+#[derive(Clone, Debug)]
+pub struct Reencrypted {
+    pub org: String,
+    pub rtype: String,
+    pub id: String,
+    pub version: u64,
+    pub old_dek: u32,
+    pub new_dek: u32,
+    pub ciphertext: Vec<u8>,
+    /// New index terms, applied only if this version is still the record's head.
+    pub terms: Vec<TermHash>,
+}
+
+/// A user account row (identity rules live elsewhere; this is storage only).
+#[derive(Clone, Debug)]
+pub struct UserRow {
+    pub name: String,
+    pub org: String,
+    pub role: String,
+    pub password_phc: String,
+    pub created_at: i64,
+    pub disabled: bool,
+}
+
+/// The operations the vault needs from a database.
+pub trait Backend: Send + Sync {
+    /// A short description for errors and logs (a file path or a URL without password).
+    fn location(&self) -> String;
+    /// Applies pending schema migrations; returns the versions applied.
+    fn migrate(&self) -> Result<Vec<i64>, BackendError>;
+    /// Fails unless the schema is exactly at the version this build expects.
+    fn check_schema(&self) -> Result<(), BackendError>;
+    /// Reads a metadata value.
+    fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError>;
+    /// Writes a metadata value.
+    fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), BackendError>;
+
+    /// All data keys.
+    fn data_keys(&self) -> Result<Vec<DataKeyRow>, BackendError>;
+    /// Adds a data key; if `retire_others`, the organisation's other keys become `retired`,
+    /// in the same transaction.
+    fn add_data_key(&self, row: &DataKeyRow) -> Result<(), BackendError>;
+    /// Replaces the wrapping of every listed key in one transaction (master-key rotation).
+    fn rewrap_data_keys(&self, rows: &[DataKeyRow]) -> Result<(), BackendError>;
+    /// Deletes a retired data key once no record uses it.
+    fn drop_data_key(&self, org: &str, version: u32) -> Result<bool, BackendError>;
+
+    /// Writes record versions atomically: all or none. Each row's `expect` is checked in
+    /// the same transaction; on a mismatch nothing is written and `Conflict` is returned.
+    fn write(&self, rows: &[RowWrite]) -> Result<(), BackendError>;
+    /// The current version of each record (tombstones included), in the order asked.
+    fn heads(
+        &self,
+        org: &str,
+        rtype: &str,
+        ids: &[&str],
+    ) -> Result<Vec<Option<RawRecord>>, BackendError>;
+    /// One version of a record.
+    fn version(
+        &self,
+        org: &str,
+        rtype: &str,
+        id: &str,
+        version: u64,
+    ) -> Result<Option<RawRecord>, BackendError>;
+    /// Every version of a record, newest first.
+    fn history(&self, org: &str, rtype: &str, id: &str) -> Result<Vec<RawRecord>, BackendError>;
+    /// Ids of current, non-deleted records of a type indexed under any of the terms, sorted.
+    fn search(
+        &self,
+        org: &str,
+        rtype: &str,
+        terms: &[TermHash],
+    ) -> Result<Vec<String>, BackendError>;
+    /// Number of current, non-deleted records per organisation and type.
+    fn count(&self, org: &str, rtype: &str) -> Result<u64, BackendError>;
+
+    /// Up to `limit` record versions of `org` still encrypted under a data key older than
+    /// `dek_version`.
+    fn stale_records(
+        &self,
+        org: &str,
+        dek_version: u32,
+        limit: usize,
+    ) -> Result<Vec<RawRecord>, BackendError>;
+    /// Number of record versions per (organisation, data-key version).
+    fn records_per_key(&self) -> Result<Vec<(String, u32, u64)>, BackendError>;
+    /// Applies re-encrypted rows atomically; rows whose data key changed meanwhile are skipped.
+    fn apply_reencrypted(&self, rows: &[Reencrypted]) -> Result<(), BackendError>;
+
+    /// Adds a user.
+    fn add_user(&self, user: &UserRow) -> Result<(), BackendError>;
+    /// All users.
+    fn users(&self) -> Result<Vec<UserRow>, BackendError>;
+}
+
+/// Microseconds since the Unix epoch, now.
+pub fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_micros() as i64)
+        .unwrap_or(0)
+}

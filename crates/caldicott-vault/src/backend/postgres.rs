@@ -1,0 +1,749 @@
+//! The PostgreSQL backend, for when one machine is outgrown.
+//!
+//! Portability: the SQL here keeps to what PostgreSQL 13+ and the Postgres-compatible
+//! distributed engines accept: `BIGINT` everywhere (CockroachDB's `INTEGER` is 64-bit
+//! anyway), no advisory locks (CockroachDB has none; migrations are serialised by the
+//! `schema_migrations` primary key inside one transaction instead), `INSERT ... ON
+//! CONFLICT`, `UPDATE ... FROM`, `DELETE ... USING` and multi-argument `UNNEST` for
+//! batches. Only PostgreSQL itself is tested here (no other engine is installable on
+//! the build machines); see ARCHITECTURE.md.
+//!
+//! Durability: PostgreSQL's default `synchronous_commit = on` makes a commit durable
+//! when it returns; Caldicott does not change it.
+//!
+//! Batches are written with one statement per table (arrays bound as parameters and
+//! expanded with `UNNEST`), so a batch of 1,000 records costs a handful of round trips.
+
+use std::str::FromStr;
+use std::sync::{Condvar, Mutex};
+use std::time::Duration;
+
+use ::postgres::{Client, Config, NoTls, Row};
+
+use super::*;
+
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value BYTEA NOT NULL);
+     CREATE TABLE data_keys (
+        org TEXT NOT NULL, version BIGINT NOT NULL, kek_id TEXT NOT NULL,
+        wrapped BYTEA NOT NULL, state TEXT NOT NULL, created_at BIGINT NOT NULL,
+        PRIMARY KEY (org, version));
+     CREATE TABLE records (
+        org TEXT NOT NULL, rtype TEXT NOT NULL, id TEXT NOT NULL, version BIGINT NOT NULL,
+        deleted BOOLEAN NOT NULL, dek_version BIGINT NOT NULL, ciphertext BYTEA NOT NULL,
+        written_at BIGINT NOT NULL,
+        PRIMARY KEY (org, rtype, id, version));
+     CREATE INDEX records_by_key ON records (org, dek_version);
+     CREATE TABLE heads (
+        org TEXT NOT NULL, rtype TEXT NOT NULL, id TEXT NOT NULL, version BIGINT NOT NULL,
+        deleted BOOLEAN NOT NULL,
+        PRIMARY KEY (org, rtype, id));
+     CREATE TABLE index_entries (
+        org TEXT NOT NULL, rtype TEXT NOT NULL, term BYTEA NOT NULL, id TEXT NOT NULL,
+        PRIMARY KEY (org, rtype, term, id));
+     CREATE INDEX index_entries_by_record ON index_entries (org, rtype, id);
+     CREATE TABLE users (
+        name TEXT PRIMARY KEY, org TEXT NOT NULL, role TEXT NOT NULL,
+        password_phc TEXT NOT NULL, created_at BIGINT NOT NULL, disabled BOOLEAN NOT NULL);",
+)];
+
+const MAX_CONNECTIONS: usize = 8;
+
+/// The PostgreSQL backend: a small pool of synchronous connections.
+pub struct PostgresBackend {
+    config: Config,
+    location: String,
+    idle: Mutex<(Vec<Client>, usize)>,
+    freed: Condvar,
+}
+
+/// A pooled connection, returned to the pool on drop unless it broke.
+struct Conn<'a> {
+    pool: &'a PostgresBackend,
+    client: Option<Client>,
+}
+
+impl std::ops::Deref for Conn<'_> {
+    type Target = Client;
+    fn deref(&self) -> &Client {
+        self.client
+            .as_ref()
+            .unwrap_or_else(|| unreachable!("taken only on drop"))
+    }
+}
+impl std::ops::DerefMut for Conn<'_> {
+    fn deref_mut(&mut self) -> &mut Client {
+        self.client
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("taken only on drop"))
+    }
+}
+impl Drop for Conn<'_> {
+    fn drop(&mut self) {
+        let mut g = self.pool.idle.lock().unwrap_or_else(|p| p.into_inner());
+        match self.client.take() {
+            Some(c) if !c.is_closed() => g.0.push(c),
+            _ => g.1 -= 1,
+        }
+        self.pool.freed.notify_one();
+    }
+}
+
+fn pg_err(during: &'static str) -> impl Fn(::postgres::Error) -> BackendError {
+    move |e| BackendError::Db {
+        during,
+        reason: describe(&e),
+    }
+}
+
+/// The server's message, or the client's, without echoing parameters.
+fn describe(e: &::postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.message(), db.code().code()),
+        None => e.to_string(),
+    }
+}
+
+impl PostgresBackend {
+    /// Connects to `url` (`postgres://user@host:port/db`), failing fast if unreachable.
+    pub fn connect(url: &str) -> Result<Self, BackendError> {
+        let mut config = Config::from_str(url).map_err(|e| BackendError::Open {
+            location: "the PostgreSQL URL".into(),
+            reason: e.to_string(),
+        })?;
+        config.connect_timeout(Duration::from_secs(5));
+        config.application_name("caldicott");
+        let location = describe_config(&config);
+        let b = Self {
+            config,
+            location,
+            idle: Mutex::new((Vec::new(), 0)),
+            freed: Condvar::new(),
+        };
+        // Connect once now so a wrong URL is reported at start-up.
+        drop(b.conn()?);
+        Ok(b)
+    }
+
+    fn conn(&self) -> Result<Conn<'_>, BackendError> {
+        let mut g = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+        loop {
+            if let Some(c) = g.0.pop() {
+                return Ok(Conn {
+                    pool: self,
+                    client: Some(c),
+                });
+            }
+            if g.1 < MAX_CONNECTIONS {
+                g.1 += 1;
+                drop(g);
+                return match self.config.connect(NoTls) {
+                    Ok(c) => Ok(Conn {
+                        pool: self,
+                        client: Some(c),
+                    }),
+                    Err(e) => {
+                        let mut g = self.idle.lock().unwrap_or_else(|p| p.into_inner());
+                        g.1 -= 1;
+                        Err(BackendError::Open {
+                            location: self.location.clone(),
+                            reason: describe(&e),
+                        })
+                    }
+                };
+            }
+            g = self.freed.wait(g).unwrap_or_else(|p| p.into_inner());
+        }
+    }
+}
+
+fn describe_config(c: &Config) -> String {
+    let host = c
+        .get_hosts()
+        .first()
+        .map(|h| match h {
+            ::postgres::config::Host::Tcp(s) => s.clone(),
+            #[cfg(unix)]
+            ::postgres::config::Host::Unix(p) => p.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".into());
+    let port = c.get_ports().first().copied().unwrap_or(5432);
+    format!(
+        "postgres://{}@{host}:{port}/{}",
+        c.get_user().unwrap_or(""),
+        c.get_dbname().unwrap_or("")
+    )
+}
+
+fn to_record(r: &Row) -> RawRecord {
+    RawRecord {
+        org: r.get(0),
+        rtype: r.get(1),
+        id: r.get(2),
+        version: r.get::<_, i64>(3) as u64,
+        deleted: r.get(4),
+        dek_version: r.get::<_, i64>(5) as u32,
+        ciphertext: r.get(6),
+        written_at: r.get(7),
+    }
+}
+
+const RECORD_COLUMNS: &str =
+    "r.org, r.rtype, r.id, r.version, r.deleted, r.dek_version, r.ciphertext, r.written_at";
+
+fn current_schema(c: &mut impl ::postgres::GenericClient) -> Result<i64, ::postgres::Error> {
+    let exists: bool = c
+        .query_one("SELECT to_regclass('schema_migrations') IS NOT NULL", &[])?
+        .get(0);
+    if !exists {
+        return Ok(0);
+    }
+    Ok(c.query_one(
+        "SELECT COALESCE(MAX(version), 0)::BIGINT FROM schema_migrations",
+        &[],
+    )?
+    .get(0))
+}
+
+/// Inserts index terms for rows given as (org, rtype, id, terms).
+fn insert_terms<'a>(
+    tx: &mut ::postgres::Transaction<'_>,
+    rows: impl Iterator<Item = (&'a str, &'a str, &'a str, &'a [TermHash])>,
+) -> Result<(), ::postgres::Error> {
+    let (mut o, mut t, mut h, mut i) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    for (org, rtype, id, terms) in rows {
+        for term in terms {
+            o.push(org);
+            t.push(rtype);
+            h.push(&term[..]);
+            i.push(id);
+        }
+    }
+    if !o.is_empty() {
+        tx.execute(
+            "INSERT INTO index_entries (org, rtype, term, id)
+             SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BYTEA[], $4::TEXT[]) ON CONFLICT DO NOTHING",
+            &[&o, &t, &h, &i],
+        )?;
+    }
+    Ok(())
+}
+
+fn delete_terms<'a>(
+    tx: &mut ::postgres::Transaction<'_>,
+    rows: impl Iterator<Item = (&'a str, &'a str, &'a str)>,
+) -> Result<(), ::postgres::Error> {
+    let (mut o, mut t, mut i) = (Vec::new(), Vec::new(), Vec::new());
+    for (org, rtype, id) in rows {
+        o.push(org);
+        t.push(rtype);
+        i.push(id);
+    }
+    if !o.is_empty() {
+        tx.execute(
+            "DELETE FROM index_entries e USING UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[]) AS u(org, rtype, id)
+             WHERE e.org = u.org AND e.rtype = u.rtype AND e.id = u.id",
+            &[&o, &t, &i],
+        )?;
+    }
+    Ok(())
+}
+
+impl Backend for PostgresBackend {
+    fn location(&self) -> String {
+        self.location.clone()
+    }
+
+    fn migrate(&self) -> Result<Vec<i64>, BackendError> {
+        let mut c = self.conn()?;
+        let m = pg_err("migration");
+        let mut tx = c.transaction().map_err(&m)?;
+        tx.batch_execute(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_at BIGINT NOT NULL)",
+        )
+        .map_err(&m)?;
+        let current = current_schema(&mut tx).map_err(&m)?;
+        let latest = MIGRATIONS.last().map_or(0, |m| m.0);
+        if current > latest {
+            return Err(BackendError::SchemaVersion {
+                found: current,
+                expected: latest,
+                hint: "the database was written by a newer caldicott; upgrade this one",
+            });
+        }
+        let mut applied = Vec::new();
+        for (v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            tx.batch_execute(sql).map_err(&m)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES ($1, $2)",
+                &[v, &now_micros()],
+            )
+            .map_err(&m)?;
+            applied.push(*v);
+        }
+        tx.commit().map_err(&m)?;
+        Ok(applied)
+    }
+
+    fn check_schema(&self) -> Result<(), BackendError> {
+        let mut c = self.conn()?;
+        let current = current_schema(&mut *c).map_err(pg_err("schema check"))?;
+        let latest = MIGRATIONS.last().map_or(0, |m| m.0);
+        if current != latest {
+            return Err(BackendError::SchemaVersion {
+                found: current,
+                expected: latest,
+                hint: if current < latest {
+                    "run `caldicott db migrate`"
+                } else {
+                    "the database was written by a newer caldicott; upgrade this one"
+                },
+            });
+        }
+        Ok(())
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
+        let rows = self
+            .conn()?
+            .query("SELECT value FROM meta WHERE key = $1", &[&key])
+            .map_err(pg_err("reading metadata"))?;
+        Ok(rows.first().map(|r| r.get(0)))
+    }
+
+    fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), BackendError> {
+        self.conn()?
+            .execute(
+                "INSERT INTO meta (key, value) VALUES ($1, $2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                &[&key, &value],
+            )
+            .map(|_| ())
+            .map_err(pg_err("writing metadata"))
+    }
+
+    fn data_keys(&self) -> Result<Vec<DataKeyRow>, BackendError> {
+        let rows = self
+            .conn()?
+            .query(
+                "SELECT org, version, kek_id, wrapped, state, created_at FROM data_keys ORDER BY org, version",
+                &[],
+            )
+            .map_err(pg_err("reading data keys"))?;
+        Ok(rows
+            .iter()
+            .map(|r| DataKeyRow {
+                org: r.get(0),
+                version: r.get::<_, i64>(1) as u32,
+                kek_id: r.get(2),
+                wrapped: r.get(3),
+                state: r.get(4),
+                created_at: r.get(5),
+            })
+            .collect())
+    }
+
+    fn add_data_key(&self, row: &DataKeyRow) -> Result<(), BackendError> {
+        let mut c = self.conn()?;
+        let m = pg_err("adding a data key");
+        let mut tx = c.transaction().map_err(&m)?;
+        tx.execute(
+            "UPDATE data_keys SET state = 'retired' WHERE org = $1 AND state = 'active'",
+            &[&row.org],
+        )
+        .map_err(&m)?;
+        tx.execute(
+            "INSERT INTO data_keys (org, version, kek_id, wrapped, state, created_at) VALUES ($1, $2, $3, $4, $5, $6)",
+            &[&row.org, &i64::from(row.version), &row.kek_id, &row.wrapped, &row.state, &row.created_at],
+        )
+        .map_err(&m)?;
+        tx.commit().map_err(&m)
+    }
+
+    fn rewrap_data_keys(&self, rows: &[DataKeyRow]) -> Result<(), BackendError> {
+        let mut c = self.conn()?;
+        let m = pg_err("rewrapping data keys");
+        let mut tx = c.transaction().map_err(&m)?;
+        for r in rows {
+            let n = tx
+                .execute(
+                    "UPDATE data_keys SET kek_id = $3, wrapped = $4 WHERE org = $1 AND version = $2",
+                    &[&r.org, &i64::from(r.version), &r.kek_id, &r.wrapped],
+                )
+                .map_err(&m)?;
+            if n != 1 {
+                return Err(BackendError::Db {
+                    during: "rewrapping data keys",
+                    reason: format!("data key {} v{} vanished during rotation", r.org, r.version),
+                });
+            }
+        }
+        tx.commit().map_err(&m)
+    }
+
+    fn drop_data_key(&self, org: &str, version: u32) -> Result<bool, BackendError> {
+        let mut c = self.conn()?;
+        let m = pg_err("dropping a data key");
+        let mut tx = c.transaction().map_err(&m)?;
+        let v = i64::from(version);
+        let used: bool = tx
+            .query_one(
+                "SELECT EXISTS (SELECT 1 FROM records WHERE org = $1 AND dek_version = $2)",
+                &[&org, &v],
+            )
+            .map_err(&m)?
+            .get(0);
+        if used {
+            return Ok(false);
+        }
+        let n = tx
+            .execute(
+                "DELETE FROM data_keys WHERE org = $1 AND version = $2 AND state = 'retired'",
+                &[&org, &v],
+            )
+            .map_err(&m)?;
+        tx.commit().map_err(&m)?;
+        Ok(n == 1)
+    }
+
+    fn write(&self, rows: &[RowWrite]) -> Result<(), BackendError> {
+        if rows.is_empty() {
+            return Ok(());
+        }
+        let mut c = self.conn()?;
+        let m = pg_err("writing records");
+        let mut tx = c.transaction().map_err(&m)?;
+        let conflict = |w: &RowWrite| BackendError::Conflict {
+            rtype: w.record.rtype.clone(),
+            id: w.record.id.clone(),
+        };
+        let (absent, versioned): (Vec<&RowWrite>, Vec<&RowWrite>) =
+            rows.iter().partition(|w| w.expect == RowExpect::Absent);
+        if !absent.is_empty() {
+            let org: Vec<&str> = absent.iter().map(|w| w.record.org.as_str()).collect();
+            let rt: Vec<&str> = absent.iter().map(|w| w.record.rtype.as_str()).collect();
+            let id: Vec<&str> = absent.iter().map(|w| w.record.id.as_str()).collect();
+            let v: Vec<i64> = absent.iter().map(|w| w.record.version as i64).collect();
+            let del: Vec<bool> = absent.iter().map(|w| w.record.deleted).collect();
+            let inserted = tx
+                .query(
+                    "INSERT INTO heads (org, rtype, id, version, deleted)
+                     SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BOOLEAN[])
+                     ON CONFLICT DO NOTHING RETURNING org, rtype, id",
+                    &[&org, &rt, &id, &v, &del],
+                )
+                .map_err(&m)?;
+            if inserted.len() != absent.len() {
+                let done: std::collections::HashSet<(String, String, String)> = inserted
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1), r.get(2)))
+                    .collect();
+                let first = absent
+                    .iter()
+                    .find(|w| {
+                        !done.contains(&(
+                            w.record.org.clone(),
+                            w.record.rtype.clone(),
+                            w.record.id.clone(),
+                        ))
+                    })
+                    .unwrap_or(&absent[0]);
+                return Err(conflict(first));
+            }
+        }
+        if !versioned.is_empty() {
+            let org: Vec<&str> = versioned.iter().map(|w| w.record.org.as_str()).collect();
+            let rt: Vec<&str> = versioned.iter().map(|w| w.record.rtype.as_str()).collect();
+            let id: Vec<&str> = versioned.iter().map(|w| w.record.id.as_str()).collect();
+            let nv: Vec<i64> = versioned.iter().map(|w| w.record.version as i64).collect();
+            let del: Vec<bool> = versioned.iter().map(|w| w.record.deleted).collect();
+            let ov: Vec<i64> = versioned
+                .iter()
+                .map(|w| match w.expect {
+                    RowExpect::Version(v) => v as i64,
+                    RowExpect::Absent => 0,
+                })
+                .collect();
+            let updated = tx
+                .query(
+                    "UPDATE heads h SET version = u.nv, deleted = u.del
+                     FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BOOLEAN[], $6::BIGINT[])
+                          AS u(org, rtype, id, nv, del, ov)
+                     WHERE h.org = u.org AND h.rtype = u.rtype AND h.id = u.id AND h.version = u.ov
+                     RETURNING h.org, h.rtype, h.id",
+                    &[&org, &rt, &id, &nv, &del, &ov],
+                )
+                .map_err(&m)?;
+            if updated.len() != versioned.len() {
+                let done: std::collections::HashSet<(String, String, String)> = updated
+                    .iter()
+                    .map(|r| (r.get(0), r.get(1), r.get(2)))
+                    .collect();
+                let first = versioned
+                    .iter()
+                    .find(|w| {
+                        !done.contains(&(
+                            w.record.org.clone(),
+                            w.record.rtype.clone(),
+                            w.record.id.clone(),
+                        ))
+                    })
+                    .unwrap_or(&versioned[0]);
+                return Err(conflict(first));
+            }
+            delete_terms(
+                &mut tx,
+                versioned.iter().map(|w| {
+                    (
+                        w.record.org.as_str(),
+                        w.record.rtype.as_str(),
+                        w.record.id.as_str(),
+                    )
+                }),
+            )
+            .map_err(&m)?;
+        }
+        let org: Vec<&str> = rows.iter().map(|w| w.record.org.as_str()).collect();
+        let rt: Vec<&str> = rows.iter().map(|w| w.record.rtype.as_str()).collect();
+        let id: Vec<&str> = rows.iter().map(|w| w.record.id.as_str()).collect();
+        let v: Vec<i64> = rows.iter().map(|w| w.record.version as i64).collect();
+        let del: Vec<bool> = rows.iter().map(|w| w.record.deleted).collect();
+        let dek: Vec<i64> = rows
+            .iter()
+            .map(|w| i64::from(w.record.dek_version))
+            .collect();
+        let ct: Vec<&[u8]> = rows
+            .iter()
+            .map(|w| w.record.ciphertext.as_slice())
+            .collect();
+        let at: Vec<i64> = rows.iter().map(|w| w.record.written_at).collect();
+        tx.execute(
+            "INSERT INTO records (org, rtype, id, version, deleted, dek_version, ciphertext, written_at)
+             SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BOOLEAN[], $6::BIGINT[], $7::BYTEA[], $8::BIGINT[])",
+            &[&org, &rt, &id, &v, &del, &dek, &ct, &at],
+        )
+        .map_err(&m)?;
+        insert_terms(
+            &mut tx,
+            rows.iter().map(|w| {
+                (
+                    w.record.org.as_str(),
+                    w.record.rtype.as_str(),
+                    w.record.id.as_str(),
+                    w.terms.as_slice(),
+                )
+            }),
+        )
+        .map_err(&m)?;
+        tx.commit().map_err(&m)
+    }
+
+    fn heads(
+        &self,
+        org: &str,
+        rtype: &str,
+        ids: &[&str],
+    ) -> Result<Vec<Option<RawRecord>>, BackendError> {
+        let rows = self
+            .conn()?
+            .query(
+                &format!(
+                    "SELECT {RECORD_COLUMNS} FROM heads h JOIN records r
+                       ON r.org = h.org AND r.rtype = h.rtype AND r.id = h.id AND r.version = h.version
+                     WHERE h.org = $1 AND h.rtype = $2 AND h.id = ANY($3)"
+                ),
+                &[&org, &rtype, &ids],
+            )
+            .map_err(pg_err("reading records"))?;
+        let mut found: std::collections::HashMap<String, RawRecord> = rows
+            .iter()
+            .map(|r| (r.get::<_, String>(2), to_record(r)))
+            .collect();
+        Ok(ids.iter().map(|id| found.remove(*id)).collect())
+    }
+
+    fn version(
+        &self,
+        org: &str,
+        rtype: &str,
+        id: &str,
+        version: u64,
+    ) -> Result<Option<RawRecord>, BackendError> {
+        let rows = self
+            .conn()?
+            .query(
+                &format!(
+                    "SELECT {RECORD_COLUMNS} FROM records r WHERE r.org = $1 AND r.rtype = $2 AND r.id = $3 AND r.version = $4"
+                ),
+                &[&org, &rtype, &id, &(version as i64)],
+            )
+            .map_err(pg_err("reading a record version"))?;
+        Ok(rows.first().map(to_record))
+    }
+
+    fn history(&self, org: &str, rtype: &str, id: &str) -> Result<Vec<RawRecord>, BackendError> {
+        let rows = self
+            .conn()?
+            .query(
+                &format!(
+                    "SELECT {RECORD_COLUMNS} FROM records r WHERE r.org = $1 AND r.rtype = $2 AND r.id = $3 ORDER BY r.version DESC"
+                ),
+                &[&org, &rtype, &id],
+            )
+            .map_err(pg_err("reading record history"))?;
+        Ok(rows.iter().map(to_record).collect())
+    }
+
+    fn search(
+        &self,
+        org: &str,
+        rtype: &str,
+        terms: &[TermHash],
+    ) -> Result<Vec<String>, BackendError> {
+        let t: Vec<&[u8]> = terms.iter().map(|t| &t[..]).collect();
+        let rows = self
+            .conn()?
+            .query(
+                "SELECT DISTINCT id FROM index_entries WHERE org = $1 AND rtype = $2 AND term = ANY($3) ORDER BY id",
+                &[&org, &rtype, &t],
+            )
+            .map_err(pg_err("searching the index"))?;
+        Ok(rows.iter().map(|r| r.get(0)).collect())
+    }
+
+    fn count(&self, org: &str, rtype: &str) -> Result<u64, BackendError> {
+        let n: i64 = self
+            .conn()?
+            .query_one(
+                "SELECT count(*) FROM heads WHERE org = $1 AND rtype = $2 AND NOT deleted",
+                &[&org, &rtype],
+            )
+            .map_err(pg_err("counting records"))?
+            .get(0);
+        Ok(n as u64)
+    }
+
+    fn stale_records(
+        &self,
+        org: &str,
+        dek_version: u32,
+        limit: usize,
+    ) -> Result<Vec<RawRecord>, BackendError> {
+        let rows = self
+            .conn()?
+            .query(
+                &format!("SELECT {RECORD_COLUMNS} FROM records r WHERE r.org = $1 AND r.dek_version < $2 LIMIT $3"),
+                &[&org, &i64::from(dek_version), &(limit as i64)],
+            )
+            .map_err(pg_err("finding records to re-encrypt"))?;
+        Ok(rows.iter().map(to_record).collect())
+    }
+
+    fn records_per_key(&self) -> Result<Vec<(String, u32, u64)>, BackendError> {
+        let rows = self
+            .conn()?
+            .query(
+                "SELECT org, dek_version, count(*) FROM records GROUP BY org, dek_version ORDER BY org, dek_version",
+                &[],
+            )
+            .map_err(pg_err("counting records per key"))?;
+        Ok(rows
+            .iter()
+            .map(|r| {
+                (
+                    r.get(0),
+                    r.get::<_, i64>(1) as u32,
+                    r.get::<_, i64>(2) as u64,
+                )
+            })
+            .collect())
+    }
+
+    fn apply_reencrypted(&self, rows: &[Reencrypted]) -> Result<(), BackendError> {
+        let mut c = self.conn()?;
+        let m = pg_err("re-encrypting records");
+        let mut tx = c.transaction().map_err(&m)?;
+        let mut heads = Vec::new();
+        for r in rows {
+            let n = tx
+                .execute(
+                    "UPDATE records SET ciphertext = $6, dek_version = $5
+                     WHERE org = $1 AND rtype = $2 AND id = $3 AND version = $4 AND dek_version = $7",
+                    &[
+                        &r.org,
+                        &r.rtype,
+                        &r.id,
+                        &(r.version as i64),
+                        &i64::from(r.new_dek),
+                        &r.ciphertext,
+                        &i64::from(r.old_dek),
+                    ],
+                )
+                .map_err(&m)?;
+            if n == 0 {
+                continue;
+            }
+            let is_head: bool = tx
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM heads WHERE org = $1 AND rtype = $2 AND id = $3 AND version = $4)",
+                    &[&r.org, &r.rtype, &r.id, &(r.version as i64)],
+                )
+                .map_err(&m)?
+                .get(0);
+            if is_head {
+                heads.push(r);
+            }
+        }
+        delete_terms(
+            &mut tx,
+            heads
+                .iter()
+                .map(|r| (r.org.as_str(), r.rtype.as_str(), r.id.as_str())),
+        )
+        .map_err(&m)?;
+        insert_terms(
+            &mut tx,
+            heads.iter().map(|r| {
+                (
+                    r.org.as_str(),
+                    r.rtype.as_str(),
+                    r.id.as_str(),
+                    r.terms.as_slice(),
+                )
+            }),
+        )
+        .map_err(&m)?;
+        tx.commit().map_err(&m)
+    }
+
+    fn add_user(&self, u: &UserRow) -> Result<(), BackendError> {
+        self.conn()?
+            .execute(
+                "INSERT INTO users (name, org, role, password_phc, created_at, disabled) VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&u.name, &u.org, &u.role, &u.password_phc, &u.created_at, &u.disabled],
+            )
+            .map(|_| ())
+            .map_err(pg_err("adding a user"))
+    }
+
+    fn users(&self) -> Result<Vec<UserRow>, BackendError> {
+        let rows = self
+            .conn()?
+            .query(
+                "SELECT name, org, role, password_phc, created_at, disabled FROM users ORDER BY name",
+                &[],
+            )
+            .map_err(pg_err("reading users"))?;
+        Ok(rows
+            .iter()
+            .map(|r| UserRow {
+                name: r.get(0),
+                org: r.get(1),
+                role: r.get(2),
+                password_phc: r.get(3),
+                created_at: r.get(4),
+                disabled: r.get(5),
+            })
+            .collect())
+    }
+}

@@ -1,0 +1,696 @@
+//! The embedded default: one SQLite database file in WAL mode with `synchronous=FULL`.
+//!
+//! Durability: with WAL and `synchronous=FULL`, a transaction is on stable storage when
+//! `COMMIT` returns, so an acknowledged write survives power loss and `kill -9` (with
+//! `NORMAL`, SQLite documents that a WAL commit "might roll back following a power loss").
+//!
+//! Concurrency: one writer connection behind a mutex (SQLite has a single writer anyway)
+//! and a few read-only connections that read concurrently under WAL.
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
+
+use super::*;
+
+const READERS: usize = 4;
+
+/// Schema migrations, applied in order; never edit one that has shipped.
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    "CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+     CREATE TABLE data_keys (
+        org TEXT NOT NULL, version INTEGER NOT NULL, kek_id TEXT NOT NULL,
+        wrapped BLOB NOT NULL, state TEXT NOT NULL, created_at INTEGER NOT NULL,
+        PRIMARY KEY (org, version));
+     CREATE TABLE records (
+        org TEXT NOT NULL, rtype TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
+        deleted INTEGER NOT NULL, dek_version INTEGER NOT NULL, ciphertext BLOB NOT NULL,
+        written_at INTEGER NOT NULL,
+        PRIMARY KEY (org, rtype, id, version));
+     CREATE INDEX records_by_key ON records (org, dek_version);
+     CREATE TABLE heads (
+        org TEXT NOT NULL, rtype TEXT NOT NULL, id TEXT NOT NULL, version INTEGER NOT NULL,
+        deleted INTEGER NOT NULL,
+        PRIMARY KEY (org, rtype, id)) WITHOUT ROWID;
+     CREATE TABLE index_entries (
+        org TEXT NOT NULL, rtype TEXT NOT NULL, term BLOB NOT NULL, id TEXT NOT NULL,
+        PRIMARY KEY (org, rtype, term, id)) WITHOUT ROWID;
+     CREATE INDEX index_entries_by_record ON index_entries (org, rtype, id);
+     CREATE TABLE users (
+        name TEXT PRIMARY KEY, org TEXT NOT NULL, role TEXT NOT NULL,
+        password_phc TEXT NOT NULL, created_at INTEGER NOT NULL, disabled INTEGER NOT NULL);",
+)];
+
+/// The SQLite backend.
+pub struct SqliteBackend {
+    path: PathBuf,
+    writer: Mutex<Connection>,
+    readers: Vec<Mutex<Connection>>,
+    next_reader: AtomicUsize,
+}
+
+fn db_err(during: &'static str) -> impl Fn(rusqlite::Error) -> BackendError {
+    move |e| BackendError::Db {
+        during,
+        reason: e.to_string(),
+    }
+}
+
+impl SqliteBackend {
+    /// Opens (or, with `create`, creates) the database file at `path`.
+    pub fn open(path: &Path, create: bool) -> Result<Self, BackendError> {
+        let location = path.display().to_string();
+        if !create && !path.exists() {
+            return Err(BackendError::Open {
+                location,
+                reason: "no such file (run `caldicott init` first)".into(),
+            });
+        }
+        check_file_header(path)?;
+        let mut flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+        if create {
+            flags |= OpenFlags::SQLITE_OPEN_CREATE;
+        }
+        let open_err = |e: rusqlite::Error| classify(&location, e);
+        let writer = Connection::open_with_flags(path, flags).map_err(open_err)?;
+        writer
+            .execute_batch(
+                "PRAGMA busy_timeout = 10000;
+                 PRAGMA journal_mode = WAL;
+                 PRAGMA synchronous = FULL;
+                 PRAGMA foreign_keys = ON;",
+            )
+            .map_err(open_err)?;
+        // Touch the schema so a damaged file fails here, with a clear message.
+        writer
+            .query_row("SELECT count(*) FROM sqlite_master", [], |r| {
+                r.get::<_, i64>(0)
+            })
+            .map_err(open_err)?;
+        let mut readers = Vec::with_capacity(READERS);
+        for _ in 0..READERS {
+            let c = Connection::open_with_flags(
+                path,
+                OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+            )
+            .map_err(open_err)?;
+            c.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA query_only = ON;")
+                .map_err(open_err)?;
+            readers.push(Mutex::new(c));
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            writer: Mutex::new(writer),
+            readers,
+            next_reader: AtomicUsize::new(0),
+        })
+    }
+
+    fn writer(&self) -> std::sync::MutexGuard<'_, Connection> {
+        // A panic while holding the lock cannot leave a transaction half-applied (rusqlite
+        // rolls back on drop), so a poisoned lock is safe to reuse.
+        self.writer.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        for i in 0..self.readers.len() {
+            if let Ok(g) = self.readers[(start + i) % self.readers.len()].try_lock() {
+                return g;
+            }
+        }
+        self.readers[start % self.readers.len()]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn map(&self, during: &'static str) -> impl Fn(rusqlite::Error) -> BackendError + '_ {
+        move |e| match e.sqlite_error_code() {
+            Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => {
+                classify(&self.path.display().to_string(), e)
+            }
+            _ => db_err(during)(e),
+        }
+    }
+}
+
+/// Refuses a file that is not SQLite, or whose header promises more pages than the file holds.
+fn check_file_header(path: &Path) -> Result<(), BackendError> {
+    use std::io::Read;
+    let corrupt = |reason: String| BackendError::Corrupt {
+        location: path.display().to_string(),
+        reason,
+    };
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return Ok(());
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    if len == 0 {
+        return Ok(());
+    }
+    let mut h = [0u8; 100];
+    if len < 100 || f.read_exact(&mut h).is_err() {
+        return Err(corrupt(format!("the file is only {len} bytes long")));
+    }
+    if &h[..16] != b"SQLite format 3\0" {
+        return Err(corrupt("the file is not a SQLite database".into()));
+    }
+    let page_size = match u16::from_be_bytes([h[16], h[17]]) {
+        1 => 65536u64,
+        n => u64::from(n),
+    };
+    let pages = u64::from(u32::from_be_bytes([h[28], h[29], h[30], h[31]]));
+    // The in-header size is valid only when the change counter matches "version-valid-for".
+    let header_size_valid = h[24..28] == h[92..96];
+    if header_size_valid && pages * page_size > len {
+        return Err(corrupt(format!(
+            "the file is truncated: its header says {} bytes, the file has {len}",
+            pages * page_size
+        )));
+    }
+    Ok(())
+}
+
+fn classify(location: &str, e: rusqlite::Error) -> BackendError {
+    match e.sqlite_error_code() {
+        Some(ErrorCode::DatabaseCorrupt | ErrorCode::NotADatabase) => BackendError::Corrupt {
+            location: location.to_owned(),
+            reason: e.to_string(),
+        },
+        _ => BackendError::Open {
+            location: location.to_owned(),
+            reason: e.to_string(),
+        },
+    }
+}
+
+fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRecord> {
+    Ok(RawRecord {
+        org: r.get(0)?,
+        rtype: r.get(1)?,
+        id: r.get(2)?,
+        version: r.get::<_, i64>(3)? as u64,
+        deleted: r.get(4)?,
+        dek_version: r.get::<_, i64>(5)? as u32,
+        // Read as raw bytes whatever the stored type: a value rewritten as TEXT by
+        // tampering must reach the integrity check, not fail as a type error.
+        ciphertext: match r.get_ref(6)? {
+            rusqlite::types::ValueRef::Blob(b) | rusqlite::types::ValueRef::Text(b) => b.to_vec(),
+            _ => Vec::new(),
+        },
+        written_at: r.get(7)?,
+    })
+}
+
+const RECORD_COLUMNS: &str =
+    "r.org, r.rtype, r.id, r.version, r.deleted, r.dek_version, r.ciphertext, r.written_at";
+
+fn current_schema(c: &Connection) -> Result<i64, rusqlite::Error> {
+    let exists: i64 = c.query_row(
+        "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name = 'schema_migrations'",
+        [],
+        |r| r.get(0),
+    )?;
+    if exists == 0 {
+        return Ok(0);
+    }
+    c.query_row(
+        "SELECT COALESCE(MAX(version), 0) FROM schema_migrations",
+        [],
+        |r| r.get(0),
+    )
+}
+
+impl Backend for SqliteBackend {
+    fn location(&self) -> String {
+        self.path.display().to_string()
+    }
+
+    fn migrate(&self) -> Result<Vec<i64>, BackendError> {
+        let mut c = self.writer();
+        let m = self.map("migration");
+        let tx = c
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&m)?;
+        tx.execute_batch(
+            "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_at INTEGER NOT NULL)",
+        )
+        .map_err(&m)?;
+        let current = current_schema(&tx).map_err(&m)?;
+        let latest = MIGRATIONS.last().map_or(0, |m| m.0);
+        if current > latest {
+            return Err(BackendError::SchemaVersion {
+                found: current,
+                expected: latest,
+                hint: "the database was written by a newer caldicott; upgrade this one",
+            });
+        }
+        let mut applied = Vec::new();
+        for (v, sql) in MIGRATIONS.iter().filter(|(v, _)| *v > current) {
+            tx.execute_batch(sql).map_err(&m)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_at) VALUES (?1, ?2)",
+                params![v, now_micros()],
+            )
+            .map_err(&m)?;
+            applied.push(*v);
+        }
+        tx.commit().map_err(&m)?;
+        Ok(applied)
+    }
+
+    fn check_schema(&self) -> Result<(), BackendError> {
+        let c = self.writer();
+        let current = current_schema(&c).map_err(self.map("schema check"))?;
+        let latest = MIGRATIONS.last().map_or(0, |m| m.0);
+        if current != latest {
+            return Err(BackendError::SchemaVersion {
+                found: current,
+                expected: latest,
+                hint: if current < latest {
+                    "run `caldicott db migrate`"
+                } else {
+                    "the database was written by a newer caldicott; upgrade this one"
+                },
+            });
+        }
+        Ok(())
+    }
+
+    fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
+        self.reader()
+            .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
+            .optional()
+            .map_err(self.map("reading metadata"))
+    }
+
+    fn set_meta(&self, key: &str, value: &[u8]) -> Result<(), BackendError> {
+        self.writer()
+            .execute(
+                "INSERT INTO meta (key, value) VALUES (?1, ?2) ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+                params![key, value],
+            )
+            .map(|_| ())
+            .map_err(self.map("writing metadata"))
+    }
+
+    fn data_keys(&self) -> Result<Vec<DataKeyRow>, BackendError> {
+        let c = self.reader();
+        let m = self.map("reading data keys");
+        let mut st = c
+            .prepare("SELECT org, version, kek_id, wrapped, state, created_at FROM data_keys ORDER BY org, version")
+            .map_err(&m)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(DataKeyRow {
+                    org: r.get(0)?,
+                    version: r.get::<_, i64>(1)? as u32,
+                    kek_id: r.get(2)?,
+                    wrapped: r.get(3)?,
+                    state: r.get(4)?,
+                    created_at: r.get(5)?,
+                })
+            })
+            .map_err(&m)?;
+        rows.collect::<Result<_, _>>().map_err(&m)
+    }
+
+    fn add_data_key(&self, row: &DataKeyRow) -> Result<(), BackendError> {
+        let mut c = self.writer();
+        let m = self.map("adding a data key");
+        let tx = c
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&m)?;
+        tx.execute(
+            "UPDATE data_keys SET state = 'retired' WHERE org = ?1 AND state = 'active'",
+            [&row.org],
+        )
+        .map_err(&m)?;
+        tx.execute(
+            "INSERT INTO data_keys (org, version, kek_id, wrapped, state, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            params![row.org, row.version, row.kek_id, row.wrapped, row.state, row.created_at],
+        )
+        .map_err(&m)?;
+        tx.commit().map_err(&m)
+    }
+
+    fn rewrap_data_keys(&self, rows: &[DataKeyRow]) -> Result<(), BackendError> {
+        let mut c = self.writer();
+        let m = self.map("rewrapping data keys");
+        let tx = c
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&m)?;
+        for r in rows {
+            let n = tx
+                .execute(
+                    "UPDATE data_keys SET kek_id = ?3, wrapped = ?4 WHERE org = ?1 AND version = ?2",
+                    params![r.org, r.version, r.kek_id, r.wrapped],
+                )
+                .map_err(&m)?;
+            if n != 1 {
+                return Err(BackendError::Db {
+                    during: "rewrapping data keys",
+                    reason: format!("data key {} v{} vanished during rotation", r.org, r.version),
+                });
+            }
+        }
+        tx.commit().map_err(&m)
+    }
+
+    fn drop_data_key(&self, org: &str, version: u32) -> Result<bool, BackendError> {
+        let mut c = self.writer();
+        let m = self.map("dropping a data key");
+        let tx = c
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&m)?;
+        let used: i64 = tx
+            .query_row(
+                "SELECT count(*) FROM records WHERE org = ?1 AND dek_version = ?2",
+                params![org, version],
+                |r| r.get(0),
+            )
+            .map_err(&m)?;
+        if used > 0 {
+            return Ok(false);
+        }
+        let n = tx
+            .execute(
+                "DELETE FROM data_keys WHERE org = ?1 AND version = ?2 AND state = 'retired'",
+                params![org, version],
+            )
+            .map_err(&m)?;
+        tx.commit().map_err(&m)?;
+        Ok(n == 1)
+    }
+
+    fn write(&self, rows: &[RowWrite]) -> Result<(), BackendError> {
+        let mut c = self.writer();
+        let m = self.map("writing records");
+        let tx = c
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&m)?;
+        {
+            let mut ins_head = tx
+                .prepare_cached(
+                    "INSERT INTO heads (org, rtype, id, version, deleted) VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT DO NOTHING",
+                )
+                .map_err(&m)?;
+            let mut upd_head = tx
+                .prepare_cached(
+                    "UPDATE heads SET version = ?4, deleted = ?5 WHERE org = ?1 AND rtype = ?2 AND id = ?3 AND version = ?6",
+                )
+                .map_err(&m)?;
+            let mut ins_rec = tx
+                .prepare_cached(
+                    "INSERT INTO records (org, rtype, id, version, deleted, dek_version, ciphertext, written_at)
+                     VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                )
+                .map_err(&m)?;
+            let mut del_terms = tx
+                .prepare_cached(
+                    "DELETE FROM index_entries WHERE org = ?1 AND rtype = ?2 AND id = ?3",
+                )
+                .map_err(&m)?;
+            let mut ins_term = tx
+                .prepare_cached(
+                    "INSERT INTO index_entries (org, rtype, term, id) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                )
+                .map_err(&m)?;
+            for w in rows {
+                let r = &w.record;
+                let changed = match w.expect {
+                    RowExpect::Absent => ins_head
+                        .execute(params![r.org, r.rtype, r.id, r.version as i64, r.deleted])
+                        .map_err(&m)?,
+                    RowExpect::Version(v) => upd_head
+                        .execute(params![
+                            r.org,
+                            r.rtype,
+                            r.id,
+                            r.version as i64,
+                            r.deleted,
+                            v as i64
+                        ])
+                        .map_err(&m)?,
+                };
+                if changed != 1 {
+                    // Dropping the transaction rolls everything back.
+                    return Err(BackendError::Conflict {
+                        rtype: r.rtype.clone(),
+                        id: r.id.clone(),
+                    });
+                }
+                ins_rec
+                    .execute(params![
+                        r.org,
+                        r.rtype,
+                        r.id,
+                        r.version as i64,
+                        r.deleted,
+                        r.dek_version,
+                        r.ciphertext,
+                        r.written_at
+                    ])
+                    .map_err(&m)?;
+                if matches!(w.expect, RowExpect::Version(_)) {
+                    del_terms
+                        .execute(params![r.org, r.rtype, r.id])
+                        .map_err(&m)?;
+                }
+                for t in &w.terms {
+                    ins_term
+                        .execute(params![r.org, r.rtype, &t[..], r.id])
+                        .map_err(&m)?;
+                }
+            }
+        }
+        tx.commit().map_err(&m)
+    }
+
+    fn heads(
+        &self,
+        org: &str,
+        rtype: &str,
+        ids: &[&str],
+    ) -> Result<Vec<Option<RawRecord>>, BackendError> {
+        let c = self.reader();
+        let m = self.map("reading records");
+        let mut st = c
+            .prepare_cached(&format!(
+                "SELECT {RECORD_COLUMNS} FROM heads h JOIN records r
+                   ON r.org = h.org AND r.rtype = h.rtype AND r.id = h.id AND r.version = h.version
+                 WHERE h.org = ?1 AND h.rtype = ?2 AND h.id = ?3"
+            ))
+            .map_err(&m)?;
+        ids.iter()
+            .map(|id| {
+                st.query_row(params![org, rtype, id], row_to_record)
+                    .optional()
+                    .map_err(&m)
+            })
+            .collect()
+    }
+
+    fn version(
+        &self,
+        org: &str,
+        rtype: &str,
+        id: &str,
+        version: u64,
+    ) -> Result<Option<RawRecord>, BackendError> {
+        let c = self.reader();
+        let m = self.map("reading a record version");
+        let mut st = c
+            .prepare_cached(&format!(
+                "SELECT {RECORD_COLUMNS} FROM records r WHERE r.org = ?1 AND r.rtype = ?2 AND r.id = ?3 AND r.version = ?4"
+            ))
+            .map_err(&m)?;
+        st.query_row(params![org, rtype, id, version as i64], row_to_record)
+            .optional()
+            .map_err(&m)
+    }
+
+    fn history(&self, org: &str, rtype: &str, id: &str) -> Result<Vec<RawRecord>, BackendError> {
+        let c = self.reader();
+        let m = self.map("reading record history");
+        let mut st = c
+            .prepare_cached(&format!(
+                "SELECT {RECORD_COLUMNS} FROM records r WHERE r.org = ?1 AND r.rtype = ?2 AND r.id = ?3 ORDER BY r.version DESC"
+            ))
+            .map_err(&m)?;
+        let rows = st
+            .query_map(params![org, rtype, id], row_to_record)
+            .map_err(&m)?;
+        rows.collect::<Result<_, _>>().map_err(&m)
+    }
+
+    fn search(
+        &self,
+        org: &str,
+        rtype: &str,
+        terms: &[TermHash],
+    ) -> Result<Vec<String>, BackendError> {
+        let c = self.reader();
+        let m = self.map("searching the index");
+        let mut st = c
+            .prepare_cached(
+                "SELECT id FROM index_entries WHERE org = ?1 AND rtype = ?2 AND term = ?3",
+            )
+            .map_err(&m)?;
+        let mut ids = Vec::new();
+        for t in terms {
+            let rows = st
+                .query_map(params![org, rtype, &t[..]], |r| r.get::<_, String>(0))
+                .map_err(&m)?;
+            for id in rows {
+                ids.push(id.map_err(&m)?);
+            }
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        Ok(ids)
+    }
+
+    fn count(&self, org: &str, rtype: &str) -> Result<u64, BackendError> {
+        self.reader()
+            .query_row(
+                "SELECT count(*) FROM heads WHERE org = ?1 AND rtype = ?2 AND deleted = 0",
+                params![org, rtype],
+                |r| r.get::<_, i64>(0),
+            )
+            .map(|n| n as u64)
+            .map_err(self.map("counting records"))
+    }
+
+    fn stale_records(
+        &self,
+        org: &str,
+        dek_version: u32,
+        limit: usize,
+    ) -> Result<Vec<RawRecord>, BackendError> {
+        let c = self.reader();
+        let m = self.map("finding records to re-encrypt");
+        let mut st = c
+            .prepare_cached(&format!(
+                "SELECT {RECORD_COLUMNS} FROM records r WHERE r.org = ?1 AND r.dek_version < ?2 LIMIT ?3"
+            ))
+            .map_err(&m)?;
+        let rows = st
+            .query_map(params![org, dek_version, limit as i64], row_to_record)
+            .map_err(&m)?;
+        rows.collect::<Result<_, _>>().map_err(&m)
+    }
+
+    fn records_per_key(&self) -> Result<Vec<(String, u32, u64)>, BackendError> {
+        let c = self.reader();
+        let m = self.map("counting records per key");
+        let mut st = c
+            .prepare("SELECT org, dek_version, count(*) FROM records GROUP BY org, dek_version ORDER BY org, dek_version")
+            .map_err(&m)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((
+                    r.get(0)?,
+                    r.get::<_, i64>(1)? as u32,
+                    r.get::<_, i64>(2)? as u64,
+                ))
+            })
+            .map_err(&m)?;
+        rows.collect::<Result<_, _>>().map_err(&m)
+    }
+
+    fn apply_reencrypted(&self, rows: &[Reencrypted]) -> Result<(), BackendError> {
+        let mut c = self.writer();
+        let m = self.map("re-encrypting records");
+        let tx = c
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&m)?;
+        {
+            let mut upd = tx
+                .prepare_cached(
+                    "UPDATE records SET ciphertext = ?6, dek_version = ?5
+                     WHERE org = ?1 AND rtype = ?2 AND id = ?3 AND version = ?4 AND dek_version = ?7",
+                )
+                .map_err(&m)?;
+            let mut is_head = tx
+                .prepare_cached("SELECT count(*) FROM heads WHERE org = ?1 AND rtype = ?2 AND id = ?3 AND version = ?4")
+                .map_err(&m)?;
+            let mut del_terms = tx
+                .prepare_cached(
+                    "DELETE FROM index_entries WHERE org = ?1 AND rtype = ?2 AND id = ?3",
+                )
+                .map_err(&m)?;
+            let mut ins_term = tx
+                .prepare_cached(
+                    "INSERT INTO index_entries (org, rtype, term, id) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+                )
+                .map_err(&m)?;
+            for r in rows {
+                let n = upd
+                    .execute(params![
+                        r.org,
+                        r.rtype,
+                        r.id,
+                        r.version as i64,
+                        r.new_dek,
+                        r.ciphertext,
+                        r.old_dek
+                    ])
+                    .map_err(&m)?;
+                if n == 0 {
+                    continue;
+                }
+                let head: i64 = is_head
+                    .query_row(params![r.org, r.rtype, r.id, r.version as i64], |x| {
+                        x.get(0)
+                    })
+                    .map_err(&m)?;
+                if head == 1 {
+                    del_terms
+                        .execute(params![r.org, r.rtype, r.id])
+                        .map_err(&m)?;
+                    for t in &r.terms {
+                        ins_term
+                            .execute(params![r.org, r.rtype, &t[..], r.id])
+                            .map_err(&m)?;
+                    }
+                }
+            }
+        }
+        tx.commit().map_err(&m)
+    }
+
+    fn add_user(&self, u: &UserRow) -> Result<(), BackendError> {
+        self.writer()
+            .execute(
+                "INSERT INTO users (name, org, role, password_phc, created_at, disabled) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                params![u.name, u.org, u.role, u.password_phc, u.created_at, u.disabled],
+            )
+            .map(|_| ())
+            .map_err(self.map("adding a user"))
+    }
+
+    fn users(&self) -> Result<Vec<UserRow>, BackendError> {
+        let c = self.reader();
+        let m = self.map("reading users");
+        let mut st = c
+            .prepare("SELECT name, org, role, password_phc, created_at, disabled FROM users ORDER BY name")
+            .map_err(&m)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok(UserRow {
+                    name: r.get(0)?,
+                    org: r.get(1)?,
+                    role: r.get(2)?,
+                    password_phc: r.get(3)?,
+                    created_at: r.get(4)?,
+                    disabled: r.get(5)?,
+                })
+            })
+            .map_err(&m)?;
+        rows.collect::<Result<_, _>>().map_err(&m)
+    }
+}

@@ -1,0 +1,728 @@
+//! One conformance suite, run against both backends: SQLite (always) and PostgreSQL (the
+//! cluster `cargo xtask test` starts; skipped visibly without it).
+
+use std::sync::Arc;
+
+use caldicott_core::{OdsCode, ResourceId, ResourceType, VersionId};
+use caldicott_vault::testing::PgSchema;
+use caldicott_vault::{
+    Backend, Expect, IndexTerm, KeyProvider, LocalKek, PostgresBackend, SqliteBackend, Vault,
+    VaultError, Write,
+};
+
+/// A database under test, with raw SQL access for tamper tests.
+enum Db {
+    Sqlite(tempfile::TempDir),
+    Postgres(PgSchema),
+}
+
+impl Db {
+    fn backend(&self) -> Box<dyn Backend> {
+        match self {
+            Db::Sqlite(d) => {
+                Box::new(SqliteBackend::open(&d.path().join("vault.db"), true).unwrap())
+            }
+            Db::Postgres(s) => Box::new(PostgresBackend::connect(&s.url).unwrap()),
+        }
+    }
+
+    /// Flips the lowest bit of one byte of a record's stored ciphertext.
+    fn flip_byte(&self, id: &str, at: usize) {
+        match self {
+            Db::Sqlite(_) => self.exec(&format!(
+                "UPDATE records SET ciphertext = substr(ciphertext, 1, {at})
+                   || CASE WHEN substr(ciphertext, {p}, 1) = X'00' THEN X'01' ELSE X'00' END
+                   || substr(ciphertext, {n}) WHERE id = '{id}'",
+                p = at + 1,
+                n = at + 2
+            )),
+            Db::Postgres(_) => self.exec(&format!(
+                "UPDATE records SET ciphertext = set_byte(ciphertext, {at}, get_byte(ciphertext, {at}) # 1) WHERE id = '{id}'"
+            )),
+        }
+    }
+
+    fn exec(&self, sql: &str) {
+        match self {
+            Db::Sqlite(d) => {
+                let c = rusqlite_conn(&d.path().join("vault.db"));
+                c.execute_batch(sql).unwrap();
+            }
+            Db::Postgres(s) => s.exec(sql),
+        }
+    }
+}
+
+fn rusqlite_conn(p: &std::path::Path) -> rusqlite::Connection {
+    rusqlite::Connection::open(p).unwrap()
+}
+
+struct Fixture {
+    db: Db,
+    kek: Arc<LocalKek>,
+    vault: Vault,
+}
+
+impl Fixture {
+    fn reopen(&self, kek: Arc<dyn KeyProvider>) -> Result<Vault, VaultError> {
+        Vault::open(self.db.backend(), kek)
+    }
+}
+
+fn fixture(db: Db) -> Fixture {
+    let b = db.backend();
+    b.migrate().unwrap();
+    let kek = Arc::new(LocalKek::generate().unwrap().0);
+    let vault = Vault::open(b, kek.clone()).unwrap();
+    Fixture { db, kek, vault }
+}
+
+fn org(s: &str) -> OdsCode {
+    OdsCode::parse(s).unwrap()
+}
+fn rt(s: &str) -> ResourceType {
+    ResourceType::new(s).unwrap()
+}
+fn rid(s: &str) -> ResourceId {
+    ResourceId::new(s).unwrap()
+}
+fn v(n: u64) -> VersionId {
+    VersionId::new(n).unwrap()
+}
+
+fn write(o: &str, t: &str, id: &str, expect: Expect, body: &str, terms: &[(&str, &str)]) -> Write {
+    Write {
+        org: org(o),
+        rtype: rt(t),
+        id: rid(id),
+        expect,
+        body: body.as_bytes().to_vec(),
+        terms: terms.iter().map(|(n, v)| IndexTerm::new(*n, *v)).collect(),
+    }
+}
+
+const NHS: &str = "https://fhir.nhs.uk/Id/nhs-number|9990000026";
+
+fn create_and_read_back_exact_bytes(f: &Fixture) {
+    let body = r#"{"resourceType":"Observation","valueQuantity":{"value":72.50}}"#;
+    let got = f
+        .vault
+        .put(&write(
+            "A81001",
+            "Observation",
+            "o1",
+            Expect::Absent,
+            body,
+            &[],
+        ))
+        .unwrap();
+    assert_eq!(got, VersionId::FIRST);
+    let r = f
+        .vault
+        .get(&org("A81001"), &rt("Observation"), &rid("o1"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(r.body, body.as_bytes());
+    assert_eq!(r.version, VersionId::FIRST);
+    assert!(!r.deleted);
+    assert!(
+        f.vault
+            .get(&org("A81001"), &rt("Observation"), &rid("nope"))
+            .unwrap()
+            .is_none()
+    );
+}
+
+fn updates_make_versions_and_keep_history(f: &Fixture) {
+    let w = |e, b| write("A81001", "Patient", "p1", e, b, &[]);
+    f.vault.put(&w(Expect::Absent, "v1")).unwrap();
+    assert_eq!(f.vault.put(&w(Expect::Version(v(1)), "v2")).unwrap(), v(2));
+    assert_eq!(f.vault.put(&w(Expect::Any, "v3")).unwrap(), v(3));
+    let h = f
+        .vault
+        .history(&org("A81001"), &rt("Patient"), &rid("p1"))
+        .unwrap();
+    let bodies: Vec<&[u8]> = h.iter().map(|r| r.body.as_slice()).collect();
+    assert_eq!(bodies, [b"v3".as_slice(), b"v2", b"v1"]);
+    let old = f
+        .vault
+        .get_version(&org("A81001"), &rt("Patient"), &rid("p1"), v(2))
+        .unwrap()
+        .unwrap();
+    assert_eq!(old.body, b"v2");
+    assert!(
+        f.vault
+            .get_version(&org("A81001"), &rt("Patient"), &rid("p1"), v(9))
+            .unwrap()
+            .is_none()
+    );
+}
+
+fn optimistic_concurrency_refuses_stale_writes(f: &Fixture) {
+    let w = |e, b| write("A81001", "Patient", "p1", e, b, &[]);
+    f.vault.put(&w(Expect::Absent, "v1")).unwrap();
+    let e = f.vault.put(&w(Expect::Absent, "again")).unwrap_err();
+    assert!(matches!(e, VaultError::Conflict { .. }), "{e}");
+    f.vault.put(&w(Expect::Version(v(1)), "v2")).unwrap();
+    let e = f.vault.put(&w(Expect::Version(v(1)), "stale")).unwrap_err();
+    assert!(
+        e.to_string()
+            .contains("expected version 1, found version 2"),
+        "{e}"
+    );
+    let cur = f
+        .vault
+        .get(&org("A81001"), &rt("Patient"), &rid("p1"))
+        .unwrap()
+        .unwrap();
+    assert_eq!(cur.body, b"v2");
+    assert_eq!(
+        f.vault
+            .history(&org("A81001"), &rt("Patient"), &rid("p1"))
+            .unwrap()
+            .len(),
+        2
+    );
+}
+
+fn delete_is_a_tombstone(f: &Fixture) {
+    let (o, t, i) = (org("A81001"), rt("Patient"), rid("p1"));
+    f.vault
+        .put(&write(
+            "A81001",
+            "Patient",
+            "p1",
+            Expect::Absent,
+            "v1",
+            &[("identifier", NHS)],
+        ))
+        .unwrap();
+    assert_eq!(
+        f.vault.delete(&o, &t, &i, Expect::Version(v(1))).unwrap(),
+        v(2)
+    );
+    let r = f.vault.get(&o, &t, &i).unwrap().unwrap();
+    assert!(r.deleted && r.body.is_empty() && r.version == v(2));
+    assert!(
+        f.vault
+            .search(&o, &t, &IndexTerm::new("identifier", NHS))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(f.vault.count(&o, &t).unwrap(), 0);
+    assert_eq!(f.vault.history(&o, &t, &i).unwrap().len(), 2);
+    // Recreating after delete continues the version sequence.
+    assert_eq!(
+        f.vault
+            .put(&write("A81001", "Patient", "p1", Expect::Any, "v3", &[]))
+            .unwrap(),
+        v(3)
+    );
+    assert!(matches!(
+        f.vault.delete(&o, &t, &rid("never"), Expect::Any),
+        Err(VaultError::Conflict { .. })
+    ));
+}
+
+fn batches_are_all_or_nothing(f: &Fixture) {
+    f.vault
+        .put(&write(
+            "A81001",
+            "Patient",
+            "taken",
+            Expect::Absent,
+            "x",
+            &[],
+        ))
+        .unwrap();
+    let batch = vec![
+        write(
+            "A81001",
+            "Patient",
+            "b1",
+            Expect::Absent,
+            "1",
+            &[("identifier", NHS)],
+        ),
+        write("A81001", "Observation", "b2", Expect::Absent, "2", &[]),
+        write("A81001", "Patient", "taken", Expect::Absent, "3", &[]),
+    ];
+    assert!(matches!(
+        f.vault.put_batch(&batch),
+        Err(VaultError::Conflict { .. })
+    ));
+    assert!(
+        f.vault
+            .get(&org("A81001"), &rt("Patient"), &rid("b1"))
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        f.vault
+            .get(&org("A81001"), &rt("Observation"), &rid("b2"))
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        f.vault
+            .search(
+                &org("A81001"),
+                &rt("Patient"),
+                &IndexTerm::new("identifier", NHS)
+            )
+            .unwrap()
+            .is_empty()
+    );
+    let ok = f.vault.put_batch(&batch[..2]).unwrap();
+    assert_eq!(ok, [VersionId::FIRST, VersionId::FIRST]);
+    let dup = vec![batch[0].clone(), batch[0].clone()];
+    assert!(matches!(
+        f.vault.put_batch(&dup),
+        Err(VaultError::DuplicateInBatch { .. })
+    ));
+}
+
+fn batched_get_keeps_order(f: &Fixture) {
+    let ws: Vec<Write> = (0..50)
+        .map(|i| {
+            write(
+                "A81001",
+                "Patient",
+                &format!("p{i}"),
+                Expect::Absent,
+                &format!("body{i}"),
+                &[],
+            )
+        })
+        .collect();
+    f.vault.put_batch(&ws).unwrap();
+    let ids: Vec<ResourceId> = [7, 3, 99, 49]
+        .iter()
+        .map(|i| rid(&format!("p{i}")))
+        .collect();
+    let got = f
+        .vault
+        .get_many(&org("A81001"), &rt("Patient"), &ids)
+        .unwrap();
+    let bodies: Vec<Option<Vec<u8>>> = got.into_iter().map(|r| r.map(|r| r.body)).collect();
+    assert_eq!(
+        bodies,
+        [
+            Some(b"body7".to_vec()),
+            Some(b"body3".to_vec()),
+            None,
+            Some(b"body49".to_vec())
+        ]
+    );
+}
+
+fn protected_index_finds_current_terms_only(f: &Fixture) {
+    let (o, t) = (org("A81001"), rt("Patient"));
+    let term = IndexTerm::new("identifier", NHS);
+    f.vault
+        .put(&write(
+            "A81001",
+            "Patient",
+            "p1",
+            Expect::Absent,
+            "a",
+            &[("identifier", NHS), ("family", "smith")],
+        ))
+        .unwrap();
+    f.vault
+        .put(&write(
+            "A81001",
+            "Patient",
+            "p2",
+            Expect::Absent,
+            "b",
+            &[("family", "smith")],
+        ))
+        .unwrap();
+    assert_eq!(f.vault.search(&o, &t, &term).unwrap(), [rid("p1")]);
+    assert_eq!(
+        f.vault
+            .search(&o, &t, &IndexTerm::new("family", "smith"))
+            .unwrap(),
+        [rid("p1"), rid("p2")]
+    );
+    // The term hash is bound to its name: the same value under another name finds nothing.
+    assert!(
+        f.vault
+            .search(&o, &t, &IndexTerm::new("family", NHS))
+            .unwrap()
+            .is_empty()
+    );
+    // Other organisations and types see nothing.
+    assert!(
+        f.vault
+            .search(&org("B82002"), &t, &term)
+            .unwrap()
+            .is_empty()
+    );
+    assert!(
+        f.vault
+            .search(&o, &rt("Observation"), &term)
+            .unwrap()
+            .is_empty()
+    );
+    // An update replaces the terms.
+    f.vault
+        .put(&write(
+            "A81001",
+            "Patient",
+            "p1",
+            Expect::Any,
+            "a2",
+            &[("family", "jones")],
+        ))
+        .unwrap();
+    assert!(f.vault.search(&o, &t, &term).unwrap().is_empty());
+    assert_eq!(
+        f.vault
+            .search(&o, &t, &IndexTerm::new("family", "jones"))
+            .unwrap(),
+        [rid("p1")]
+    );
+}
+
+fn organisations_are_isolated(f: &Fixture) {
+    f.vault
+        .put(&write("A81001", "Patient", "p1", Expect::Absent, "a", &[]))
+        .unwrap();
+    f.vault
+        .put(&write("B82002", "Patient", "p1", Expect::Absent, "b", &[]))
+        .unwrap();
+    assert_eq!(
+        f.vault
+            .get(&org("A81001"), &rt("Patient"), &rid("p1"))
+            .unwrap()
+            .unwrap()
+            .body,
+        b"a"
+    );
+    assert_eq!(
+        f.vault
+            .get(&org("B82002"), &rt("Patient"), &rid("p1"))
+            .unwrap()
+            .unwrap()
+            .body,
+        b"b"
+    );
+    assert!(
+        f.vault
+            .get(&org("C83003"), &rt("Patient"), &rid("p1"))
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(f.vault.organisations(), ["A81001", "B82002"]);
+}
+
+fn a_flipped_byte_is_an_integrity_error(f: &Fixture) {
+    f.vault
+        .put(&write(
+            "A81001",
+            "Patient",
+            "p1",
+            Expect::Absent,
+            "secret",
+            &[],
+        ))
+        .unwrap();
+    // Flip one byte in the middle of the stored ciphertext, in the database itself.
+    f.db.flip_byte("p1", 20);
+    let e = f
+        .vault
+        .get(&org("A81001"), &rt("Patient"), &rid("p1"))
+        .unwrap_err();
+    match &e {
+        VaultError::Integrity {
+            org,
+            rtype,
+            id,
+            version,
+        } => {
+            assert_eq!(
+                (org.as_str(), rtype.as_str(), id.as_str(), *version),
+                ("A81001", "Patient", "p1", 1)
+            );
+        }
+        other => panic!("expected an integrity error, got {other}"),
+    }
+    assert!(e.to_string().contains("A81001/Patient/p1 version 1"), "{e}");
+    assert!(!e.to_string().contains("secret"));
+}
+
+fn swapped_ciphertexts_are_integrity_errors(f: &Fixture) {
+    f.vault
+        .put(&write(
+            "A81001",
+            "Patient",
+            "p1",
+            Expect::Absent,
+            "alice",
+            &[],
+        ))
+        .unwrap();
+    f.vault
+        .put(&write(
+            "A81001",
+            "Patient",
+            "p2",
+            Expect::Absent,
+            "bob",
+            &[],
+        ))
+        .unwrap();
+    f.db.exec(
+        "CREATE TEMP TABLE swap AS SELECT id, ciphertext FROM records WHERE id IN ('p1', 'p2');
+         UPDATE records SET ciphertext = (SELECT s.ciphertext FROM swap s WHERE s.id <> records.id)
+         WHERE id IN ('p1', 'p2');",
+    );
+    for id in ["p1", "p2"] {
+        let e = f
+            .vault
+            .get(&org("A81001"), &rt("Patient"), &rid(id))
+            .unwrap_err();
+        assert!(matches!(e, VaultError::Integrity { .. }), "{e}");
+        assert!(e.to_string().contains(&format!("Patient/{id}")));
+    }
+}
+
+fn a_moved_version_is_an_integrity_error(f: &Fixture) {
+    let w = |e, b| write("A81001", "Patient", "p1", e, b, &[]);
+    f.vault.put(&w(Expect::Absent, "old")).unwrap();
+    f.vault.put(&w(Expect::Any, "new")).unwrap();
+    // Replaying the old version's ciphertext as the current one (a rollback) is caught.
+    f.db.exec(
+        "UPDATE records SET ciphertext = (SELECT ciphertext FROM records WHERE id = 'p1' AND version = 1)
+         WHERE id = 'p1' AND version = 2",
+    );
+    let e = f
+        .vault
+        .get(&org("A81001"), &rt("Patient"), &rid("p1"))
+        .unwrap_err();
+    assert!(matches!(e, VaultError::Integrity { version: 2, .. }), "{e}");
+}
+
+fn wrong_master_key_is_refused(f: &Fixture) {
+    f.vault
+        .put(&write("A81001", "Patient", "p1", Expect::Absent, "x", &[]))
+        .unwrap();
+    let other: Arc<dyn KeyProvider> = Arc::new(LocalKek::generate().unwrap().0);
+    let e = f.reopen(other).err().expect("wrong key must fail");
+    assert!(matches!(e, VaultError::WrongMasterKey { .. }), "{e}");
+    assert!(e.to_string().contains(f.kek.kek_id().as_str()));
+}
+
+fn master_key_rotation_rewraps_without_touching_data(f: &Fixture) {
+    f.vault
+        .put(&write(
+            "A81001",
+            "Patient",
+            "p1",
+            Expect::Absent,
+            "x",
+            &[("identifier", NHS)],
+        ))
+        .unwrap();
+    f.vault
+        .put(&write("B82002", "Patient", "p1", Expect::Absent, "y", &[]))
+        .unwrap();
+    let mut v = f.reopen(f.kek.clone()).unwrap();
+    let new_kek = Arc::new(LocalKek::generate().unwrap().0);
+    assert_eq!(v.rotate_master_key(new_kek.clone()).unwrap(), 2);
+    assert_eq!(
+        v.get(&org("A81001"), &rt("Patient"), &rid("p1"))
+            .unwrap()
+            .unwrap()
+            .body,
+        b"x"
+    );
+    let reopened = f.reopen(new_kek).unwrap();
+    assert_eq!(
+        reopened
+            .get(&org("B82002"), &rt("Patient"), &rid("p1"))
+            .unwrap()
+            .unwrap()
+            .body,
+        b"y"
+    );
+    assert_eq!(
+        reopened
+            .search(
+                &org("A81001"),
+                &rt("Patient"),
+                &IndexTerm::new("identifier", NHS)
+            )
+            .unwrap(),
+        [rid("p1")]
+    );
+    assert!(matches!(
+        f.reopen(f.kek.clone()),
+        Err(VaultError::WrongMasterKey { .. })
+    ));
+}
+
+fn data_key_rotation_reencrypts_resumably(f: &Fixture) {
+    let o = org("A81001");
+    let ws: Vec<Write> = (0..30)
+        .map(|i| {
+            write(
+                "A81001",
+                "Patient",
+                &format!("p{i}"),
+                Expect::Absent,
+                &format!("b{i}"),
+                &[("n", &format!("{i}"))],
+            )
+        })
+        .collect();
+    f.vault.put_batch(&ws).unwrap();
+    f.vault
+        .delete(&o, &rt("Patient"), &rid("p0"), Expect::Any)
+        .unwrap();
+    f.vault
+        .put(&write(
+            "A81001",
+            "Patient",
+            "p1",
+            Expect::Any,
+            "b1-v2",
+            &[("n", "1")],
+        ))
+        .unwrap();
+    assert_eq!(f.vault.rotate_data_key(&o).unwrap(), 2);
+    // Writes during rotation use the new key at once.
+    f.vault
+        .put(&write(
+            "A81001",
+            "Patient",
+            "new",
+            Expect::Absent,
+            "n",
+            &[("n", "new")],
+        ))
+        .unwrap();
+    let st = f.vault.key_status().unwrap();
+    assert_eq!(st[0].active_version, 2);
+    assert_eq!(st[0].stale(), 32);
+    // Search works mid-rotation, across both keys.
+    assert_eq!(
+        f.vault
+            .search(&o, &rt("Patient"), &IndexTerm::new("n", "7"))
+            .unwrap(),
+        [rid("p7")]
+    );
+    // Steps of 10, as an interrupted background job would run them.
+    let mut steps = 0;
+    let other = f.reopen(f.kek.clone()).unwrap();
+    while other.reencrypt_step(&o, 10).unwrap() > 0 {
+        steps += 1;
+    }
+    assert_eq!(steps, 4);
+    let st = f.vault.key_status().unwrap();
+    assert_eq!(st[0].stale(), 0);
+    assert_eq!(
+        st[0].records_per_key.keys().copied().collect::<Vec<_>>(),
+        [2]
+    );
+    for i in 1..30 {
+        let r = f
+            .vault
+            .get(&o, &rt("Patient"), &rid(&format!("p{i}")))
+            .unwrap()
+            .unwrap();
+        assert!(r.body.starts_with(format!("b{i}").as_bytes()));
+        assert_eq!(
+            f.vault
+                .search(&o, &rt("Patient"), &IndexTerm::new("n", i.to_string()))
+                .unwrap(),
+            [rid(&format!("p{i}"))]
+        );
+    }
+    assert_eq!(
+        f.vault
+            .history(&o, &rt("Patient"), &rid("p1"))
+            .unwrap()
+            .len(),
+        2
+    );
+    assert!(
+        f.vault
+            .get(&o, &rt("Patient"), &rid("p0"))
+            .unwrap()
+            .unwrap()
+            .deleted
+    );
+    // The old data key is gone from the database: a fresh vault only holds version 2.
+    let fresh = f.reopen(f.kek.clone()).unwrap();
+    assert_eq!(fresh.key_status().unwrap()[0].records_per_key.len(), 1);
+}
+
+fn concurrent_writers_serialise(f: &Fixture) {
+    f.vault
+        .put(&write("A81001", "Patient", "p1", Expect::Absent, "0", &[]))
+        .unwrap();
+    let vaults: Vec<Vault> = (0..4).map(|_| f.reopen(f.kek.clone()).unwrap()).collect();
+    std::thread::scope(|s| {
+        for (n, v) in vaults.iter().enumerate() {
+            s.spawn(move || {
+                for i in 0..10 {
+                    v.put(&write(
+                        "A81001",
+                        "Patient",
+                        "p1",
+                        Expect::Any,
+                        &format!("{n}-{i}"),
+                        &[],
+                    ))
+                    .unwrap();
+                }
+            });
+        }
+    });
+    let h = f
+        .vault
+        .history(&org("A81001"), &rt("Patient"), &rid("p1"))
+        .unwrap();
+    assert_eq!(h.len(), 41);
+    assert_eq!(h[0].version, v(41));
+}
+
+macro_rules! conformance {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[test]
+            fn $name() {
+                super::$name(&super::fixture(super::Db::Sqlite(tempfile::tempdir().unwrap())));
+            })*
+        }
+        mod postgres {
+            $(#[test]
+            fn $name() {
+                if let Some(schema) = caldicott_vault::testing::PgSchema::create() {
+                    super::$name(&super::fixture(super::Db::Postgres(schema)));
+                }
+            })*
+        }
+    };
+}
+
+conformance!(
+    create_and_read_back_exact_bytes,
+    updates_make_versions_and_keep_history,
+    optimistic_concurrency_refuses_stale_writes,
+    delete_is_a_tombstone,
+    batches_are_all_or_nothing,
+    batched_get_keeps_order,
+    protected_index_finds_current_terms_only,
+    organisations_are_isolated,
+    a_flipped_byte_is_an_integrity_error,
+    swapped_ciphertexts_are_integrity_errors,
+    a_moved_version_is_an_integrity_error,
+    wrong_master_key_is_refused,
+    master_key_rotation_rewraps_without_touching_data,
+    data_key_rotation_reencrypts_resumably,
+    concurrent_writers_serialise,
+);
