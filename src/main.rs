@@ -1,1 +1,580 @@
-fn main() {}
+//! `caldicott`: the one binary of a Caldicott deployment.
+//!
+//! This file parses the command line and wires the crates together; it holds no business
+//! rules. Each subcommand is a small function that opens what it needs, does one job and
+//! prints the outcome. Errors are printed as one line on stderr with a non-zero exit code.
+
+#![forbid(unsafe_code)]
+
+mod config;
+mod datadir;
+mod import;
+mod progress;
+mod serve;
+
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
+use caldicott_core::OdsCode;
+use caldicott_vault::{KeyProvider, LocalKek, UserRow, Vault};
+use clap::{Parser, Subcommand};
+
+use crate::config::Config;
+use crate::datadir::{DataDir, KeySource, MASTER_KEY_FILE, NEW_MASTER_KEY_FILE};
+
+#[derive(Parser)]
+#[command(
+    name = "caldicott",
+    version,
+    about = "Secures patient data for health and social care."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Creates a data directory: master key, TLS certificate, database and first administrator.
+    Init {
+        /// The data directory to create.
+        #[arg(long)]
+        data: PathBuf,
+        /// PostgreSQL URL (postgres://user@host/db); default: SQLite inside the data directory.
+        #[arg(long, env = "CALDICOTT_DATABASE")]
+        database: Option<String>,
+        /// ODS code of the organisation running this deployment.
+        #[arg(long, default_value = "LOCAL")]
+        ods: String,
+        /// Name of the first administrator.
+        #[arg(long, default_value = "admin")]
+        admin: String,
+        /// Address `serve` listens on.
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Serves HTTPS (health and metrics now; the FHIR API and console as they arrive).
+    Serve {
+        #[arg(long)]
+        data: PathBuf,
+        /// Address to listen on, e.g. 127.0.0.1:8443 (default from the configuration).
+        #[arg(long)]
+        listen: Option<String>,
+        /// Serve plain HTTP instead of HTTPS: only allowed on a loopback address.
+        #[arg(long)]
+        plain_http: bool,
+        /// PostgreSQL URL, overriding the configuration.
+        #[arg(long, env = "CALDICOTT_DATABASE")]
+        database: Option<String>,
+    },
+    /// A fresh temporary deployment with synthetic patients, served on localhost.
+    Demo {
+        /// Number of synthetic patients to load.
+        #[arg(long, default_value_t = 200)]
+        patients: usize,
+        /// Address to listen on.
+        #[arg(long, default_value = "127.0.0.1:8443")]
+        listen: String,
+    },
+    /// Writes synthetic UK patients (NHS numbers in the 999 test range) as FHIR R4 NDJSON.
+    Synth {
+        #[arg(long)]
+        patients: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Loads NDJSON files of FHIR resources into the vault (safe to re-run after interruption).
+    Import {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, env = "CALDICOTT_DATABASE")]
+        database: Option<String>,
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Key management.
+    Keys {
+        #[command(subcommand)]
+        command: KeysCommand,
+    },
+    /// Database maintenance.
+    Db {
+        #[command(subcommand)]
+        command: DbCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeysCommand {
+    /// Rotates the master key (rewrapping every data key, data untouched), or with
+    /// --data-keys starts new data keys and re-encrypts the records under them.
+    Rotate {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, env = "CALDICOTT_DATABASE")]
+        database: Option<String>,
+        /// Rotate the data keys instead of the master key.
+        #[arg(long)]
+        data_keys: bool,
+        /// With --data-keys: only this organisation.
+        #[arg(long)]
+        org: Option<String>,
+        /// With --data-keys: only start the new keys; `serve` (or `keys reencrypt`) moves the records.
+        #[arg(long)]
+        no_reencrypt: bool,
+        /// With the master key in CALDICOTT_MASTER_KEY: where to write the new key (0600).
+        #[arg(long)]
+        new_key_file: Option<PathBuf>,
+    },
+    /// Continues re-encryption after a data-key rotation, with progress.
+    Reencrypt {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, env = "CALDICOTT_DATABASE")]
+        database: Option<String>,
+    },
+    /// Shows each organisation's data keys and how many records each protects.
+    Status {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, env = "CALDICOTT_DATABASE")]
+        database: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum DbCommand {
+    /// Applies pending schema migrations.
+    Migrate {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, env = "CALDICOTT_DATABASE")]
+        database: Option<String>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            // One line, with the chain of causes; never a backtrace or a secret.
+            let _ = writeln!(std::io::stderr(), "error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging() {
+    use tracing_subscriber::EnvFilter;
+    let filter =
+        EnvFilter::try_from_env("CALDICOTT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = std::env::var("CALDICOTT_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    if json {
+        b.json().init();
+    } else {
+        b.init();
+    }
+}
+
+fn load(data: &Path, database: Option<String>) -> anyhow::Result<DataDir> {
+    let mut dir = DataDir::load(data)?;
+    if let Some(db) = database {
+        dir.config.database = db;
+    }
+    Ok(dir)
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    match cli.command {
+        Command::Init {
+            data,
+            database,
+            ods,
+            admin,
+            listen,
+        } => {
+            let out = init(&data, database.as_deref(), &ods, &admin, listen.as_deref())?;
+            print_init(&data, &out);
+            Ok(())
+        }
+        Command::Serve {
+            data,
+            listen,
+            plain_http,
+            database,
+        } => {
+            let dir = load(&data, database)?;
+            let tls = !plain_http;
+            serve::serve(&dir, serve::ServeOptions { listen, plain_http }, |addr| {
+                serve::announce(addr, tls, &data)
+            })
+        }
+        Command::Demo { patients, listen } => demo(patients, &listen),
+        Command::Synth {
+            patients,
+            seed,
+            out,
+        } => synth(patients, seed, &out),
+        Command::Import {
+            data,
+            database,
+            files,
+        } => {
+            let dir = load(&data, database)?;
+            let vault = dir.open_vault()?;
+            let org = OdsCode::parse(&dir.config.organisation)?;
+            let s = import::import_files(&vault, &org, &files)?;
+            print_import(&s);
+            Ok(())
+        }
+        Command::Keys { command } => keys(command),
+        Command::Db {
+            command: DbCommand::Migrate { data, database },
+        } => {
+            let dir = load(&data, database)?;
+            let backend = caldicott_vault::open_backend(&dir.database_location(), false)?;
+            let applied = backend.migrate()?;
+            if applied.is_empty() {
+                println!("database {} is up to date", backend.location());
+            } else {
+                println!("applied migrations {applied:?} to {}", backend.location());
+            }
+            Ok(())
+        }
+    }
+}
+
+/// What `init` made, for printing.
+struct InitOutcome {
+    admin: String,
+    password: zeroize::Zeroizing<String>,
+    key_file: Option<PathBuf>,
+    database: String,
+}
+
+fn init(
+    data: &Path,
+    database: Option<&str>,
+    ods: &str,
+    admin: &str,
+    listen: Option<&str>,
+) -> anyhow::Result<InitOutcome> {
+    let org = OdsCode::parse(ods).with_context(|| format!("--ods {ods:?}"))?;
+    if data.join(config::CONFIG_FILE).exists() {
+        bail!("{} is already a Caldicott data directory", data.display());
+    }
+    create_private_dir(data)?;
+    let config = Config::new(org.as_str(), database, listen);
+    let dir = DataDir {
+        path: data.to_owned(),
+        config: config.clone(),
+    };
+    let (kek, key_file): (Arc<dyn KeyProvider>, Option<PathBuf>) = match dir.key_source() {
+        KeySource::Env => (dir.load_master_key()?, None),
+        KeySource::File(path) => {
+            let (kek, text) = LocalKek::generate()?;
+            caldicott_vault::keys::write_key_file(&path, &text)?;
+            (Arc::new(kek), Some(path))
+        }
+    };
+    create_private_dir(&data.join("tls"))?;
+    caldicott_server::generate_self_signed(
+        &config.resolve(data, &config.tls.cert),
+        &config.resolve(data, &config.tls.key),
+        &["localhost".into(), "127.0.0.1".into(), "::1".into()],
+    )?;
+    let location = dir.database_location();
+    let backend = caldicott_vault::open_backend(&location, true)?;
+    backend.migrate()?;
+    if !backend.users()?.is_empty() {
+        bail!(
+            "the database at {} already holds a deployment; refusing to initialise over it",
+            backend.location()
+        );
+    }
+    backend.set_meta("deployment.organisation", org.as_str().as_bytes())?;
+    let database_shown = backend.location();
+    let vault = Vault::open(backend, kek)?;
+    vault.ensure_org(&org)?;
+    let password = caldicott_identity::generate_password()?;
+    vault.backend().add_user(&UserRow {
+        name: admin.to_owned(),
+        org: org.to_string(),
+        role: "sysadmin".into(),
+        password_phc: caldicott_identity::hash_password(&password)?,
+        created_at: caldicott_vault::backend::now_micros(),
+        disabled: false,
+    })?;
+    config.write_new(data)?;
+    Ok(InitOutcome {
+        admin: admin.to_owned(),
+        password,
+        key_file,
+        database: database_shown,
+    })
+}
+
+fn print_init(data: &Path, out: &InitOutcome) {
+    println!("Initialised Caldicott data directory {}", data.display());
+    println!("  database:   {}", out.database);
+    match &out.key_file {
+        Some(k) => println!(
+            "  master key: {} (back it up offline: without it the data cannot be read)",
+            k.display()
+        ),
+        None => println!("  master key: from CALDICOTT_MASTER_KEY"),
+    }
+    println!("First administrator (shown once, change it at first sign-in):");
+    println!("  user:     {}", out.admin);
+    println!("  password: {}", out.password.as_str());
+}
+
+fn create_private_dir(p: &Path) -> anyhow::Result<()> {
+    let mut b = std::fs::DirBuilder::new();
+    b.recursive(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::DirBuilderExt;
+        b.mode(0o700);
+    }
+    b.create(p)
+        .with_context(|| format!("cannot create directory {}", p.display()))
+}
+
+fn synth(patients: usize, seed: u64, out: &Path) -> anyhow::Result<()> {
+    let tmp = out.with_extension("ndjson.partial");
+    let file =
+        std::fs::File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+    let pb = progress::bar(patients as u64, "patients");
+    let cfg = caldicott_synth::SynthConfig { patients, seed };
+    let result = caldicott_synth::write_ndjson(&cfg, &file, |n| pb.set_position(n as u64));
+    pb.finish_and_clear();
+    let summary = match result.and_then(|s| file.sync_all().map(|_| s).map_err(Into::into)) {
+        Ok(s) => s,
+        Err(e) => {
+            let _ = std::fs::remove_file(&tmp);
+            return Err(e.into());
+        }
+    };
+    std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
+    println!(
+        "wrote {} resources for {} synthetic patients (seed {seed}) to {}",
+        summary.resources,
+        summary.patients,
+        out.display()
+    );
+    for (t, n) in &summary.by_type {
+        println!("  {t:<20} {n}");
+    }
+    Ok(())
+}
+
+fn print_import(s: &import::ImportSummary) {
+    println!(
+        "imported {} resources in {:.1} s ({:.0}/s): {} created, {} updated, {} unchanged",
+        s.total(),
+        s.seconds,
+        s.total() as f64 / s.seconds.max(1e-9),
+        s.created,
+        s.updated,
+        s.unchanged
+    );
+    for (t, n) in &s.by_type {
+        println!("  {t:<20} {n}");
+    }
+    if s.without_organisation > 0 {
+        println!(
+            "  {} resources had no known organisation and were filed under the deployment's",
+            s.without_organisation
+        );
+    }
+}
+
+fn keys(command: KeysCommand) -> anyhow::Result<()> {
+    match command {
+        KeysCommand::Rotate {
+            data,
+            database,
+            data_keys: true,
+            org,
+            no_reencrypt,
+            ..
+        } => {
+            let dir = load(&data, database)?;
+            let vault = dir.open_vault()?;
+            let orgs: Vec<String> = match org {
+                Some(o) => vec![OdsCode::parse(&o)?.to_string()],
+                None => vault.organisations(),
+            };
+            for o in &orgs {
+                let v = vault.rotate_data_key(&OdsCode::parse(o)?)?;
+                println!("organisation {o}: new data key v{v} is active");
+            }
+            if no_reencrypt {
+                println!(
+                    "records will be re-encrypted in the background by `caldicott serve`, or now by `caldicott keys reencrypt`"
+                );
+                Ok(())
+            } else {
+                reencrypt(&vault)
+            }
+        }
+        KeysCommand::Rotate {
+            data,
+            database,
+            new_key_file,
+            ..
+        } => {
+            let dir = load(&data, database)?;
+            rotate_master_key(&dir, new_key_file)
+        }
+        KeysCommand::Reencrypt { data, database } => {
+            let dir = load(&data, database)?;
+            reencrypt(&dir.open_vault()?)
+        }
+        KeysCommand::Status { data, database } => {
+            let dir = load(&data, database)?;
+            let vault = dir.open_vault()?;
+            println!("master key id: {}", dir.load_master_key()?.kek_id());
+            println!(
+                "{:<12} {:>10} {:>14} {:>14}",
+                "organisation", "active key", "records", "to re-encrypt"
+            );
+            for s in vault.key_status()? {
+                let total: u64 = s.records_per_key.values().sum();
+                println!(
+                    "{:<12} {:>10} {:>14} {:>14}",
+                    s.org,
+                    format!("v{}", s.active_version),
+                    total,
+                    s.stale()
+                );
+            }
+            Ok(())
+        }
+    }
+}
+
+fn rotate_master_key(dir: &DataDir, new_key_file: Option<PathBuf>) -> anyhow::Result<()> {
+    let mut vault = dir.open_vault()?;
+    let (new_kek, text) = LocalKek::generate()?;
+    let new_kek = Arc::new(new_kek);
+    match dir.key_source() {
+        KeySource::File(current) => {
+            // Write the new key first, so that whatever happens the key that wraps the data
+            // keys is on disk: if we stop after the database commit, the next start finds
+            // master.key.new and completes the rename.
+            let staged = dir.path.join(NEW_MASTER_KEY_FILE);
+            if staged.exists() {
+                std::fs::remove_file(&staged)
+                    .with_context(|| format!("cannot remove stale {}", staged.display()))?;
+            }
+            caldicott_vault::keys::write_key_file(&staged, &text)?;
+            let n = vault.rotate_master_key(new_kek.clone())?;
+            datadir::replace_key_file(&staged, &current)?;
+            println!(
+                "rewrapped {n} data keys under the new master key {}",
+                new_kek.kek_id()
+            );
+            println!(
+                "{} now holds the new key; destroy every copy of the old one",
+                dir.path.join(MASTER_KEY_FILE).display()
+            );
+        }
+        KeySource::Env => {
+            let out = new_key_file.context(
+                "the master key comes from CALDICOTT_MASTER_KEY: give --new-key-file PATH to receive the new key",
+            )?;
+            caldicott_vault::keys::write_key_file(&out, &text)?;
+            let n = vault.rotate_master_key(new_kek.clone())?;
+            println!(
+                "rewrapped {n} data keys under the new master key {}",
+                new_kek.kek_id()
+            );
+            println!(
+                "the new key is in {}: put it in CALDICOTT_MASTER_KEY before the next start",
+                out.display()
+            );
+        }
+    }
+    Ok(())
+}
+
+fn reencrypt(vault: &Vault) -> anyhow::Result<()> {
+    for s in vault.key_status()? {
+        let org = OdsCode::parse(&s.org)?;
+        let pb = progress::bar(s.stale(), &format!("records of {}", s.org));
+        let mut done = 0u64;
+        loop {
+            let n = vault.reencrypt_step(&org, 1_000)?;
+            if n == 0 {
+                break;
+            }
+            done += n as u64;
+            pb.set_position(done);
+        }
+        pb.finish_and_clear();
+        println!(
+            "organisation {}: re-encrypted {done} record versions under data key v{}",
+            s.org, s.active_version
+        );
+    }
+    Ok(())
+}
+
+fn demo(patients: usize, listen: &str) -> anyhow::Result<()> {
+    let tmp = tempfile::Builder::new()
+        .prefix("caldicott-demo-")
+        .tempdir()
+        .context("cannot create a temporary directory")?;
+    let data = tmp.path().join("data");
+    // The demo keeps its master key in the data directory, whatever the environment says.
+    if std::env::var_os(datadir::MASTER_KEY_ENV).is_some() {
+        bail!("unset CALDICOTT_MASTER_KEY to run the demo (it makes its own throwaway key)");
+    }
+    let out = init(&data, None, "LOCAL", "admin", Some(listen))?;
+    println!(
+        "Demo data directory: {} (deleted when the demo stops)",
+        data.display()
+    );
+    let file = tmp.path().join("patients.ndjson");
+    synth(patients, 1, &file)?;
+    let dir = DataDir::load(&data)?;
+    let vault = dir.open_vault()?;
+    let s = import::import_files(&vault, &OdsCode::parse("LOCAL")?, &[&file])?;
+    drop(vault);
+    print_import(&s);
+    println!();
+    println!(
+        "Sign in as `{}` with password {}",
+        out.admin,
+        out.password.as_str()
+    );
+    let listen_addr: std::net::SocketAddr = listen
+        .parse()
+        .with_context(|| format!("--listen {listen:?}"))?;
+    let listen = if std::net::TcpListener::bind(listen_addr).is_ok() {
+        listen.to_owned()
+    } else {
+        println!("{listen} is in use; choosing a free port instead");
+        format!("{}:0", listen_addr.ip())
+    };
+    serve::serve(
+        &dir,
+        serve::ServeOptions {
+            listen: Some(listen),
+            plain_http: false,
+        },
+        |addr| serve::announce(addr, true, &data),
+    )
+}

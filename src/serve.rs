@@ -1,0 +1,138 @@
+//! `caldicott serve` and `caldicott demo`.
+
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use caldicott_server::{HealthCheck, ServeConfig, Transport};
+use caldicott_vault::Vault;
+
+use crate::datadir::DataDir;
+
+/// Options of `serve` that override the configuration.
+pub struct ServeOptions {
+    pub listen: Option<String>,
+    pub plain_http: bool,
+}
+
+/// /healthz asks the database a trivial question through the vault's backend.
+struct VaultHealth(Arc<Vault>);
+
+impl HealthCheck for VaultHealth {
+    fn check(&self) -> Result<(), String> {
+        // The reason is shown to clients: keep it generic, never an identifier.
+        self.0
+            .backend()
+            .meta("deployment.organisation")
+            .map(|_| ())
+            .map_err(|_| "database unavailable".to_string())
+    }
+}
+
+/// Runs the server until Ctrl-C or SIGTERM. `on_bound` receives the address actually bound.
+pub fn serve(
+    dir: &DataDir,
+    opts: ServeOptions,
+    on_bound: impl FnOnce(SocketAddr) + Send,
+) -> anyhow::Result<()> {
+    let vault = Arc::new(dir.open_vault()?);
+    let listen = opts.listen.unwrap_or_else(|| dir.config.listen.clone());
+    let listen: SocketAddr = listen
+        .parse()
+        .with_context(|| format!("--listen {listen:?} is not an address such as 127.0.0.1:8443"))?;
+    let transport = if opts.plain_http {
+        Transport::PlainHttp
+    } else {
+        Transport::Tls {
+            cert_pem: dir.config.resolve(&dir.path, &dir.config.tls.cert),
+            key_pem: dir.config.resolve(&dir.path, &dir.config.tls.key),
+        }
+    };
+    let mut cfg = ServeConfig::new(listen, transport);
+    cfg.max_body_bytes = dir.config.max_body_bytes;
+    caldicott_server::validate(&cfg)?;
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let reencrypt = spawn_reencryption(Arc::clone(&vault), Arc::clone(&stop));
+    let health: Arc<dyn HealthCheck> = Arc::new(VaultHealth(Arc::clone(&vault)));
+    let result = rt.block_on(caldicott_server::serve(
+        cfg,
+        health,
+        on_bound,
+        caldicott_server::shutdown_signal(),
+    ));
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let _ = reencrypt.join();
+    result.map_err(Into::into)
+}
+
+/// Background re-encryption after a data-key rotation: small steps, resumable, with
+/// progress in the log. Runs while the server serves.
+fn spawn_reencryption(
+    vault: Arc<Vault>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let stopped = || stop.load(std::sync::atomic::Ordering::Relaxed);
+        while !stopped() {
+            if let Err(e) = reencrypt_pass(&vault, &stopped) {
+                tracing::error!(error = %e, "background re-encryption failed; will retry");
+            }
+            for _ in 0..100 {
+                if stopped() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    })
+}
+
+fn reencrypt_pass(vault: &Vault, stopped: &dyn Fn() -> bool) -> anyhow::Result<()> {
+    for status in vault.key_status()? {
+        let stale = status.stale();
+        if stale == 0 && status.records_per_key.len() <= 1 {
+            continue;
+        }
+        let org = caldicott_core::OdsCode::parse(&status.org)?;
+        tracing::info!(org = %status.org, remaining = stale, "re-encrypting records under the new data key");
+        let mut done = 0u64;
+        while !stopped() {
+            let n = vault.reencrypt_step(&org, 500)?;
+            if n == 0 {
+                tracing::info!(org = %status.org, records = done, "re-encryption finished");
+                break;
+            }
+            done += n as u64;
+            if done % 10_000 < 500 {
+                tracing::info!(org = %status.org, done, remaining = stale.saturating_sub(done), "re-encryption progress");
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Prints where the server listens and how to reach it.
+pub fn announce(addr: SocketAddr, tls: bool, data_dir: &Path) {
+    let scheme = if tls { "https" } else { "http" };
+    let host = if addr.ip().is_loopback() || addr.ip().is_unspecified() {
+        format!("localhost:{}", addr.port())
+    } else {
+        addr.to_string()
+    };
+    println!("Caldicott is serving at {scheme}://{host}/");
+    println!("  health:  {scheme}://{host}/healthz");
+    println!("  metrics: {scheme}://{host}/metrics");
+    if tls {
+        println!(
+            "  TLS certificate: {} (self-signed by init; curl --cacert it)",
+            data_dir.join("tls/cert.pem").display()
+        );
+    }
+    println!("Press Ctrl-C to stop.");
+}
