@@ -6,6 +6,14 @@
 
 #![forbid(unsafe_code)]
 
+/// Prints a line to stdout, ignoring a closed pipe (`caldicott ... | head` must not panic).
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout(), $($arg)*);
+    }};
+}
+
 mod config;
 mod datadir;
 mod import;
@@ -245,9 +253,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             let backend = caldicott_vault::open_backend(&dir.database_location(), false)?;
             let applied = backend.migrate()?;
             if applied.is_empty() {
-                println!("database {} is up to date", backend.location());
+                say!("database {} is up to date", backend.location());
             } else {
-                println!("applied migrations {applied:?} to {}", backend.location());
+                say!("applied migrations {applied:?} to {}", backend.location());
             }
             Ok(())
         }
@@ -325,18 +333,18 @@ fn init(
 }
 
 fn print_init(data: &Path, out: &InitOutcome) {
-    println!("Initialised Caldicott data directory {}", data.display());
-    println!("  database:   {}", out.database);
+    say!("Initialised Caldicott data directory {}", data.display());
+    say!("  database:   {}", out.database);
     match &out.key_file {
-        Some(k) => println!(
+        Some(k) => say!(
             "  master key: {} (back it up offline: without it the data cannot be read)",
             k.display()
         ),
-        None => println!("  master key: from CALDICOTT_MASTER_KEY"),
+        None => say!("  master key: from CALDICOTT_MASTER_KEY"),
     }
-    println!("First administrator (shown once, change it at first sign-in):");
-    println!("  user:     {}", out.admin);
-    println!("  password: {}", out.password.as_str());
+    say!("First administrator (shown once, change it at first sign-in):");
+    say!("  user:     {}", out.admin);
+    say!("  password: {}", out.password.as_str());
 }
 
 fn create_private_dir(p: &Path) -> anyhow::Result<()> {
@@ -367,20 +375,20 @@ fn synth(patients: usize, seed: u64, out: &Path) -> anyhow::Result<()> {
         }
     };
     std::fs::rename(&tmp, out).with_context(|| format!("cannot write {}", out.display()))?;
-    println!(
+    say!(
         "wrote {} resources for {} synthetic patients (seed {seed}) to {}",
         summary.resources,
         summary.patients,
         out.display()
     );
     for (t, n) in &summary.by_type {
-        println!("  {t:<20} {n}");
+        say!("  {t:<20} {n}");
     }
     Ok(())
 }
 
 fn print_import(s: &import::ImportSummary) {
-    println!(
+    say!(
         "imported {} resources in {:.1} s ({:.0}/s): {} created, {} updated, {} unchanged",
         s.total(),
         s.seconds,
@@ -390,10 +398,10 @@ fn print_import(s: &import::ImportSummary) {
         s.unchanged
     );
     for (t, n) in &s.by_type {
-        println!("  {t:<20} {n}");
+        say!("  {t:<20} {n}");
     }
     if s.without_organisation > 0 {
-        println!(
+        say!(
             "  {} resources had no known organisation and were filed under the deployment's",
             s.without_organisation
         );
@@ -418,10 +426,10 @@ fn keys(command: KeysCommand) -> anyhow::Result<()> {
             };
             for o in &orgs {
                 let v = vault.rotate_data_key(&OdsCode::parse(o)?)?;
-                println!("organisation {o}: new data key v{v} is active");
+                say!("organisation {o}: new data key v{v} is active");
             }
             if no_reencrypt {
-                println!(
+                say!(
                     "records will be re-encrypted in the background by `caldicott serve`, or now by `caldicott keys reencrypt`"
                 );
                 Ok(())
@@ -445,14 +453,14 @@ fn keys(command: KeysCommand) -> anyhow::Result<()> {
         KeysCommand::Status { data, database } => {
             let dir = load(&data, database)?;
             let vault = dir.open_vault()?;
-            println!("master key id: {}", dir.load_master_key()?.kek_id());
-            println!(
+            say!("master key id: {}", dir.load_master_key()?.kek_id());
+            say!(
                 "{:<12} {:>10} {:>14} {:>14}",
                 "organisation", "active key", "records", "to re-encrypt"
             );
             for s in vault.key_status()? {
                 let total: u64 = s.records_per_key.values().sum();
-                println!(
+                say!(
                     "{:<12} {:>10} {:>14} {:>14}",
                     s.org,
                     format!("v{}", s.active_version),
@@ -482,11 +490,11 @@ fn rotate_master_key(dir: &DataDir, new_key_file: Option<PathBuf>) -> anyhow::Re
             caldicott_vault::keys::write_key_file(&staged, &text)?;
             let n = vault.rotate_master_key(new_kek.clone())?;
             datadir::replace_key_file(&staged, &current)?;
-            println!(
+            say!(
                 "rewrapped {n} data keys under the new master key {}",
                 new_kek.kek_id()
             );
-            println!(
+            say!(
                 "{} now holds the new key; destroy every copy of the old one",
                 dir.path.join(MASTER_KEY_FILE).display()
             );
@@ -497,11 +505,11 @@ fn rotate_master_key(dir: &DataDir, new_key_file: Option<PathBuf>) -> anyhow::Re
             )?;
             caldicott_vault::keys::write_key_file(&out, &text)?;
             let n = vault.rotate_master_key(new_kek.clone())?;
-            println!(
+            say!(
                 "rewrapped {n} data keys under the new master key {}",
                 new_kek.kek_id()
             );
-            println!(
+            say!(
                 "the new key is in {}: put it in CALDICOTT_MASTER_KEY before the next start",
                 out.display()
             );
@@ -524,7 +532,7 @@ fn reencrypt(vault: &Vault) -> anyhow::Result<()> {
             pb.set_position(done);
         }
         pb.finish_and_clear();
-        println!(
+        say!(
             "organisation {}: re-encrypted {done} record versions under data key v{}",
             s.org, s.active_version
         );
@@ -543,7 +551,7 @@ fn demo(patients: usize, listen: &str) -> anyhow::Result<()> {
         bail!("unset CALDICOTT_MASTER_KEY to run the demo (it makes its own throwaway key)");
     }
     let out = init(&data, None, "LOCAL", "admin", Some(listen))?;
-    println!(
+    say!(
         "Demo data directory: {} (deleted when the demo stops)",
         data.display()
     );
@@ -554,8 +562,8 @@ fn demo(patients: usize, listen: &str) -> anyhow::Result<()> {
     let s = import::import_files(&vault, &OdsCode::parse("LOCAL")?, &[&file])?;
     drop(vault);
     print_import(&s);
-    println!();
-    println!(
+    say!("");
+    say!(
         "Sign in as `{}` with password {}",
         out.admin,
         out.password.as_str()
@@ -566,7 +574,7 @@ fn demo(patients: usize, listen: &str) -> anyhow::Result<()> {
     let listen = if std::net::TcpListener::bind(listen_addr).is_ok() {
         listen.to_owned()
     } else {
-        println!("{listen} is in use; choosing a free port instead");
+        say!("{listen} is in use; choosing a free port instead");
         format!("{}:0", listen_addr.ip())
     };
     serve::serve(

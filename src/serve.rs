@@ -125,14 +125,14 @@ pub fn announce(addr: SocketAddr, tls: bool, data_dir: &Path) {
     } else {
         addr.to_string()
     };
-    println!("Caldicott is serving at {scheme}://{host}/");
-    println!("  health:  {scheme}://{host}/healthz");
-    println!("  metrics: {scheme}://{host}/metrics");
+    say!("Caldicott is serving at {scheme}://{host}/");
+    say!("  health:  {scheme}://{host}/healthz");
+    say!("  metrics: {scheme}://{host}/metrics");
     if tls {
-        println!(
+        say!(
             "  TLS certificate: {} (self-signed by init; curl --cacert it)",
             data_dir.join("tls/cert.pem").display()
         );
     }
-    println!("Press Ctrl-C to stop.");
+    say!("Press Ctrl-C to stop.");
 }

@@ -47,8 +47,11 @@ const MIGRATIONS: &[(i64, &str)] = &[(
 /// The SQLite backend.
 pub struct SqliteBackend {
     path: PathBuf,
-    writer: Mutex<Connection>,
+    // Field order matters: readers close first, so the writer is the last connection and
+    // checkpoints the WAL into the database file when it closes (a read-only connection
+    // cannot).
     readers: Vec<Mutex<Connection>>,
+    writer: Mutex<Connection>,
     next_reader: AtomicUsize,
 }
 
@@ -81,7 +84,9 @@ impl SqliteBackend {
                 "PRAGMA busy_timeout = 10000;
                  PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = FULL;
-                 PRAGMA foreign_keys = ON;",
+                 PRAGMA foreign_keys = ON;
+                 PRAGMA cache_size = -65536;
+                 PRAGMA wal_autocheckpoint = 8192;",
             )
             .map_err(open_err)?;
         // Touch the schema so a damaged file fails here, with a clear message.

@@ -1,0 +1,318 @@
+//! End-to-end tests of the `caldicott` binary: init, synth, import, serve, key rotation and
+//! the errors a person sees when something is wrong.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use common::*;
+
+/// Strings that must never appear in clear in storage: NHS numbers (both forms), family
+/// names and postcodes of every synthetic patient.
+fn identifiers(ndjson: &Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for line in std::fs::read_to_string(ndjson).unwrap().lines() {
+        let v: serde_json::Value = serde_json::from_str(line).unwrap();
+        if v["resourceType"] != "Patient" {
+            continue;
+        }
+        for id in v["identifier"].as_array().unwrap() {
+            let n = id["value"].as_str().unwrap().to_owned();
+            out.insert(format!("{} {} {}", &n[..3], &n[3..6], &n[6..]));
+            out.insert(n);
+        }
+        for name in v["name"].as_array().unwrap() {
+            let family = name["family"].as_str().unwrap();
+            // Names of 4+ letters: shorter ones occur by chance in megabytes of ciphertext.
+            if family.len() >= 4 {
+                out.insert(family.to_owned());
+            }
+        }
+        for a in v["address"].as_array().unwrap() {
+            out.insert(a["postalCode"].as_str().unwrap().to_owned());
+        }
+    }
+    assert!(out.len() > 300, "expected many identifiers, got {}", out.len());
+    out
+}
+
+fn assert_absent(haystack: &[u8], needles: &BTreeSet<String>, what: &str) {
+    let ac = aho_corasick::AhoCorasick::new(needles).unwrap();
+    // A positive control: the same search finds the identifiers in a clear copy.
+    let control = needles.iter().last().unwrap();
+    assert!(ac.find(format!("..{control}..").as_bytes()).is_some());
+    if let Some(m) = ac.find(haystack) {
+        panic!("{what} contains a patient identifier in clear at byte {}", m.start());
+    }
+}
+
+#[test]
+fn sqlite_files_hold_no_identifier_in_clear() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let ndjson = t.path().join("p.ndjson");
+    ok(caldicott().args(["init", "--data"]).arg(&data));
+    ok(caldicott().args(["synth", "--patients", "150", "--seed", "7", "--out"]).arg(&ndjson));
+    let out = ok(caldicott().args(["import", "--data"]).arg(&data).arg(&ndjson));
+    assert!(out.contains("created"), "{out}");
+    let needles = identifiers(&ndjson);
+    let mut seen = 0;
+    for f in ["vault.db", "vault.db-wal", "vault.db-shm"] {
+        if let Ok(bytes) = std::fs::read(data.join(f)) {
+            assert_absent(&bytes, &needles, f);
+            seen += 1;
+        }
+    }
+    assert!(seen >= 1);
+    // The search index still finds a patient by NHS number: protected, not lost.
+    let some_nhs = needles.iter().find(|s| s.len() == 10 && s.starts_with("999")).unwrap();
+    let found = common::search_sqlite(&data, "Patient", some_nhs);
+    assert_eq!(found.len(), 1);
+}
+
+#[test]
+fn the_wal_holds_no_identifier_in_clear_after_a_crash() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let ndjson = t.path().join("p.ndjson");
+    ok(caldicott().args(["init", "--data"]).arg(&data));
+    ok(caldicott().args(["synth", "--patients", "3000", "--seed", "8", "--out"]).arg(&ndjson));
+    let mut child = caldicott()
+        .args(["import", "--data"])
+        .arg(&data)
+        .arg(&ndjson)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Kill it mid-import, while the WAL has content that was never checkpointed.
+    let wal = data.join("vault.db-wal");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) < 2 << 20 && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let bytes = std::fs::read(&wal).expect("a WAL file after kill -9");
+    assert!(bytes.len() > 1 << 20, "WAL has {} bytes", bytes.len());
+    assert_absent(&bytes, &identifiers(&ndjson), "vault.db-wal");
+}
+
+#[test]
+fn postgres_dump_holds_no_identifier_in_clear() {
+    let Some(schema) = caldicott_vault::testing::PgSchema::create() else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let ndjson = t.path().join("p.ndjson");
+    ok(caldicott().args(["init", "--data"]).arg(&data).args(["--database", &schema.url]));
+    ok(caldicott().args(["synth", "--patients", "150", "--seed", "9", "--out"]).arg(&ndjson));
+    ok(caldicott().args(["import", "--data"]).arg(&data).arg(&ndjson));
+    let dump = pg_dump(&schema);
+    assert!(dump.len() > 100_000, "dump of {} bytes is too small to hold the import", dump.len());
+    assert!(String::from_utf8_lossy(&dump).contains("COPY"));
+    assert_absent(&dump, &identifiers(&ndjson), "pg_dump output");
+}
+
+#[test]
+fn import_is_resumable_and_idempotent() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let ndjson = t.path().join("p.ndjson");
+    ok(caldicott().args(["init", "--data"]).arg(&data));
+    ok(caldicott().args(["synth", "--patients", "40", "--out"]).arg(&ndjson));
+    let total = std::fs::read_to_string(&ndjson).unwrap().lines().count();
+    // An import that stopped part-way: only the first half was loaded.
+    let half = t.path().join("half.ndjson");
+    let text = std::fs::read_to_string(&ndjson).unwrap();
+    let first: Vec<&str> = text.lines().take(total / 2).collect();
+    std::fs::write(&half, first.join("\n")).unwrap();
+    ok(caldicott().args(["import", "--data"]).arg(&data).arg(&half));
+    let out = ok(caldicott().args(["import", "--data"]).arg(&data).arg(&ndjson));
+    assert!(
+        out.contains(&format!("{} created, 0 updated, {} unchanged", total - total / 2, total / 2)),
+        "{out}"
+    );
+}
+
+#[test]
+fn import_reports_the_bad_line_precisely() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    ok(caldicott().args(["init", "--data"]).arg(&data));
+    let f = t.path().join("bad.ndjson");
+    std::fs::write(
+        &f,
+        "{\"resourceType\":\"Patient\",\"id\":\"a\"}\n\
+         {\"resourceType\":\"Patient\",\"id\":\"b\",\"identifier\":[{\"system\":\"https://fhir.nhs.uk/Id/nhs-number\",\"value\":\"9434765918\"}]}\n",
+    )
+    .unwrap();
+    let err = fails(caldicott().args(["import", "--data"]).arg(&data).arg(&f));
+    assert!(err.contains("bad.ndjson line 2") && err.contains("check digit"), "{err}");
+    assert!(!err.contains("9434765918"), "the error must not echo the identifier");
+}
+
+#[test]
+fn bad_database_files_give_one_clear_error() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let ndjson = t.path().join("p.ndjson");
+    ok(caldicott().args(["init", "--data"]).arg(&data));
+    ok(caldicott().args(["synth", "--patients", "300", "--out"]).arg(&ndjson));
+    ok(caldicott().args(["import", "--data"]).arg(&data).arg(&ndjson));
+    let db = data.join("vault.db");
+    let original = std::fs::read(&db).unwrap();
+    assert!(original.len() > 200_000);
+
+    std::fs::write(&db, &original[..original.len() / 2]).unwrap();
+    let err = fails(caldicott().args(["keys", "status", "--data"]).arg(&data));
+    assert!(err.contains("truncated"), "{err}");
+
+    std::fs::write(&db, b"this is not a database at all, just some text that is long enough to have a header, more than one hundred bytes of it in total").unwrap();
+    let err = fails(caldicott().args(["keys", "status", "--data"]).arg(&data));
+    assert!(err.contains("not a SQLite database"), "{err}");
+
+    std::fs::remove_file(&db).unwrap();
+    let err = fails(caldicott().args(["keys", "status", "--data"]).arg(&data));
+    assert!(err.contains("no such file"), "{err}");
+}
+
+#[test]
+fn bad_keys_give_one_clear_error() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    ok(caldicott().args(["init", "--data"]).arg(&data));
+    let key = data.join("master.key");
+    let text = std::fs::read_to_string(&key).unwrap();
+    set_mode(&key, 0o644);
+    let err = fails(caldicott().args(["keys", "status", "--data"]).arg(&data));
+    assert!(err.contains("permissions 644") && err.contains("chmod 600"), "{err}");
+    set_mode(&key, 0o600);
+
+    std::fs::write(&key, &text[..text.len() - 10]).unwrap();
+    let err = fails(caldicott().args(["keys", "status", "--data"]).arg(&data));
+    assert!(err.contains("exactly 32 bytes") || err.contains("base64"), "{err}");
+    assert!(!err.contains(&text[20..40]), "the error must not show the key");
+
+    std::fs::write(&key, &text).unwrap();
+    let other = "caldicott-kek-v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+    let err = fails(caldicott().args(["keys", "status", "--data"]).arg(&data).env("CALDICOTT_MASTER_KEY", other));
+    assert!(err.contains("not the one this database was encrypted with"), "{err}");
+
+    std::fs::remove_file(&key).unwrap();
+    let err = fails(caldicott().args(["keys", "status", "--data"]).arg(&data));
+    assert!(err.contains("cannot read master key file"), "{err}");
+}
+
+#[test]
+fn an_unreachable_postgres_gives_one_clear_error() {
+    let t = tempfile::tempdir().unwrap();
+    let start = std::time::Instant::now();
+    let err = fails(
+        caldicott()
+            .args(["init", "--data"])
+            .arg(t.path().join("d"))
+            .args(["--database", "postgres://caldicott@127.0.0.1:1/nothing"]),
+    );
+    assert!(err.contains("cannot open database postgres://caldicott@127.0.0.1:1/nothing"), "{err}");
+    assert!(start.elapsed().as_secs() < 20);
+}
+
+#[test]
+fn init_refuses_to_overwrite_and_validates_its_input() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let out = ok(caldicott().args(["init", "--data"]).arg(&data).args(["--ods", "a81001"]));
+    assert!(out.contains("password: "), "{out}");
+    let err = fails(caldicott().args(["init", "--data"]).arg(&data));
+    assert!(err.contains("already a Caldicott data directory"), "{err}");
+    let err = fails(caldicott().args(["init", "--data"]).arg(t.path().join("x")).args(["--ods", "A-1"]));
+    assert!(err.contains("ODS code"), "{err}");
+    assert_eq!(mode(&data), 0o700);
+    assert_eq!(mode(&data.join("master.key")), 0o600);
+    assert_eq!(mode(&data.join("tls/key.pem")), 0o600);
+}
+
+#[test]
+fn master_key_rotation_keeps_data_readable() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let ndjson = t.path().join("p.ndjson");
+    ok(caldicott().args(["init", "--data"]).arg(&data));
+    ok(caldicott().args(["synth", "--patients", "30", "--out"]).arg(&ndjson));
+    ok(caldicott().args(["import", "--data"]).arg(&data).arg(&ndjson));
+    let before = std::fs::read_to_string(data.join("master.key")).unwrap();
+    let out = ok(caldicott().args(["keys", "rotate", "--data"]).arg(&data));
+    assert!(out.contains("rewrapped"), "{out}");
+    let after = std::fs::read_to_string(data.join("master.key")).unwrap();
+    assert_ne!(before, after);
+    assert_eq!(mode(&data.join("master.key")), 0o600);
+    assert!(!data.join("master.key.new").exists());
+    // Everything still reads back byte for byte, and the old key no longer opens it.
+    let out = ok(caldicott().args(["import", "--data"]).arg(&data).arg(&ndjson));
+    assert!(out.contains("0 created, 0 updated"), "{out}");
+    let err = fails(caldicott().args(["keys", "status", "--data"]).arg(&data).env("CALDICOTT_MASTER_KEY", before.trim()));
+    assert!(err.contains("not the one"), "{err}");
+}
+
+#[test]
+fn data_key_rotation_reencrypts_everything() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let ndjson = t.path().join("p.ndjson");
+    ok(caldicott().args(["init", "--data"]).arg(&data));
+    ok(caldicott().args(["synth", "--patients", "30", "--out"]).arg(&ndjson));
+    ok(caldicott().args(["import", "--data"]).arg(&data).arg(&ndjson));
+    let out = ok(caldicott().args(["keys", "rotate", "--data-keys", "--no-reencrypt", "--data"]).arg(&data));
+    assert!(out.contains("new data key v2"), "{out}");
+    let status = ok(caldicott().args(["keys", "status", "--data"]).arg(&data));
+    let stale: u64 = status
+        .lines()
+        .skip(2)
+        .map(|l| l.split_whitespace().last().unwrap().parse::<u64>().unwrap())
+        .sum();
+    assert!(stale > 100, "{status}");
+    ok(caldicott().args(["keys", "reencrypt", "--data"]).arg(&data));
+    let status = ok(caldicott().args(["keys", "status", "--data"]).arg(&data));
+    for l in status.lines().skip(2) {
+        assert!(l.contains(" v2 ") && l.trim_end().ends_with(" 0"), "{status}");
+    }
+    let out = ok(caldicott().args(["import", "--data"]).arg(&data).arg(&ndjson));
+    assert!(out.contains("0 created, 0 updated"), "{out}");
+}
+
+#[test]
+fn serve_answers_health_over_tls_and_refuses_public_plain_http() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    ok(caldicott().args(["init", "--data"]).arg(&data));
+    let server = Server::start(caldicott().args(["serve", "--listen", "127.0.0.1:0", "--data"]).arg(&data));
+    let (status, body) = https_get(&server.url, &data.join("tls/cert.pem"), "/healthz");
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"ok\""), "{body}");
+    let (status, body) = https_get(&server.url, &data.join("tls/cert.pem"), "/metrics");
+    assert_eq!(status, 200);
+    assert!(body.contains("http_requests_total"), "{body}");
+    drop(server);
+
+    let err = fails(caldicott().args(["serve", "--plain-http", "--listen", "0.0.0.0:0", "--data"]).arg(&data));
+    assert!(err.contains("loopback"), "{err}");
+}
+
+#[test]
+fn demo_loads_patients_and_serves() {
+    let server = Server::start(caldicott().args(["demo", "--patients", "20", "--listen", "127.0.0.1:0"]));
+    assert!(server.stdout.contains("Sign in as `admin` with password"), "{}", server.stdout);
+    assert!(server.stdout.contains("Patient"), "{}", server.stdout);
+    let data = server
+        .stdout
+        .lines()
+        .find_map(|l| l.strip_prefix("Demo data directory: "))
+        .and_then(|l| l.split(" (").next())
+        .unwrap()
+        .to_owned();
+    let (status, _) = https_get(&server.url, &Path::new(&data).join("tls/cert.pem"), "/healthz");
+    assert_eq!(status, 200);
+}

@@ -1,0 +1,150 @@
+//! Helpers shared by the binary's integration tests.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader, Read, Write};
+use std::path::Path;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::Arc;
+
+pub fn caldicott() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_caldicott"));
+    c.env_remove("CALDICOTT_MASTER_KEY").env_remove("CALDICOTT_DATABASE");
+    c
+}
+
+fn show(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Runs a command that must succeed; returns its stdout.
+pub fn ok(c: &mut Command) -> String {
+    let o = c.output().unwrap();
+    assert!(o.status.success(), "command failed: {}", show(&o));
+    String::from_utf8(o.stdout).unwrap()
+}
+
+/// Runs a command that must fail with exit code 1 and exactly one `error:` line on stderr
+/// (log lines aside); returns that line.
+pub fn fails(c: &mut Command) -> String {
+    let o = c.output().unwrap();
+    assert_eq!(o.status.code(), Some(1), "expected exit code 1: {}", show(&o));
+    let stderr = String::from_utf8(o.stderr.clone()).unwrap();
+    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    assert_eq!(errors.len(), 1, "expected one error line: {}", show(&o));
+    assert!(!stderr.contains("panicked"), "{}", show(&o));
+    errors[0].to_owned()
+}
+
+pub fn set_mode(p: &Path, mode: u32) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+}
+
+pub fn mode(p: &Path) -> u32 {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+/// Finds patients by NHS number through the vault's protected index, in every organisation.
+pub fn search_sqlite(data: &Path, rtype: &str, nhs: &str) -> Vec<String> {
+    let kek = Arc::new(caldicott_vault::LocalKek::from_file(&data.join("master.key")).unwrap());
+    let backend = Box::new(caldicott_vault::SqliteBackend::open(&data.join("vault.db"), false).unwrap());
+    let vault = caldicott_vault::Vault::open(backend, kek).unwrap();
+    let term = caldicott_vault::IndexTerm::new("identifier", format!("https://fhir.nhs.uk/Id/nhs-number|{nhs}"));
+    let rt = caldicott_core::ResourceType::new(rtype).unwrap();
+    vault
+        .organisations()
+        .iter()
+        .flat_map(|o| {
+            vault
+                .search(&caldicott_core::OdsCode::parse(o).unwrap(), &rt, &term)
+                .unwrap()
+        })
+        .map(|id| id.to_string())
+        .collect()
+}
+
+/// `pg_dump` of one test schema, with data.
+pub fn pg_dump(schema: &caldicott_vault::testing::PgSchema) -> Vec<u8> {
+    let bin = std::env::var("CALDICOTT_TEST_PG_BIN")
+        .map(|d| Path::new(&d).join("pg_dump"))
+        .unwrap_or_else(|_| "pg_dump".into());
+    let url = std::env::var("CALDICOTT_TEST_POSTGRES_URL").unwrap();
+    let o = Command::new(bin)
+        .args(["--no-owner", "--schema", schema.name(), "--dbname", &url])
+        .output()
+        .expect("run pg_dump");
+    assert!(o.status.success(), "pg_dump: {}", show(&o));
+    o.stdout
+}
+
+/// A running `caldicott serve` (or `demo`), stopped with SIGTERM on drop.
+pub struct Server {
+    child: Child,
+    pub url: String,
+    pub stdout: String,
+}
+
+impl Server {
+    pub fn start(c: &mut Command) -> Server {
+        let mut child = c.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let mut reader = BufReader::new(child.stdout.take().unwrap());
+        let mut stdout = String::new();
+        let url = loop {
+            let mut line = String::new();
+            if reader.read_line(&mut line).unwrap() == 0 {
+                let _ = child.kill();
+                panic!("server exited before serving; stdout:\n{stdout}");
+            }
+            stdout.push_str(&line);
+            if let Some(u) = line.trim().strip_prefix("Caldicott is serving at ") {
+                break u.trim_end_matches('/').to_owned();
+            }
+        };
+        // Keep draining stdout so the server never blocks on a full pipe.
+        std::thread::spawn(move || {
+            let mut sink = String::new();
+            let _ = reader.read_to_string(&mut sink);
+        });
+        Server { child, url, stdout }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// A GET over TLS, trusting only the given certificate. Returns the status and the
+/// whole response text.
+pub fn https_get(base: &str, cert_pem: &Path, path: &str) -> (u16, String) {
+    use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
+    let addr = base.strip_prefix("https://").unwrap();
+    let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
+    let mut roots = rustls::RootCertStore::empty();
+    roots
+        .add(CertificateDer::from_pem_file(cert_pem).unwrap())
+        .unwrap();
+    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let config = rustls::ClientConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    let conn = rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap()).unwrap();
+    let sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    let mut tls = rustls::StreamOwned::new(conn, sock);
+    write!(tls, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    let mut resp = Vec::new();
+    let _ = tls.read_to_end(&mut resp);
+    let text = String::from_utf8_lossy(&resp).into_owned();
+    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    (status, text)
+}
