@@ -1,1 +1,283 @@
-fn main() {}
+//! `cargo xtask bench vault`: encrypted against unencrypted puts and gets of 1 KiB records,
+//! single and batched, on SQLite and (when the test cluster is up) PostgreSQL.
+//!
+//! "Unencrypted" is the same backend driven directly through the `Backend` trait with the
+//! record bytes stored as they are and index terms unhashed, so the ratio isolates what
+//! the vault's encryption and keyed hashing cost. Each pair is run alternately (plain,
+//! encrypted, plain, encrypted, ...) and the median of the rounds is reported, because
+//! these 2-core machines are noisy.
+//!
+//! Options (after `--`): `--quick` for a short smoke run; `--rounds N`.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use caldicott_core::{OdsCode, ResourceId, ResourceType};
+use caldicott_vault::backend::{RawRecord, RowExpect, RowWrite, now_micros};
+use caldicott_vault::testing::PgSchema;
+use caldicott_vault::{
+    Backend, Expect, IndexTerm, LocalKek, PostgresBackend, SqliteBackend, Vault, Write,
+};
+
+const RECORD: usize = 1024;
+
+struct Sizes {
+    single_puts: usize,
+    batch_puts: usize,
+    batch: usize,
+    gets: usize,
+    get_batch: usize,
+    rounds: usize,
+}
+
+fn body(i: usize) -> Vec<u8> {
+    let mut b =
+        format!("{{\"resourceType\":\"Observation\",\"id\":\"o{i}\",\"note\":\"").into_bytes();
+    while b.len() < RECORD - 2 {
+        b.push(b'a' + (b.len() % 26) as u8);
+    }
+    b.extend_from_slice(b"\"}");
+    b
+}
+
+/// Records per second for `n` operations taking `secs`.
+fn rate(n: usize, secs: f64) -> f64 {
+    n as f64 / secs
+}
+
+fn median(mut v: Vec<f64>) -> f64 {
+    v.sort_by(|a, b| a.total_cmp(b));
+    v[v.len() / 2]
+}
+
+struct Bench<'a> {
+    vault: &'a Vault,
+    raw: &'a dyn Backend,
+    org: OdsCode,
+    rtype: ResourceType,
+    run: usize,
+}
+
+impl Bench<'_> {
+    fn ids(&self, tag: &str, n: usize) -> Vec<String> {
+        (0..n).map(|i| format!("{tag}-{}-{i}", self.run)).collect()
+    }
+
+    fn raw_rows(&self, ids: &[String]) -> Vec<RowWrite> {
+        let now = now_micros();
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| RowWrite {
+                record: RawRecord {
+                    org: self.org.to_string(),
+                    rtype: self.rtype.to_string(),
+                    id: id.clone(),
+                    version: 1,
+                    deleted: false,
+                    dek_version: 0,
+                    ciphertext: body(i),
+                    written_at: now,
+                },
+                expect: RowExpect::Absent,
+                terms: {
+                    let mut t = [0u8; 16];
+                    let s = format!("patient|Patient/{}", i % 1000);
+                    let n = s.len().min(16);
+                    t[..n].copy_from_slice(&s.as_bytes()[..n]);
+                    vec![t]
+                },
+            })
+            .collect()
+    }
+
+    fn writes(&self, ids: &[String]) -> Vec<Write> {
+        ids.iter()
+            .enumerate()
+            .map(|(i, id)| Write {
+                org: self.org.clone(),
+                rtype: self.rtype.clone(),
+                id: ResourceId::new(id).unwrap(),
+                expect: Expect::Absent,
+                body: body(i),
+                terms: vec![IndexTerm::new("patient", format!("Patient/{}", i % 1000))],
+            })
+            .collect()
+    }
+
+    fn put_single(&mut self, n: usize, encrypted: bool) -> f64 {
+        self.run += 1;
+        let ids = self.ids("s", n);
+        let t = Instant::now();
+        if encrypted {
+            for w in self.writes(&ids) {
+                self.vault.put(&w).unwrap();
+            }
+        } else {
+            for r in self.raw_rows(&ids) {
+                self.raw.write(std::slice::from_ref(&r)).unwrap();
+            }
+        }
+        rate(n, t.elapsed().as_secs_f64())
+    }
+
+    fn put_batched(&mut self, n: usize, batch: usize, encrypted: bool) -> f64 {
+        self.run += 1;
+        let ids = self.ids("b", n);
+        let t = Instant::now();
+        for chunk in ids.chunks(batch) {
+            if encrypted {
+                self.vault.put_batch(&self.writes(chunk)).unwrap();
+            } else {
+                self.raw.write(&self.raw_rows(chunk)).unwrap();
+            }
+        }
+        rate(n, t.elapsed().as_secs_f64())
+    }
+
+    /// Gets of ids written by the last batched put of the same kind.
+    fn get(&self, ids: &[ResourceId], batch: usize, encrypted: bool) -> f64 {
+        let t = Instant::now();
+        for chunk in ids.chunks(batch) {
+            if encrypted {
+                let got = self.vault.get_many(&self.org, &self.rtype, chunk).unwrap();
+                assert!(
+                    got.iter()
+                        .all(|r| r.as_ref().is_some_and(|r| r.body.len() == RECORD))
+                );
+            } else {
+                let s: Vec<&str> = chunk.iter().map(ResourceId::as_str).collect();
+                let got = self
+                    .raw
+                    .heads(self.org.as_str(), self.rtype.as_str(), &s)
+                    .unwrap();
+                assert!(
+                    got.iter()
+                        .all(|r| r.as_ref().is_some_and(|r| r.ciphertext.len() == RECORD))
+                );
+            }
+        }
+        rate(ids.len(), t.elapsed().as_secs_f64())
+    }
+}
+
+fn run_backend(name: &str, make: &dyn Fn() -> Box<dyn Backend>, sizes: &Sizes) {
+    let kek = Arc::new(LocalKek::generate().unwrap().0);
+    let b = make();
+    b.migrate().unwrap();
+    let vault = Vault::open(b, kek).unwrap();
+    let raw = make();
+    // Plain rows live under their own organisation so the two never collide.
+    let mut plain = Bench {
+        vault: &vault,
+        raw: raw.as_ref(),
+        org: OdsCode::parse("PLAIN1").unwrap(),
+        rtype: ResourceType::new("Observation").unwrap(),
+        run: 0,
+    };
+    let mut enc = Bench {
+        vault: &vault,
+        raw: raw.as_ref(),
+        org: OdsCode::parse("ENC1").unwrap(),
+        rtype: ResourceType::new("Observation").unwrap(),
+        run: 0,
+    };
+    vault.ensure_org(&enc.org).unwrap();
+
+    let mut results: Vec<(String, Vec<f64>, Vec<f64>)> = Vec::new();
+    let mut record = |label: String, p: f64, e: f64| {
+        if let Some(r) = results.iter_mut().find(|r| r.0 == label) {
+            r.1.push(p);
+            r.2.push(e);
+        } else {
+            results.push((label, vec![p], vec![e]));
+        }
+    };
+    for _ in 0..sizes.rounds {
+        let p = plain.put_single(sizes.single_puts, false);
+        let e = enc.put_single(sizes.single_puts, true);
+        record("put, one record per transaction".into(), p, e);
+        let p = plain.put_batched(sizes.batch_puts, sizes.batch, false);
+        let e = enc.put_batched(sizes.batch_puts, sizes.batch, true);
+        record(format!("put, batches of {}", sizes.batch), p, e);
+        let ids_p: Vec<ResourceId> = plain
+            .ids("b", sizes.gets)
+            .iter()
+            .map(|s| ResourceId::new(s).unwrap())
+            .collect();
+        let ids_e: Vec<ResourceId> = enc
+            .ids("b", sizes.gets)
+            .iter()
+            .map(|s| ResourceId::new(s).unwrap())
+            .collect();
+        let p = plain.get(&ids_p, 1, false);
+        let e = enc.get(&ids_e, 1, true);
+        record("get by id, one at a time".into(), p, e);
+        let p = plain.get(&ids_p, sizes.get_batch, false);
+        let e = enc.get(&ids_e, sizes.get_batch, true);
+        record(format!("get, batches of {}", sizes.get_batch), p, e);
+    }
+    for (label, p, e) in results {
+        let (p, e) = (median(p), median(e));
+        println!(
+            "| {name} | {label} | {p:.0} | {e:.0} | {:.3} | {:.1}% |",
+            e / p,
+            (1.0 - e / p) * 100.0
+        );
+    }
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().collect();
+    let quick = args.iter().any(|a| a == "--quick");
+    let rounds = args
+        .iter()
+        .position(|a| a == "--rounds")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(if quick { 1 } else { 5 });
+    let sizes = if quick {
+        Sizes {
+            single_puts: 50,
+            batch_puts: 2_000,
+            batch: 500,
+            gets: 2_000,
+            get_batch: 100,
+            rounds,
+        }
+    } else {
+        Sizes {
+            single_puts: 300,
+            batch_puts: 100_000,
+            batch: 1_000,
+            gets: 50_000,
+            get_batch: 100,
+            rounds,
+        }
+    };
+    println!(
+        "records of {RECORD} bytes; median of {rounds} alternating rounds; rates in records/s"
+    );
+    println!();
+    println!("| backend | operation | unencrypted | encrypted | ratio | encryption cost |");
+    println!("|---|---|---:|---:|---:|---:|");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("bench.db");
+    run_backend(
+        "SQLite",
+        &|| Box::new(SqliteBackend::open(&path, true).unwrap()),
+        &sizes,
+    );
+    match PgSchema::create() {
+        Some(schema) => {
+            let url = schema.url.clone();
+            run_backend(
+                "PostgreSQL",
+                &|| Box::new(PostgresBackend::connect(&url).unwrap()),
+                &sizes,
+            );
+        }
+        None => println!(
+            "| PostgreSQL | skipped: no test cluster (run through `cargo xtask bench vault`) | | | | |"
+        ),
+    }
+}
