@@ -456,7 +456,10 @@ fn keys(command: KeysCommand) -> anyhow::Result<()> {
             say!("master key id: {}", dir.load_master_key()?.kek_id());
             say!(
                 "{:<12} {:>10} {:>14} {:>14}",
-                "organisation", "active key", "records", "to re-encrypt"
+                "organisation",
+                "active key",
+                "records",
+                "to re-encrypt"
             );
             for s in vault.key_status()? {
                 let total: u64 = s.records_per_key.values().sum();
@@ -534,7 +537,8 @@ fn reencrypt(vault: &Vault) -> anyhow::Result<()> {
         pb.finish_and_clear();
         say!(
             "organisation {}: re-encrypted {done} record versions under data key v{}",
-            s.org, s.active_version
+            s.org,
+            s.active_version
         );
     }
     Ok(())

@@ -33,7 +33,11 @@ fn identifiers(ndjson: &Path) -> BTreeSet<String> {
             out.insert(a["postalCode"].as_str().unwrap().to_owned());
         }
     }
-    assert!(out.len() > 300, "expected many identifiers, got {}", out.len());
+    assert!(
+        out.len() > 300,
+        "expected many identifiers, got {}",
+        out.len()
+    );
     out
 }
 
@@ -43,7 +47,10 @@ fn assert_absent(haystack: &[u8], needles: &BTreeSet<String>, what: &str) {
     let control = needles.iter().last().unwrap();
     assert!(ac.find(format!("..{control}..").as_bytes()).is_some());
     if let Some(m) = ac.find(haystack) {
-        panic!("{what} contains a patient identifier in clear at byte {}", m.start());
+        panic!(
+            "{what} contains a patient identifier in clear at byte {}",
+            m.start()
+        );
     }
 }
 
@@ -53,8 +60,13 @@ fn sqlite_files_hold_no_identifier_in_clear() {
     let data = t.path().join("data");
     let ndjson = t.path().join("p.ndjson");
     ok(caldicott().args(["init", "--data"]).arg(&data));
-    ok(caldicott().args(["synth", "--patients", "150", "--seed", "7", "--out"]).arg(&ndjson));
-    let out = ok(caldicott().args(["import", "--data"]).arg(&data).arg(&ndjson));
+    ok(caldicott()
+        .args(["synth", "--patients", "150", "--seed", "7", "--out"])
+        .arg(&ndjson));
+    let out = ok(caldicott()
+        .args(["import", "--data"])
+        .arg(&data)
+        .arg(&ndjson));
     assert!(out.contains("created"), "{out}");
     let needles = identifiers(&ndjson);
     let mut seen = 0;
@@ -66,7 +78,10 @@ fn sqlite_files_hold_no_identifier_in_clear() {
     }
     assert!(seen >= 1);
     // The search index still finds a patient by NHS number: protected, not lost.
-    let some_nhs = needles.iter().find(|s| s.len() == 10 && s.starts_with("999")).unwrap();
+    let some_nhs = needles
+        .iter()
+        .find(|s| s.len() == 10 && s.starts_with("999"))
+        .unwrap();
     let found = common::search_sqlite(&data, "Patient", some_nhs);
     assert_eq!(found.len(), 1);
 }
@@ -77,7 +92,9 @@ fn the_wal_holds_no_identifier_in_clear_after_a_crash() {
     let data = t.path().join("data");
     let ndjson = t.path().join("p.ndjson");
     ok(caldicott().args(["init", "--data"]).arg(&data));
-    ok(caldicott().args(["synth", "--patients", "3000", "--seed", "8", "--out"]).arg(&ndjson));
+    ok(caldicott()
+        .args(["synth", "--patients", "3000", "--seed", "8", "--out"])
+        .arg(&ndjson));
     let mut child = caldicott()
         .args(["import", "--data"])
         .arg(&data)
@@ -89,7 +106,9 @@ fn the_wal_holds_no_identifier_in_clear_after_a_crash() {
     // Kill it mid-import, while the WAL has content that was never checkpointed.
     let wal = data.join("vault.db-wal");
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    while std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) < 2 << 20 && std::time::Instant::now() < deadline {
+    while std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0) < 2 << 20
+        && std::time::Instant::now() < deadline
+    {
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
     child.kill().unwrap();
@@ -107,11 +126,23 @@ fn postgres_dump_holds_no_identifier_in_clear() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("data");
     let ndjson = t.path().join("p.ndjson");
-    ok(caldicott().args(["init", "--data"]).arg(&data).args(["--database", &schema.url]));
-    ok(caldicott().args(["synth", "--patients", "150", "--seed", "9", "--out"]).arg(&ndjson));
-    ok(caldicott().args(["import", "--data"]).arg(&data).arg(&ndjson));
+    ok(caldicott()
+        .args(["init", "--data"])
+        .arg(&data)
+        .args(["--database", &schema.url]));
+    ok(caldicott()
+        .args(["synth", "--patients", "150", "--seed", "9", "--out"])
+        .arg(&ndjson));
+    ok(caldicott()
+        .args(["import", "--data"])
+        .arg(&data)
+        .arg(&ndjson));
     let dump = pg_dump(&schema);
-    assert!(dump.len() > 100_000, "dump of {} bytes is too small to hold the import", dump.len());
+    assert!(
+        dump.len() > 100_000,
+        "dump of {} bytes is too small to hold the import",
+        dump.len()
+    );
     assert!(String::from_utf8_lossy(&dump).contains("COPY"));
     assert_absent(&dump, &identifiers(&ndjson), "pg_dump output");
 }
@@ -122,7 +153,9 @@ fn import_is_resumable_and_idempotent() {
     let data = t.path().join("data");
     let ndjson = t.path().join("p.ndjson");
     ok(caldicott().args(["init", "--data"]).arg(&data));
-    ok(caldicott().args(["synth", "--patients", "40", "--out"]).arg(&ndjson));
+    ok(caldicott()
+        .args(["synth", "--patients", "40", "--out"])
+        .arg(&ndjson));
     let total = std::fs::read_to_string(&ndjson).unwrap().lines().count();
     // An import that stopped part-way: only the first half was loaded.
     let half = t.path().join("half.ndjson");
@@ -130,9 +163,16 @@ fn import_is_resumable_and_idempotent() {
     let first: Vec<&str> = text.lines().take(total / 2).collect();
     std::fs::write(&half, first.join("\n")).unwrap();
     ok(caldicott().args(["import", "--data"]).arg(&data).arg(&half));
-    let out = ok(caldicott().args(["import", "--data"]).arg(&data).arg(&ndjson));
+    let out = ok(caldicott()
+        .args(["import", "--data"])
+        .arg(&data)
+        .arg(&ndjson));
     assert!(
-        out.contains(&format!("{} created, 0 updated, {} unchanged", total - total / 2, total / 2)),
+        out.contains(&format!(
+            "{} created, 0 updated, {} unchanged",
+            total - total / 2,
+            total / 2
+        )),
         "{out}"
     );
 }
@@ -150,8 +190,14 @@ fn import_reports_the_bad_line_precisely() {
     )
     .unwrap();
     let err = fails(caldicott().args(["import", "--data"]).arg(&data).arg(&f));
-    assert!(err.contains("bad.ndjson line 2") && err.contains("check digit"), "{err}");
-    assert!(!err.contains("9434765918"), "the error must not echo the identifier");
+    assert!(
+        err.contains("bad.ndjson line 2") && err.contains("check digit"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("9434765918"),
+        "the error must not echo the identifier"
+    );
 }
 
 #[test]
@@ -160,8 +206,13 @@ fn bad_database_files_give_one_clear_error() {
     let data = t.path().join("data");
     let ndjson = t.path().join("p.ndjson");
     ok(caldicott().args(["init", "--data"]).arg(&data));
-    ok(caldicott().args(["synth", "--patients", "300", "--out"]).arg(&ndjson));
-    ok(caldicott().args(["import", "--data"]).arg(&data).arg(&ndjson));
+    ok(caldicott()
+        .args(["synth", "--patients", "300", "--out"])
+        .arg(&ndjson));
+    ok(caldicott()
+        .args(["import", "--data"])
+        .arg(&data)
+        .arg(&ndjson));
     let db = data.join("vault.db");
     let original = std::fs::read(&db).unwrap();
     assert!(original.len() > 200_000);
@@ -188,18 +239,35 @@ fn bad_keys_give_one_clear_error() {
     let text = std::fs::read_to_string(&key).unwrap();
     set_mode(&key, 0o644);
     let err = fails(caldicott().args(["keys", "status", "--data"]).arg(&data));
-    assert!(err.contains("permissions 644") && err.contains("chmod 600"), "{err}");
+    assert!(
+        err.contains("permissions 644") && err.contains("chmod 600"),
+        "{err}"
+    );
     set_mode(&key, 0o600);
 
     std::fs::write(&key, &text[..text.len() - 10]).unwrap();
     let err = fails(caldicott().args(["keys", "status", "--data"]).arg(&data));
-    assert!(err.contains("exactly 32 bytes") || err.contains("base64"), "{err}");
-    assert!(!err.contains(&text[20..40]), "the error must not show the key");
+    assert!(
+        err.contains("exactly 32 bytes") || err.contains("base64"),
+        "{err}"
+    );
+    assert!(
+        !err.contains(&text[20..40]),
+        "the error must not show the key"
+    );
 
     std::fs::write(&key, &text).unwrap();
     let other = "caldicott-kek-v1:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
-    let err = fails(caldicott().args(["keys", "status", "--data"]).arg(&data).env("CALDICOTT_MASTER_KEY", other));
-    assert!(err.contains("not the one this database was encrypted with"), "{err}");
+    let err = fails(
+        caldicott()
+            .args(["keys", "status", "--data"])
+            .arg(&data)
+            .env("CALDICOTT_MASTER_KEY", other),
+    );
+    assert!(
+        err.contains("not the one this database was encrypted with"),
+        "{err}"
+    );
 
     std::fs::remove_file(&key).unwrap();
     let err = fails(caldicott().args(["keys", "status", "--data"]).arg(&data));
@@ -216,7 +284,10 @@ fn an_unreachable_postgres_gives_one_clear_error() {
             .arg(t.path().join("d"))
             .args(["--database", "postgres://caldicott@127.0.0.1:1/nothing"]),
     );
-    assert!(err.contains("cannot open database postgres://caldicott@127.0.0.1:1/nothing"), "{err}");
+    assert!(
+        err.contains("cannot open database postgres://caldicott@127.0.0.1:1/nothing"),
+        "{err}"
+    );
     assert!(start.elapsed().as_secs() < 20);
 }
 
@@ -224,11 +295,19 @@ fn an_unreachable_postgres_gives_one_clear_error() {
 fn init_refuses_to_overwrite_and_validates_its_input() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("data");
-    let out = ok(caldicott().args(["init", "--data"]).arg(&data).args(["--ods", "a81001"]));
+    let out = ok(caldicott()
+        .args(["init", "--data"])
+        .arg(&data)
+        .args(["--ods", "a81001"]));
     assert!(out.contains("password: "), "{out}");
     let err = fails(caldicott().args(["init", "--data"]).arg(&data));
     assert!(err.contains("already a Caldicott data directory"), "{err}");
-    let err = fails(caldicott().args(["init", "--data"]).arg(t.path().join("x")).args(["--ods", "A-1"]));
+    let err = fails(
+        caldicott()
+            .args(["init", "--data"])
+            .arg(t.path().join("x"))
+            .args(["--ods", "A-1"]),
+    );
     assert!(err.contains("ODS code"), "{err}");
     assert_eq!(mode(&data), 0o700);
     assert_eq!(mode(&data.join("master.key")), 0o600);
@@ -241,8 +320,13 @@ fn master_key_rotation_keeps_data_readable() {
     let data = t.path().join("data");
     let ndjson = t.path().join("p.ndjson");
     ok(caldicott().args(["init", "--data"]).arg(&data));
-    ok(caldicott().args(["synth", "--patients", "30", "--out"]).arg(&ndjson));
-    ok(caldicott().args(["import", "--data"]).arg(&data).arg(&ndjson));
+    ok(caldicott()
+        .args(["synth", "--patients", "30", "--out"])
+        .arg(&ndjson));
+    ok(caldicott()
+        .args(["import", "--data"])
+        .arg(&data)
+        .arg(&ndjson));
     let before = std::fs::read_to_string(data.join("master.key")).unwrap();
     let out = ok(caldicott().args(["keys", "rotate", "--data"]).arg(&data));
     assert!(out.contains("rewrapped"), "{out}");
@@ -251,9 +335,17 @@ fn master_key_rotation_keeps_data_readable() {
     assert_eq!(mode(&data.join("master.key")), 0o600);
     assert!(!data.join("master.key.new").exists());
     // Everything still reads back byte for byte, and the old key no longer opens it.
-    let out = ok(caldicott().args(["import", "--data"]).arg(&data).arg(&ndjson));
+    let out = ok(caldicott()
+        .args(["import", "--data"])
+        .arg(&data)
+        .arg(&ndjson));
     assert!(out.contains("0 created, 0 updated"), "{out}");
-    let err = fails(caldicott().args(["keys", "status", "--data"]).arg(&data).env("CALDICOTT_MASTER_KEY", before.trim()));
+    let err = fails(
+        caldicott()
+            .args(["keys", "status", "--data"])
+            .arg(&data)
+            .env("CALDICOTT_MASTER_KEY", before.trim()),
+    );
     assert!(err.contains("not the one"), "{err}");
 }
 
@@ -263,9 +355,16 @@ fn data_key_rotation_reencrypts_everything() {
     let data = t.path().join("data");
     let ndjson = t.path().join("p.ndjson");
     ok(caldicott().args(["init", "--data"]).arg(&data));
-    ok(caldicott().args(["synth", "--patients", "30", "--out"]).arg(&ndjson));
-    ok(caldicott().args(["import", "--data"]).arg(&data).arg(&ndjson));
-    let out = ok(caldicott().args(["keys", "rotate", "--data-keys", "--no-reencrypt", "--data"]).arg(&data));
+    ok(caldicott()
+        .args(["synth", "--patients", "30", "--out"])
+        .arg(&ndjson));
+    ok(caldicott()
+        .args(["import", "--data"])
+        .arg(&data)
+        .arg(&ndjson));
+    let out = ok(caldicott()
+        .args(["keys", "rotate", "--data-keys", "--no-reencrypt", "--data"])
+        .arg(&data));
     assert!(out.contains("new data key v2"), "{out}");
     let status = ok(caldicott().args(["keys", "status", "--data"]).arg(&data));
     let stale: u64 = status
@@ -277,9 +376,15 @@ fn data_key_rotation_reencrypts_everything() {
     ok(caldicott().args(["keys", "reencrypt", "--data"]).arg(&data));
     let status = ok(caldicott().args(["keys", "status", "--data"]).arg(&data));
     for l in status.lines().skip(2) {
-        assert!(l.contains(" v2 ") && l.trim_end().ends_with(" 0"), "{status}");
+        assert!(
+            l.contains(" v2 ") && l.trim_end().ends_with(" 0"),
+            "{status}"
+        );
     }
-    let out = ok(caldicott().args(["import", "--data"]).arg(&data).arg(&ndjson));
+    let out = ok(caldicott()
+        .args(["import", "--data"])
+        .arg(&data)
+        .arg(&ndjson));
     assert!(out.contains("0 created, 0 updated"), "{out}");
 }
 
@@ -288,7 +393,11 @@ fn serve_answers_health_over_tls_and_refuses_public_plain_http() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("data");
     ok(caldicott().args(["init", "--data"]).arg(&data));
-    let server = Server::start(caldicott().args(["serve", "--listen", "127.0.0.1:0", "--data"]).arg(&data));
+    let server = Server::start(
+        caldicott()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&data),
+    );
     let (status, body) = https_get(&server.url, &data.join("tls/cert.pem"), "/healthz");
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"ok\""), "{body}");
@@ -297,14 +406,23 @@ fn serve_answers_health_over_tls_and_refuses_public_plain_http() {
     assert!(body.contains("http_requests_total"), "{body}");
     drop(server);
 
-    let err = fails(caldicott().args(["serve", "--plain-http", "--listen", "0.0.0.0:0", "--data"]).arg(&data));
+    let err = fails(
+        caldicott()
+            .args(["serve", "--plain-http", "--listen", "0.0.0.0:0", "--data"])
+            .arg(&data),
+    );
     assert!(err.contains("loopback"), "{err}");
 }
 
 #[test]
 fn demo_loads_patients_and_serves() {
-    let server = Server::start(caldicott().args(["demo", "--patients", "20", "--listen", "127.0.0.1:0"]));
-    assert!(server.stdout.contains("Sign in as `admin` with password"), "{}", server.stdout);
+    let server =
+        Server::start(caldicott().args(["demo", "--patients", "20", "--listen", "127.0.0.1:0"]));
+    assert!(
+        server.stdout.contains("Sign in as `admin` with password"),
+        "{}",
+        server.stdout
+    );
     assert!(server.stdout.contains("Patient"), "{}", server.stdout);
     let data = server
         .stdout
@@ -313,6 +431,10 @@ fn demo_loads_patients_and_serves() {
         .and_then(|l| l.split(" (").next())
         .unwrap()
         .to_owned();
-    let (status, _) = https_get(&server.url, &Path::new(&data).join("tls/cert.pem"), "/healthz");
+    let (status, _) = https_get(
+        &server.url,
+        &Path::new(&data).join("tls/cert.pem"),
+        "/healthz",
+    );
     assert_eq!(status, 200);
 }

@@ -8,7 +8,8 @@ use std::sync::Arc;
 
 pub fn caldicott() -> Command {
     let mut c = Command::new(env!("CARGO_BIN_EXE_caldicott"));
-    c.env_remove("CALDICOTT_MASTER_KEY").env_remove("CALDICOTT_DATABASE");
+    c.env_remove("CALDICOTT_MASTER_KEY")
+        .env_remove("CALDICOTT_DATABASE");
     c
 }
 
@@ -32,9 +33,17 @@ pub fn ok(c: &mut Command) -> String {
 /// (log lines aside); returns that line.
 pub fn fails(c: &mut Command) -> String {
     let o = c.output().unwrap();
-    assert_eq!(o.status.code(), Some(1), "expected exit code 1: {}", show(&o));
+    assert_eq!(
+        o.status.code(),
+        Some(1),
+        "expected exit code 1: {}",
+        show(&o)
+    );
     let stderr = String::from_utf8(o.stderr.clone()).unwrap();
-    let errors: Vec<&str> = stderr.lines().filter(|l| l.starts_with("error: ")).collect();
+    let errors: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("error: "))
+        .collect();
     assert_eq!(errors.len(), 1, "expected one error line: {}", show(&o));
     assert!(!stderr.contains("panicked"), "{}", show(&o));
     errors[0].to_owned()
@@ -53,9 +62,13 @@ pub fn mode(p: &Path) -> u32 {
 /// Finds patients by NHS number through the vault's protected index, in every organisation.
 pub fn search_sqlite(data: &Path, rtype: &str, nhs: &str) -> Vec<String> {
     let kek = Arc::new(caldicott_vault::LocalKek::from_file(&data.join("master.key")).unwrap());
-    let backend = Box::new(caldicott_vault::SqliteBackend::open(&data.join("vault.db"), false).unwrap());
+    let backend =
+        Box::new(caldicott_vault::SqliteBackend::open(&data.join("vault.db"), false).unwrap());
     let vault = caldicott_vault::Vault::open(backend, kek).unwrap();
-    let term = caldicott_vault::IndexTerm::new("identifier", format!("https://fhir.nhs.uk/Id/nhs-number|{nhs}"));
+    let term = caldicott_vault::IndexTerm::new(
+        "identifier",
+        format!("https://fhir.nhs.uk/Id/nhs-number|{nhs}"),
+    );
     let rt = caldicott_core::ResourceType::new(rtype).unwrap();
     vault
         .organisations()
@@ -92,7 +105,11 @@ pub struct Server {
 
 impl Server {
     pub fn start(c: &mut Command) -> Server {
-        let mut child = c.stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let mut child = c
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let mut reader = BufReader::new(child.stdout.take().unwrap());
         let mut stdout = String::new();
         let url = loop {
@@ -117,7 +134,9 @@ impl Server {
 
 impl Drop for Server {
     fn drop(&mut self) {
-        let _ = Command::new("kill").arg(self.child.id().to_string()).status();
+        let _ = Command::new("kill")
+            .arg(self.child.id().to_string())
+            .status();
         let _ = self.child.wait();
     }
 }
@@ -138,13 +157,23 @@ pub fn https_get(base: &str, cert_pem: &Path, path: &str) -> (u16, String) {
         .unwrap()
         .with_root_certificates(roots)
         .with_no_client_auth();
-    let conn = rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap()).unwrap();
+    let conn =
+        rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap())
+            .unwrap();
     let sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     let mut tls = rustls::StreamOwned::new(conn, sock);
-    write!(tls, "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        tls,
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut resp = Vec::new();
     let _ = tls.read_to_end(&mut resp);
     let text = String::from_utf8_lossy(&resp).into_owned();
-    let status = text.split_whitespace().nth(1).and_then(|s| s.parse().ok()).unwrap_or(0);
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0);
     (status, text)
 }
