@@ -18,7 +18,7 @@ use caldicott_vault::{Expect, IndexTerm, Vault, VaultError, Write};
 use crate::progress;
 
 /// Resources per transaction.
-pub const BATCH: usize = 1_000;
+pub const BATCH: usize = 5_000;
 /// Longest accepted line (one resource).
 const MAX_LINE: usize = 16 << 20;
 

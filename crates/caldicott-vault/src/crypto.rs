@@ -86,24 +86,28 @@ impl RecordKeys {
         Ok(out)
     }
 
-    pub(crate) fn open(
+    /// Decrypts `sealed` in place and returns where the plaintext lies within it. On
+    /// failure the buffer is wiped (it may hold unauthenticated plaintext).
+    pub(crate) fn open_in_place(
         &self,
         aad: &[u8],
-        sealed: &[u8],
-    ) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
-        if sealed.len() < 1 + NONCE_LEN + 16 || sealed[0] != RECORD_FORMAT_V1 {
+        sealed: &mut [u8],
+    ) -> Result<std::ops::Range<usize>, CryptoError> {
+        const START: usize = 1 + NONCE_LEN;
+        if sealed.len() < START + 16 || sealed[0] != RECORD_FORMAT_V1 {
             return Err(CryptoError);
         }
-        let nonce =
-            Nonce::try_assume_unique_for_key(&sealed[1..1 + NONCE_LEN]).map_err(|_| CryptoError)?;
-        let mut buf = Zeroizing::new(sealed[1 + NONCE_LEN..].to_vec());
-        let len = self
+        let nonce = Nonce::try_assume_unique_for_key(&sealed[1..START]).map_err(|_| CryptoError)?;
+        match self
             .aead
-            .open_in_place(nonce, Aad::from(aad), &mut buf)
-            .map_err(|_| CryptoError)?
-            .len();
-        buf.truncate(len);
-        Ok(buf)
+            .open_in_place(nonce, Aad::from(aad), &mut sealed[START..])
+        {
+            Ok(plain) => Ok(START..START + plain.len()),
+            Err(_) => {
+                zeroize::Zeroize::zeroize(sealed);
+                Err(CryptoError)
+            }
+        }
     }
 
     pub(crate) fn term(&self, name: &str, value: &str) -> TermHash {
@@ -181,15 +185,23 @@ pub(crate) fn encode_payload(body: &[u8], terms: &[IndexTerm]) -> Zeroizing<Vec<
     p
 }
 
-/// Decodes a payload written by [`encode_payload`]. Only authenticated plaintext reaches
-/// this function, so a failure means a bug or a format from a newer version.
-pub(crate) fn decode_payload(p: &[u8]) -> Option<(Vec<u8>, Vec<IndexTerm>)> {
+/// Decodes a payload written by [`encode_payload`]: where the body lies in it, and (if
+/// `want_terms`) the index terms. Only authenticated plaintext reaches this function, so a
+/// failure means a bug or a format from a newer version.
+pub(crate) fn decode_payload(
+    p: &[u8],
+    want_terms: bool,
+) -> Option<(std::ops::Range<usize>, Vec<IndexTerm>)> {
     let mut r = Reader(p);
     if r.take(1)? != [PAYLOAD_FORMAT_V1] {
         return None;
     }
     let blen = u32::from_be_bytes(r.take(4)?.try_into().ok()?) as usize;
-    let body = r.take(blen)?.to_vec();
+    r.take(blen)?;
+    let body = 5..5 + blen;
+    if !want_terms {
+        return Some((body, Vec::new()));
+    }
     let n = u16::from_be_bytes(r.take(2)?.try_into().ok()?);
     let mut terms = Vec::with_capacity(n as usize);
     for _ in 0..n {
@@ -228,7 +240,9 @@ mod tests {
         let k = keys();
         let aad = record_aad("A81001", "Patient", "p1", 1, 1, false);
         let c = k.seal(&aad, b"hello").unwrap();
-        assert_eq!(&k.open(&aad, &c).unwrap()[..], b"hello");
+        let mut buf = c.clone();
+        let range = k.open_in_place(&aad, &mut buf).unwrap();
+        assert_eq!(&buf[range], b"hello");
         for other in [
             record_aad("B82002", "Patient", "p1", 1, 1, false),
             record_aad("A81001", "Observation", "p1", 1, 1, false),
@@ -237,18 +251,24 @@ mod tests {
             record_aad("A81001", "Patient", "p1", 1, 2, false),
             record_aad("A81001", "Patient", "p1", 1, 1, true),
         ] {
-            assert!(k.open(&other, &c).is_err());
+            assert!(k.open_in_place(&other, &mut c.clone()).is_err());
         }
         assert!(
-            keys().open(&aad, &c).is_err(),
+            keys().open_in_place(&aad, &mut c.clone()).is_err(),
             "another key must not open it"
         );
         for i in 0..c.len() {
             let mut t = c.clone();
             t[i] ^= 0x80;
-            assert!(k.open(&aad, &t).is_err(), "flip at byte {i} not detected");
+            assert!(
+                k.open_in_place(&aad, &mut t).is_err(),
+                "flip at byte {i} not detected"
+            );
         }
-        assert!(k.open(&aad, &c[..c.len() - 1]).is_err());
+        assert!(
+            k.open_in_place(&aad, &mut c[..c.len() - 1].to_vec())
+                .is_err()
+        );
     }
 
     #[test]
@@ -277,14 +297,14 @@ mod tests {
                               terms in proptest::collection::vec(("[a-z]{1,12}", "\\PC{0,40}"), 0..5)) {
             let terms: Vec<IndexTerm> = terms.into_iter().map(|(n, v)| IndexTerm::new(n, v)).collect();
             let p = encode_payload(&body, &terms);
-            let (b, t) = decode_payload(&p).unwrap();
-            prop_assert_eq!(b, body);
+            let (b, t) = decode_payload(&p, true).unwrap();
+            prop_assert_eq!(&p[b], &body[..]);
             prop_assert_eq!(t, terms);
         }
 
         #[test]
         fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let _ = decode_payload(&bytes);
+            let _ = decode_payload(&bytes, true);
         }
     }
 }

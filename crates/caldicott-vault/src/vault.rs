@@ -13,6 +13,8 @@ use crate::keys::{DataKey, KeyError, KeyProvider};
 
 /// How many times a write with [`Expect::Any`] retries after losing a race.
 const ANY_RETRIES: u32 = 64;
+/// Batches at least this large are sealed in parallel.
+const PARALLEL_SEAL_MIN: usize = 256;
 
 /// Everything that can go wrong in the vault.
 #[derive(Debug, thiserror::Error)]
@@ -351,34 +353,48 @@ impl Vault {
             }
         }
         let now = now_micros();
-        writes
-            .iter()
-            .map(|w| {
-                let (dek_version, keys) = self.active_keys(w.org.as_str()).ok_or_else(|| {
-                    VaultError::Key(KeyError::Malformed {
-                        origin: format!("organisation {}", w.org),
-                        reason: "no active data key",
-                    })
-                })?;
-                let expect = match w.expect {
-                    Expect::Absent => RowExpect::Absent,
-                    Expect::Version(v) => RowExpect::Version(v.get()),
-                    Expect::Any => {
-                        match current.get(&(w.org.as_str(), w.rtype.as_str(), w.id.as_str())) {
-                            Some(v) => RowExpect::Version(*v),
-                            None => RowExpect::Absent,
-                        }
+        let seal = |w: &Write| -> Result<RowWrite, VaultError> {
+            let (dek_version, keys) = self.active_keys(w.org.as_str()).ok_or_else(|| {
+                VaultError::Key(KeyError::Malformed {
+                    origin: format!("organisation {}", w.org),
+                    reason: "no active data key",
+                })
+            })?;
+            let expect = match w.expect {
+                Expect::Absent => RowExpect::Absent,
+                Expect::Version(v) => RowExpect::Version(v.get()),
+                Expect::Any => {
+                    match current.get(&(w.org.as_str(), w.rtype.as_str(), w.id.as_str())) {
+                        Some(v) => RowExpect::Version(*v),
+                        None => RowExpect::Absent,
                     }
-                };
-                let version = match expect {
-                    RowExpect::Absent => 1,
-                    RowExpect::Version(v) => v + 1,
-                };
-                Ok(self.seal_row(&keys, dek_version, w, version, expect, false, now))
-            })
-            .collect::<Result<Vec<_>, VaultError>>()?
-            .into_iter()
-            .collect()
+                }
+            };
+            let version = match expect {
+                RowExpect::Absent => 1,
+                RowExpect::Version(v) => v + 1,
+            };
+            self.seal_row(&keys, dek_version, w, version, expect, false, now)
+        };
+        // Large batches are sealed on every core: encryption then costs a fraction of the
+        // time the database spends writing.
+        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
+        if writes.len() < PARALLEL_SEAL_MIN || threads < 2 {
+            return writes.iter().map(seal).collect();
+        }
+        let chunk = writes.len().div_ceil(threads);
+        std::thread::scope(|s| {
+            let handles: Vec<_> = writes
+                .chunks(chunk)
+                .map(|c| s.spawn(move || c.iter().map(seal).collect::<Result<Vec<_>, _>>()))
+                .collect();
+            let mut rows = Vec::with_capacity(writes.len());
+            for h in handles {
+                // A panic in a sealing thread is a bug; surface it as one here.
+                rows.extend(h.join().unwrap_or_else(|p| std::panic::resume_unwind(p))?);
+            }
+            Ok(rows)
+        })
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -518,7 +534,7 @@ impl Vault {
             .heads(org.as_str(), rtype.as_str(), &ids)?
             .into_iter()
             .map(|r| {
-                r.map(|r| self.open_record(&r).map(|(rec, _)| rec))
+                r.map(|r| self.open_record(r, false).map(|(rec, _)| rec))
                     .transpose()
             })
             .collect()
@@ -534,7 +550,7 @@ impl Vault {
     ) -> Result<Option<Record>, VaultError> {
         self.backend
             .version(org.as_str(), rtype.as_str(), id.as_str(), version.get())?
-            .map(|r| self.open_record(&r).map(|(rec, _)| rec))
+            .map(|r| self.open_record(r, false).map(|(rec, _)| rec))
             .transpose()
     }
 
@@ -547,8 +563,8 @@ impl Vault {
     ) -> Result<Vec<Record>, VaultError> {
         self.backend
             .history(org.as_str(), rtype.as_str(), id.as_str())?
-            .iter()
-            .map(|r| self.open_record(r).map(|(rec, _)| rec))
+            .into_iter()
+            .map(|r| self.open_record(r, false).map(|(rec, _)| rec))
             .collect()
     }
 
@@ -580,31 +596,53 @@ impl Vault {
         Ok(self.backend.count(org.as_str(), rtype.as_str())?)
     }
 
-    fn open_record(&self, r: &RawRecord) -> Result<(Record, Vec<IndexTerm>), VaultError> {
-        let integrity = || VaultError::Integrity {
+    /// Decrypts one stored version (in place, without copying the body) and checks it is
+    /// the record it claims to be. Index terms are decoded only when `want_terms`.
+    fn open_record(
+        &self,
+        r: RawRecord,
+        want_terms: bool,
+    ) -> Result<(Record, Vec<IndexTerm>), VaultError> {
+        let integrity = |r: &RawRecord| VaultError::Integrity {
             org: r.org.clone(),
             rtype: r.rtype.clone(),
             id: r.id.clone(),
             version: r.version,
         };
-        let keys =
-            self.keys_for(&r.org, r.dek_version)
-                .ok_or_else(|| VaultError::MissingDataKey {
-                    org: r.org.clone(),
-                    rtype: r.rtype.clone(),
-                    id: r.id.clone(),
-                    version: r.version,
-                    dek_version: r.dek_version,
-                })?;
+        let Some(keys) = self.keys_for(&r.org, r.dek_version) else {
+            return Err(VaultError::MissingDataKey {
+                org: r.org,
+                rtype: r.rtype,
+                id: r.id,
+                version: r.version,
+                dek_version: r.dek_version,
+            });
+        };
         let aad = record_aad(&r.org, &r.rtype, &r.id, r.version, r.dek_version, r.deleted);
-        let plain = keys.open(&aad, &r.ciphertext).map_err(|_| integrity())?;
-        let (body, terms) = decode_payload(&plain).ok_or_else(integrity)?;
+        let mut buf = r.ciphertext;
+        let (rtype, id, version) = (
+            ResourceType::new(&r.rtype),
+            ResourceId::new(&r.id),
+            VersionId::new(r.version),
+        );
+        let r = RawRecord {
+            ciphertext: Vec::new(),
+            ..r
+        };
+        let plain = keys
+            .open_in_place(&aad, &mut buf)
+            .map_err(|_| integrity(&r))?;
+        let (body, terms) =
+            decode_payload(&buf[plain.clone()], want_terms).ok_or_else(|| integrity(&r))?;
+        // Keep only the body, moved to the front of the same buffer.
+        buf.truncate(plain.start + body.end);
+        buf.drain(..plain.start + body.start);
         let rec = Record {
-            rtype: ResourceType::new(&r.rtype).map_err(|_| integrity())?,
-            id: ResourceId::new(&r.id).map_err(|_| integrity())?,
-            version: VersionId::new(r.version).ok_or_else(integrity)?,
+            rtype: rtype.map_err(|_| integrity(&r))?,
+            id: id.map_err(|_| integrity(&r))?,
+            version: version.ok_or_else(|| integrity(&r))?,
             deleted: r.deleted,
-            body,
+            body: buf,
             written_at: r.written_at,
         };
         Ok((rec, terms))
@@ -677,7 +715,7 @@ impl Vault {
         }
         let mut out = Vec::with_capacity(stale.len());
         for r in &stale {
-            let (rec, terms) = self.open_record(r)?;
+            let (rec, terms) = self.open_record(r.clone(), true)?;
             let aad = record_aad(&r.org, &r.rtype, &r.id, r.version, active, r.deleted);
             let payload = encode_payload(&rec.body, &terms);
             let ciphertext = keys.seal(&aad, &payload).map_err(|_| KeyError::Random)?;

@@ -275,6 +275,44 @@ fn batches_are_all_or_nothing(f: &Fixture) {
     );
     let ok = f.vault.put_batch(&batch[..2]).unwrap();
     assert_eq!(ok, [VersionId::FIRST, VersionId::FIRST]);
+    // A large batch (sealed in parallel) with its conflict at the very end.
+    let mut big: Vec<Write> = (0..600)
+        .map(|i| {
+            write(
+                "A81001",
+                "Observation",
+                &format!("big{i}"),
+                Expect::Absent,
+                "x",
+                &[],
+            )
+        })
+        .collect();
+    big.push(write(
+        "A81001",
+        "Patient",
+        "taken",
+        Expect::Absent,
+        "3",
+        &[],
+    ));
+    assert!(matches!(
+        f.vault.put_batch(&big),
+        Err(VaultError::Conflict { .. })
+    ));
+    assert!(
+        f.vault
+            .get(&org("A81001"), &rt("Observation"), &rid("big0"))
+            .unwrap()
+            .is_none()
+    );
+    big.pop();
+    assert_eq!(f.vault.put_batch(&big).unwrap().len(), 600);
+    let got = f
+        .vault
+        .get(&org("A81001"), &rt("Observation"), &rid("big599"))
+        .unwrap();
+    assert_eq!(got.unwrap().body, b"x");
     let dup = vec![batch[0].clone(), batch[0].clone()];
     assert!(matches!(
         f.vault.put_batch(&dup),
