@@ -168,7 +168,7 @@ enum DbCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging();
+    init_logging(cli.command.data_dir());
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -179,11 +179,43 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging() {
+impl Command {
+    /// The data directory a command works on, if any.
+    fn data_dir(&self) -> Option<&Path> {
+        match self {
+            Command::Serve { data, .. } | Command::Import { data, .. } => Some(data),
+            Command::Keys {
+                command:
+                    KeysCommand::Rotate { data, .. }
+                    | KeysCommand::Reencrypt { data, .. }
+                    | KeysCommand::Status { data, .. },
+            } => Some(data),
+            Command::Db {
+                command: DbCommand::Migrate { data, .. },
+            } => Some(data),
+            Command::Init { .. } | Command::Demo { .. } | Command::Synth { .. } => None,
+        }
+    }
+}
+
+/// Logs go to stderr, as text or JSON, filtered by level: from the data directory's
+/// configuration when there is one, with `CALDICOTT_LOG` and `CALDICOTT_LOG_FORMAT`
+/// overriding it.
+fn init_logging(data: Option<&Path>) {
     use tracing_subscriber::EnvFilter;
-    let filter =
-        EnvFilter::try_from_env("CALDICOTT_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("CALDICOTT_LOG_FORMAT").is_ok_and(|f| f == "json");
+    let mut log = config::Log::default();
+    if let Some(c) = data.and_then(|d| Config::load(d).ok()) {
+        log = c.log;
+    } else {
+        if let Ok(v) = std::env::var("CALDICOTT_LOG") {
+            log.level = v;
+        }
+        if let Ok(v) = std::env::var("CALDICOTT_LOG_FORMAT") {
+            log.format = v;
+        }
+    }
+    let filter = EnvFilter::try_new(&log.level).unwrap_or_else(|_| EnvFilter::new("info"));
+    let json = log.format == "json";
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr);
