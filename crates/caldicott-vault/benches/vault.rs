@@ -196,7 +196,13 @@ fn run_backend(name: &str, make: &dyn Fn() -> Box<dyn Backend>, sizes: &Sizes) {
         // Plain and encrypted writes alternate chunk by chunk, so that both pay their
         // share of SQLite's WAL checkpoints and the disk's moods.
         for (label, n, batch, chunk, tag) in [
-            ("put, one record per transaction".to_string(), sizes.single_puts, 1, 25, "s"),
+            (
+                "put, one record per transaction".to_string(),
+                sizes.single_puts,
+                1,
+                25,
+                "s",
+            ),
             (
                 format!("put, batches of {}", sizes.batch),
                 sizes.batch_puts,

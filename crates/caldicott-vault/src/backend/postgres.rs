@@ -18,7 +18,9 @@ use std::str::FromStr;
 use std::sync::{Condvar, Mutex};
 use std::time::Duration;
 
-use ::postgres::{Client, Config, NoTls, Row};
+use std::collections::HashMap;
+
+use ::postgres::{Client, Config, NoTls, Row, Statement};
 
 use super::*;
 
@@ -54,36 +56,63 @@ const MAX_CONNECTIONS: usize = 8;
 pub struct PostgresBackend {
     config: Config,
     location: String,
-    idle: Mutex<(Vec<Client>, usize)>,
+    idle: Mutex<(Vec<Pooled>, usize)>,
     freed: Condvar,
+}
+
+/// A connection and the statements prepared on it (a prepared statement saves a round
+/// trip per query).
+struct Pooled {
+    client: Client,
+    statements: HashMap<String, Statement>,
 }
 
 /// A pooled connection, returned to the pool on drop unless it broke.
 struct Conn<'a> {
     pool: &'a PostgresBackend,
-    client: Option<Client>,
+    client: Option<Pooled>,
+}
+
+impl Conn<'_> {
+    /// The statement for `sql`, prepared once per connection.
+    fn stmt(&mut self, sql: &str) -> Result<Statement, ::postgres::Error> {
+        let p = self
+            .client
+            .as_mut()
+            .unwrap_or_else(|| unreachable!("taken only on drop"));
+        if let Some(s) = p.statements.get(sql) {
+            return Ok(s.clone());
+        }
+        let s = p.client.prepare(sql)?;
+        p.statements.insert(sql.to_owned(), s.clone());
+        Ok(s)
+    }
 }
 
 impl std::ops::Deref for Conn<'_> {
     type Target = Client;
     fn deref(&self) -> &Client {
-        self.client
+        &self
+            .client
             .as_ref()
             .unwrap_or_else(|| unreachable!("taken only on drop"))
+            .client
     }
 }
 impl std::ops::DerefMut for Conn<'_> {
     fn deref_mut(&mut self) -> &mut Client {
-        self.client
+        &mut self
+            .client
             .as_mut()
             .unwrap_or_else(|| unreachable!("taken only on drop"))
+            .client
     }
 }
 impl Drop for Conn<'_> {
     fn drop(&mut self) {
         let mut g = self.pool.idle.lock().unwrap_or_else(|p| p.into_inner());
         match self.client.take() {
-            Some(c) if !c.is_closed() => g.0.push(c),
+            Some(c) if !c.client.is_closed() => g.0.push(c),
             _ => g.1 -= 1,
         }
         self.pool.freed.notify_one();
@@ -139,9 +168,20 @@ impl PostgresBackend {
                 g.1 += 1;
                 drop(g);
                 return match self.config.connect(NoTls) {
-                    Ok(c) => Ok(Conn {
+                    Ok(mut client) => Ok(Conn {
                         pool: self,
-                        client: Some(c),
+                        client: Some(Pooled {
+                            client: {
+                                // Batched statements bind arrays, and PostgreSQL's generic
+                                // plans for them scan a whole organisation; plan each
+                                // execution instead. Best effort: engines without this
+                                // setting plan per execution anyway.
+                                let _ =
+                                    client.batch_execute("SET plan_cache_mode = force_custom_plan");
+                                client
+                            },
+                            statements: HashMap::new(),
+                        }),
                     }),
                     Err(e) => {
                         let mut g = self.idle.lock().unwrap_or_else(|p| p.into_inner());
@@ -189,6 +229,40 @@ fn to_record(r: &Row) -> RawRecord {
     }
 }
 
+const INSERT_TERMS: &str = "INSERT INTO index_entries (org, rtype, term, id)
+     SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BYTEA[], $4::TEXT[]) ON CONFLICT DO NOTHING";
+const DELETE_TERMS: &str = "DELETE FROM index_entries e
+     USING UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[]) AS u(org, rtype, id)
+     WHERE e.org = u.org AND e.rtype = u.rtype AND e.id = u.id";
+const INSERT_HEADS: &str = "INSERT INTO heads (org, rtype, id, version, deleted)
+     SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BOOLEAN[])
+     ON CONFLICT DO NOTHING RETURNING org, rtype, id";
+const UPDATE_HEADS: &str = "UPDATE heads h SET version = u.nv, deleted = u.del
+     FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BOOLEAN[], $6::BIGINT[])
+          AS u(org, rtype, id, nv, del, ov)
+     WHERE h.org = u.org AND h.rtype = u.rtype AND h.id = u.id AND h.version = u.ov
+     RETURNING h.org, h.rtype, h.id";
+const INSERT_RECORDS: &str =
+    "INSERT INTO records (org, rtype, id, version, deleted, dek_version, ciphertext, written_at)
+     SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BOOLEAN[],
+                          $6::BIGINT[], $7::BYTEA[], $8::BIGINT[])";
+// One index lookup per id, whatever the planner believes about the table: the LATERAL
+// subquery with OFFSET 0 is not flattened, so each id is looked up with all three key
+// columns (a fresh table without statistics otherwise gets a scan of the organisation).
+const SELECT_HEADS: &str =
+    "SELECT r.org, r.rtype, r.id, r.version, r.deleted, r.dek_version, r.ciphertext, r.written_at
+     FROM UNNEST($3::TEXT[]) AS u(id)
+     CROSS JOIN LATERAL (SELECT h.version FROM heads h
+                         WHERE h.org = $1 AND h.rtype = $2 AND h.id = u.id OFFSET 0) AS h
+     JOIN records r ON r.org = $1 AND r.rtype = $2 AND r.id = u.id AND r.version = h.version";
+const SELECT_HEAD: &str =
+    "SELECT r.org, r.rtype, r.id, r.version, r.deleted, r.dek_version, r.ciphertext, r.written_at
+     FROM heads h JOIN records r
+       ON r.org = h.org AND r.rtype = h.rtype AND r.id = h.id AND r.version = h.version
+     WHERE h.org = $1 AND h.rtype = $2 AND h.id = $3";
+const SEARCH: &str = "SELECT DISTINCT id FROM index_entries
+     WHERE org = $1 AND rtype = $2 AND term = ANY($3) ORDER BY id";
+
 const RECORD_COLUMNS: &str =
     "r.org, r.rtype, r.id, r.version, r.deleted, r.dek_version, r.ciphertext, r.written_at";
 
@@ -209,6 +283,7 @@ fn current_schema(c: &mut impl ::postgres::GenericClient) -> Result<i64, ::postg
 /// Inserts index terms for rows given as (org, rtype, id, terms).
 fn insert_terms<'a>(
     tx: &mut ::postgres::Transaction<'_>,
+    stmt: &Statement,
     rows: impl Iterator<Item = (&'a str, &'a str, &'a str, &'a [TermHash])>,
 ) -> Result<(), ::postgres::Error> {
     let (mut o, mut t, mut h, mut i) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
@@ -221,17 +296,13 @@ fn insert_terms<'a>(
         }
     }
     if !o.is_empty() {
-        tx.execute(
-            "INSERT INTO index_entries (org, rtype, term, id)
-             SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::BYTEA[], $4::TEXT[]) ON CONFLICT DO NOTHING",
-            &[&o, &t, &h, &i],
-        )?;
+        tx.execute(stmt, &[&o, &t, &h, &i])?;
     }
     Ok(())
 }
-
 fn delete_terms<'a>(
     tx: &mut ::postgres::Transaction<'_>,
+    stmt: &Statement,
     rows: impl Iterator<Item = (&'a str, &'a str, &'a str)>,
 ) -> Result<(), ::postgres::Error> {
     let (mut o, mut t, mut i) = (Vec::new(), Vec::new(), Vec::new());
@@ -241,11 +312,7 @@ fn delete_terms<'a>(
         i.push(id);
     }
     if !o.is_empty() {
-        tx.execute(
-            "DELETE FROM index_entries e USING UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[]) AS u(org, rtype, id)
-             WHERE e.org = u.org AND e.rtype = u.rtype AND e.id = u.id",
-            &[&o, &t, &i],
-        )?;
+        tx.execute(stmt, &[&o, &t, &i])?;
     }
     Ok(())
 }
@@ -412,6 +479,11 @@ impl Backend for PostgresBackend {
         }
         let mut c = self.conn()?;
         let m = pg_err("writing records");
+        let st_insert_heads = c.stmt(INSERT_HEADS).map_err(&m)?;
+        let st_update_heads = c.stmt(UPDATE_HEADS).map_err(&m)?;
+        let st_insert_records = c.stmt(INSERT_RECORDS).map_err(&m)?;
+        let st_delete_terms = c.stmt(DELETE_TERMS).map_err(&m)?;
+        let st_insert_terms = c.stmt(INSERT_TERMS).map_err(&m)?;
         let mut tx = c.transaction().map_err(&m)?;
         let conflict = |w: &RowWrite| BackendError::Conflict {
             rtype: w.record.rtype.clone(),
@@ -426,12 +498,7 @@ impl Backend for PostgresBackend {
             let v: Vec<i64> = absent.iter().map(|w| w.record.version as i64).collect();
             let del: Vec<bool> = absent.iter().map(|w| w.record.deleted).collect();
             let inserted = tx
-                .query(
-                    "INSERT INTO heads (org, rtype, id, version, deleted)
-                     SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BOOLEAN[])
-                     ON CONFLICT DO NOTHING RETURNING org, rtype, id",
-                    &[&org, &rt, &id, &v, &del],
-                )
+                .query(&st_insert_heads, &[&org, &rt, &id, &v, &del])
                 .map_err(&m)?;
             if inserted.len() != absent.len() {
                 let done: std::collections::HashSet<(String, String, String)> = inserted
@@ -465,14 +532,7 @@ impl Backend for PostgresBackend {
                 })
                 .collect();
             let updated = tx
-                .query(
-                    "UPDATE heads h SET version = u.nv, deleted = u.del
-                     FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BOOLEAN[], $6::BIGINT[])
-                          AS u(org, rtype, id, nv, del, ov)
-                     WHERE h.org = u.org AND h.rtype = u.rtype AND h.id = u.id AND h.version = u.ov
-                     RETURNING h.org, h.rtype, h.id",
-                    &[&org, &rt, &id, &nv, &del, &ov],
-                )
+                .query(&st_update_heads, &[&org, &rt, &id, &nv, &del, &ov])
                 .map_err(&m)?;
             if updated.len() != versioned.len() {
                 let done: std::collections::HashSet<(String, String, String)> = updated
@@ -493,6 +553,7 @@ impl Backend for PostgresBackend {
             }
             delete_terms(
                 &mut tx,
+                &st_delete_terms,
                 versioned.iter().map(|w| {
                     (
                         w.record.org.as_str(),
@@ -518,13 +579,13 @@ impl Backend for PostgresBackend {
             .collect();
         let at: Vec<i64> = rows.iter().map(|w| w.record.written_at).collect();
         tx.execute(
-            "INSERT INTO records (org, rtype, id, version, deleted, dek_version, ciphertext, written_at)
-             SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BOOLEAN[], $6::BIGINT[], $7::BYTEA[], $8::BIGINT[])",
+            &st_insert_records,
             &[&org, &rt, &id, &v, &del, &dek, &ct, &at],
         )
         .map_err(&m)?;
         insert_terms(
             &mut tx,
+            &st_insert_terms,
             rows.iter().map(|w| {
                 (
                     w.record.org.as_str(),
@@ -544,17 +605,15 @@ impl Backend for PostgresBackend {
         rtype: &str,
         ids: &[&str],
     ) -> Result<Vec<Option<RawRecord>>, BackendError> {
-        let rows = self
-            .conn()?
-            .query(
-                &format!(
-                    "SELECT {RECORD_COLUMNS} FROM heads h JOIN records r
-                       ON r.org = h.org AND r.rtype = h.rtype AND r.id = h.id AND r.version = h.version
-                     WHERE h.org = $1 AND h.rtype = $2 AND h.id = ANY($3)"
-                ),
-                &[&org, &rtype, &ids],
-            )
-            .map_err(pg_err("reading records"))?;
+        let m = pg_err("reading records");
+        let mut c = self.conn()?;
+        let rows = if let [id] = ids {
+            let st = c.stmt(SELECT_HEAD).map_err(&m)?;
+            c.query(&st, &[&org, &rtype, id]).map_err(&m)?
+        } else {
+            let st = c.stmt(SELECT_HEADS).map_err(&m)?;
+            c.query(&st, &[&org, &rtype, &ids]).map_err(&m)?
+        };
         let mut found: std::collections::HashMap<String, RawRecord> = rows
             .iter()
             .map(|r| (r.get::<_, String>(2), to_record(r)))
@@ -601,13 +660,10 @@ impl Backend for PostgresBackend {
         terms: &[TermHash],
     ) -> Result<Vec<String>, BackendError> {
         let t: Vec<&[u8]> = terms.iter().map(|t| &t[..]).collect();
-        let rows = self
-            .conn()?
-            .query(
-                "SELECT DISTINCT id FROM index_entries WHERE org = $1 AND rtype = $2 AND term = ANY($3) ORDER BY id",
-                &[&org, &rtype, &t],
-            )
-            .map_err(pg_err("searching the index"))?;
+        let m = pg_err("searching the index");
+        let mut c = self.conn()?;
+        let st = c.stmt(SEARCH).map_err(&m)?;
+        let rows = c.query(&st, &[&org, &rtype, &t]).map_err(&m)?;
         Ok(rows.iter().map(|r| r.get(0)).collect())
     }
 
@@ -662,6 +718,8 @@ impl Backend for PostgresBackend {
     fn apply_reencrypted(&self, rows: &[Reencrypted]) -> Result<(), BackendError> {
         let mut c = self.conn()?;
         let m = pg_err("re-encrypting records");
+        let st_delete_terms = c.stmt(DELETE_TERMS).map_err(&m)?;
+        let st_insert_terms = c.stmt(INSERT_TERMS).map_err(&m)?;
         let mut tx = c.transaction().map_err(&m)?;
         let mut heads = Vec::new();
         for r in rows {
@@ -696,6 +754,7 @@ impl Backend for PostgresBackend {
         }
         delete_terms(
             &mut tx,
+            &st_delete_terms,
             heads
                 .iter()
                 .map(|r| (r.org.as_str(), r.rtype.as_str(), r.id.as_str())),
@@ -703,6 +762,7 @@ impl Backend for PostgresBackend {
         .map_err(&m)?;
         insert_terms(
             &mut tx,
+            &st_insert_terms,
             heads.iter().map(|r| {
                 (
                     r.org.as_str(),
