@@ -218,6 +218,7 @@ fn init_logging(data: Option<&Path>) {
     let json = log.format == "json";
     let b = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_writer(std::io::stderr);
     if json {
         b.json().init();
