@@ -438,3 +438,55 @@ fn demo_loads_patients_and_serves() {
     );
     assert_eq!(status, 200);
 }
+
+#[test]
+fn serve_reencrypts_in_the_background_after_a_data_key_rotation() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let ndjson = t.path().join("p.ndjson");
+    ok(caldicott().args(["init", "--data"]).arg(&data));
+    ok(caldicott()
+        .args(["synth", "--patients", "60", "--out"])
+        .arg(&ndjson));
+    ok(caldicott()
+        .args(["import", "--data"])
+        .arg(&data)
+        .arg(&ndjson));
+    ok(caldicott()
+        .args(["keys", "rotate", "--data-keys", "--no-reencrypt", "--data"])
+        .arg(&data));
+    let stale = |status: &str| -> u64 {
+        status
+            .lines()
+            .skip(2)
+            .map(|l| l.split_whitespace().last().unwrap().parse::<u64>().unwrap())
+            .sum()
+    };
+    assert!(
+        stale(&ok(caldicott()
+            .args(["keys", "status", "--data"])
+            .arg(&data)))
+            > 100
+    );
+    let _server = Server::start(
+        caldicott()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&data),
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let status = ok(caldicott().args(["keys", "status", "--data"]).arg(&data));
+        if stale(&status) == 0 {
+            assert!(
+                status.lines().skip(2).all(|l| l.contains(" v2 ")),
+                "{status}"
+            );
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "still stale after 60 s:\n{status}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
