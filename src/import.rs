@@ -1,6 +1,7 @@
 //! `caldicott import`: loads NDJSON files of FHIR resources into the vault in batches.
 //!
-//! Each resource is filed under its organisation (an Organization under its own ODS code,
+//! Each resource is validated as FHIR R4 (structure, element names, cardinality, primitive
+//! formats) and the UK Core identifier rules, then filed under its organisation (an Organization under its own ODS code,
 //! a Patient under its managing organisation or GP, anything else under its patient's
 //! organisation, and the deployment's organisation when none is known) and indexed by its
 //! identifiers and patient reference. Re-running an interrupted import is safe: records

@@ -8,7 +8,8 @@
 //!   each step announced, timed and summarised, stopping at the first failure;
 //! - `cargo xtask bench <name>`: a benchmark run against the same kind of throwaway PostgreSQL;
 //! - `cargo xtask pg`: a throwaway PostgreSQL for poking at by hand, deleted on Ctrl-C;
-//! - `cargo xtask deny`: only the supply-chain step of `test`.
+//! - `cargo xtask deny`: only the supply-chain step of `test`;
+//! - `cargo xtask codegen`: regenerates `caldicott-fhir`'s FHIR R4 tables (`codegen.rs`).
 //!
 //! What it is not:
 //! - not part of the product: nothing ships it and no product crate depends on it;
@@ -23,7 +24,7 @@
 //!   SIGKILL can leave one behind, in a `caldicott-pg-*` directory under /tmp).
 //!
 //! It is Linux-only (Debian is the reference) and deliberately small and dependency-light
-//! (anyhow, clap, ctrlc, tempfile), so that it builds quickly on a fresh machine.
+//! (anyhow, clap, ctrlc, serde_json, tempfile), so that it builds quickly on a fresh machine.
 
 use std::ffi::{OsStr, OsString};
 use std::net::TcpListener;
@@ -38,6 +39,8 @@ use std::{env, fs, thread};
 
 use anyhow::{Context, Result, bail, ensure};
 use clap::{Args, Parser, Subcommand};
+
+mod codegen;
 
 /// A benchmark that `cargo xtask bench <name>` can run.
 struct Bench {
@@ -96,6 +99,8 @@ enum Cmd {
     Pg,
     /// Run only the supply-chain checks (cargo-deny), as `test` does them.
     Deny,
+    /// Regenerate the FHIR R4 tables of caldicott-fhir from the official definitions (npm).
+    Codegen(codegen::CodegenArgs),
 }
 
 #[derive(Args)]
@@ -134,6 +139,7 @@ fn main() -> ExitCode {
         Cmd::Bench(args) => cmd_bench(&args),
         Cmd::Pg => cmd_pg(),
         Cmd::Deny => cmd_deny(),
+        Cmd::Codegen(args) => codegen::cmd_codegen(&args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
