@@ -55,12 +55,20 @@ struct Bench {
 }
 
 /// Every benchmark `cargo xtask bench` knows. Adding one is one entry here.
-const BENCHES: &[Bench] = &[Bench {
-    name: "vault",
-    package: "caldicott-vault",
-    target: "vault",
-    postgres: true,
-}];
+const BENCHES: &[Bench] = &[
+    Bench {
+        name: "vault",
+        package: "caldicott-vault",
+        target: "vault",
+        postgres: true,
+    },
+    Bench {
+        name: "ledger",
+        package: "caldicott-ledger",
+        target: "ledger",
+        postgres: false,
+    },
+];
 
 /// The cargo-deny release line that `deny.toml` is written for; installed when missing.
 const CARGO_DENY_VERSION: &str = "^0.20";
