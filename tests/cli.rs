@@ -217,6 +217,24 @@ fn bad_database_files_give_one_clear_error() {
     let original = std::fs::read(&db).unwrap();
     assert!(original.len() > 200_000);
 
+    // Damage in the middle of the file is found when the damaged pages are read.
+    let mut damaged = original.clone();
+    let mid = damaged.len() / 2;
+    for b in &mut damaged[mid..mid + 8192] {
+        *b = b.wrapping_mul(7).wrapping_add(13);
+    }
+    std::fs::write(&db, &damaged).unwrap();
+    let err = fails(
+        caldicott()
+            .args(["import", "--data"])
+            .arg(&data)
+            .arg(&ndjson),
+    );
+    assert!(
+        err.contains("is corrupt") && err.contains("malformed"),
+        "{err}"
+    );
+
     std::fs::write(&db, &original[..original.len() / 2]).unwrap();
     let err = fails(caldicott().args(["keys", "status", "--data"]).arg(&data));
     assert!(err.contains("truncated"), "{err}");
