@@ -68,6 +68,12 @@ const BENCHES: &[Bench] = &[
         target: "ledger",
         postgres: false,
     },
+    Bench {
+        name: "anonymise",
+        package: "caldicott-deid",
+        target: "anonymise",
+        postgres: false,
+    },
 ];
 
 /// The cargo-deny release line that `deny.toml` is written for; installed when missing.

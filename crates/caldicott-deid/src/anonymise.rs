@@ -1,0 +1,500 @@
+//! The pure pipeline: table + policy + hierarchies → optimal transformation → released rows
+//! and report. No I/O here; [`crate::io`] reads and writes files around it.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::encode::{Encoded, Generaliser};
+use crate::error::DeidError;
+use crate::groupify::{Classes, group};
+use crate::hierarchy::{Hierarchy, HierarchySpec};
+use crate::lattice::Lattice;
+use crate::metric;
+use crate::policy::{AttributeKind, Policy, SuppressedRows};
+use crate::report::{ClassSizeCount, QiLevel, Report, Risk, Search, Utility};
+use crate::search::{self, Config, Found};
+use crate::table::Table;
+
+/// Materialised hierarchies of the quasi-identifiers whose policy entry is
+/// `hierarchy = { csv = ... }`, by column name.
+pub type Hierarchies = BTreeMap<String, Hierarchy>;
+
+/// The search algorithm.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// ARX's Flash (the product's choice).
+    Flash,
+    /// Every transformation evaluated (for checking Flash).
+    Exhaustive,
+}
+
+impl Algorithm {
+    fn name(self) -> &'static str {
+        match self {
+            Algorithm::Flash => "flash",
+            Algorithm::Exhaustive => "exhaustive",
+        }
+    }
+}
+
+/// The optimal transformation found by a search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Solution {
+    /// One level per quasi-identifier, in input column order.
+    pub levels: Vec<u8>,
+    /// The policy's utility metric at that transformation.
+    pub value: f64,
+    /// Records suppressed by it.
+    pub suppressed: u64,
+    /// The algorithm used.
+    pub algorithm: Algorithm,
+    /// Transformations in the lattice.
+    pub lattice_nodes: u64,
+    /// Transformations checked (classified anonymous or not by a check rather than by
+    /// predictive tagging).
+    pub nodes_checked: u64,
+    /// Of those, transformations whose equivalence classes had to be computed (the others
+    /// were refused from one quasi-identifier's value frequencies alone).
+    pub nodes_grouped: u64,
+    /// Wall time of the search.
+    pub search_time: Duration,
+}
+
+/// One transformation's figures (for tests and diagnostics).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Evaluation {
+    /// Whether it satisfies the privacy model within the suppression limit.
+    pub anonymous: bool,
+    /// Records in classes the model refuses.
+    pub violating: u64,
+    /// Number of equivalence classes (refused ones included).
+    pub classes: u64,
+    /// Smallest class.
+    pub min_class_size: u64,
+    /// The policy's metric, with the refused classes suppressed.
+    pub value: f64,
+    /// Loss, discernibility and non-uniform entropy, with the refused classes suppressed.
+    pub loss: f64,
+    /// Loss per quasi-identifier.
+    pub loss_per_attribute: Vec<f64>,
+    /// See [`crate::metric`].
+    pub discernibility: f64,
+    /// See [`crate::metric`].
+    pub non_uniform_entropy: f64,
+}
+
+/// A table prepared for de-identification under a policy: values encoded, lattice built,
+/// distinct rows grouped. Search it, then release the optimum.
+pub struct Anonymiser<'t> {
+    table: &'t Table,
+    policy: &'t Policy,
+    enc: Encoded,
+    lattice: Lattice,
+    base: Arc<Classes>,
+    row_base: Vec<u32>,
+    /// Per table column: its role, and for quasi-identifiers their index.
+    roles: Vec<(AttributeKind, Option<usize>)>,
+}
+
+impl<'t> Anonymiser<'t> {
+    /// Checks the table against the policy and encodes it. Fails on an unknown or unclassified
+    /// column, a quasi-identifier without its hierarchy, or a value without a place in its
+    /// hierarchy.
+    pub fn new(
+        table: &'t Table,
+        policy: &'t Policy,
+        hierarchies: &Hierarchies,
+    ) -> Result<Self, DeidError> {
+        policy.validate()?;
+        for a in &policy.attributes {
+            if table.column_index(&a.name).is_none() {
+                return Err(DeidError::UnknownColumn {
+                    column: a.name.clone(),
+                });
+            }
+        }
+        let mut roles = Vec::with_capacity(table.num_columns());
+        let mut columns = Vec::new();
+        for (c, name) in table.header().iter().enumerate() {
+            let Some(a) = policy.attribute(name) else {
+                return Err(DeidError::UnclassifiedColumn {
+                    column: name.clone(),
+                });
+            };
+            if a.kind == AttributeKind::QuasiIdentifier {
+                let generaliser = match a.hierarchy.as_ref() {
+                    Some(HierarchySpec::Csv(path)) => {
+                        Generaliser::Table(hierarchies.get(name).ok_or_else(|| {
+                            DeidError::InvalidPolicy(format!(
+                                "quasi-identifier `{name}` uses CSV hierarchy {}, but no hierarchy was loaded for it",
+                                path.display()
+                            ))
+                        })?)
+                    }
+                    Some(spec) => Generaliser::Builtin(spec),
+                    None => {
+                        return Err(DeidError::InvalidPolicy(format!(
+                            "quasi-identifier `{name}` has no hierarchy"
+                        )));
+                    }
+                };
+                roles.push((a.kind, Some(columns.len())));
+                columns.push((c, generaliser));
+            } else {
+                roles.push((a.kind, None));
+            }
+        }
+        if table.num_rows() == 0 {
+            return Err(DeidError::NoRecords);
+        }
+        let enc = Encoded::new(table, &columns)?;
+        let lattice = Lattice::new(enc.qis.iter().map(|qi| qi.height).collect())?;
+
+        // The bottom node: group the rows by their original values.
+        let q = enc.q();
+        let rows = table.num_rows();
+        let mut row_keys = Vec::with_capacity(rows * q);
+        let codes: Vec<&[u32]> = enc
+            .qis
+            .iter()
+            .map(|qi| table.column(qi.table_column).codes.as_slice())
+            .collect();
+        for i in 0..rows {
+            row_keys.extend(codes.iter().map(|c| c[i]));
+        }
+        let maps: Vec<&[u32]> = enc.qis.iter().map(|qi| qi.up_map(0, 0)).collect();
+        let cards: Vec<u32> = enc.qis.iter().map(|qi| qi.cardinality(0) as u32).collect();
+        let ones = vec![1u32; if q == 0 { rows } else { 0 }];
+        let (keys, counts, mapping) = group(
+            &row_keys,
+            (q == 0).then_some(ones.as_slice()),
+            q,
+            &maps,
+            &vec![true; q],
+            &cards,
+            true,
+            usize::MAX,
+        )
+        .expect("no class limit");
+        drop(row_keys);
+        let base = Arc::new(Classes {
+            levels: vec![0; q],
+            keys,
+            counts,
+        });
+        Ok(Self {
+            table,
+            policy,
+            enc,
+            lattice,
+            base,
+            row_base: mapping.unwrap_or_default(),
+            roles,
+        })
+    }
+
+    /// Number of transformations in the lattice.
+    pub fn lattice_size(&self) -> u64 {
+        u64::from(self.lattice.size())
+    }
+
+    /// The quasi-identifiers, in input column order (the order of levels everywhere).
+    pub fn quasi_identifiers(&self) -> Vec<&str> {
+        self.enc.qis.iter().map(|qi| qi.name.as_str()).collect()
+    }
+
+    /// Each quasi-identifier's highest level.
+    pub fn heights(&self) -> Vec<u8> {
+        self.lattice.heights().to_vec()
+    }
+
+    /// Distinct combinations of quasi-identifier values in the input.
+    pub fn distinct_rows(&self) -> usize {
+        self.base.len()
+    }
+
+    fn config(&self) -> Config<'_> {
+        let limit = self.policy.suppression_limit * self.enc.records as f64;
+        Config {
+            model: &self.policy.privacy,
+            metric: self.policy.metric,
+            max_suppressed: (limit.floor() as u64).min(self.enc.records),
+        }
+    }
+
+    fn classes(&self, levels: &[u8]) -> Classes {
+        search::rollup(&self.enc, &self.base, levels, false).0
+    }
+
+    /// Figures of one transformation.
+    pub fn evaluate(&self, levels: &[u8]) -> Evaluation {
+        assert_eq!(levels.len(), self.enc.q(), "one level per quasi-identifier");
+        for (l, h) in levels.iter().zip(self.lattice.heights()) {
+            assert!(l <= h, "level {l} above the hierarchy's height {h}");
+        }
+        let classes = self.classes(levels);
+        let config = self.config();
+        let violating = metric::violating_records(&classes, config.model);
+        let u = metric::utility(&self.enc, &classes, config.model);
+        Evaluation {
+            anonymous: violating <= config.max_suppressed,
+            violating,
+            classes: classes.len() as u64,
+            min_class_size: classes.counts.iter().copied().min().map_or(0, u64::from),
+            value: metric::value(config.metric, &self.enc, &classes, config.model),
+            loss: u.loss,
+            loss_per_attribute: u.loss_per_qi,
+            discernibility: u.discernibility,
+            non_uniform_entropy: u.non_uniform_entropy,
+        }
+    }
+
+    /// Finds the transformation with the best utility among those that satisfy the privacy
+    /// model within the suppression limit.
+    ///
+    /// Flash's predictive tagging needs a monotonic privacy model (k-anonymity is, with or
+    /// without suppression); a model that is not would be searched exhaustively.
+    pub fn search(&self, algorithm: Algorithm) -> Result<Solution, DeidError> {
+        let config = self.config();
+        let algorithm = if config.model.is_monotonic() {
+            algorithm
+        } else {
+            Algorithm::Exhaustive
+        };
+        let (found, stats) = match algorithm {
+            Algorithm::Flash => search::flash(&self.lattice, &self.enc, &self.base, config),
+            Algorithm::Exhaustive => {
+                search::exhaustive(&self.lattice, &self.enc, &self.base, config)
+            }
+        };
+        let Some(Found { node, value }) = found else {
+            return Err(self.unsatisfiable());
+        };
+        let levels = self.lattice.levels(node);
+        let suppressed = metric::violating_records(&self.classes(&levels), config.model);
+        Ok(Solution {
+            levels,
+            value,
+            suppressed,
+            algorithm,
+            lattice_nodes: self.lattice_size(),
+            nodes_checked: stats.checked,
+            nodes_grouped: stats.grouped,
+            search_time: stats.elapsed,
+        })
+    }
+
+    fn unsatisfiable(&self) -> DeidError {
+        let config = self.config();
+        let top = self.lattice.levels(self.lattice.top());
+        let violating = metric::violating_records(&self.classes(&top), config.model);
+        DeidError::Unsatisfiable {
+            model: config.model.describe(),
+            k: config.model.min_class_size(),
+            records: self.enc.records,
+            violating,
+            limit: self.policy.suppression_limit,
+            allowed: config.max_suppressed,
+        }
+    }
+
+    /// Applies a solution: which rows are suppressed, the released values and the report.
+    pub fn release(&self, solution: &Solution) -> Release<'_, 't> {
+        let config = self.config();
+        let (classes, mapping) = search::rollup(&self.enc, &self.base, &solution.levels, true);
+        let mapping = mapping.unwrap_or_default();
+        let refused: Vec<bool> = classes
+            .counts
+            .iter()
+            .map(|&c| !config.model.class_ok(u64::from(c)))
+            .collect();
+        let base_suppressed: Vec<bool> = mapping.iter().map(|&c| refused[c as usize]).collect();
+
+        let mut sizes: BTreeMap<u64, u64> = BTreeMap::new();
+        let mut suppressed = 0u64;
+        for (&c, &r) in classes.counts.iter().zip(&refused) {
+            if r {
+                suppressed += u64::from(c);
+            } else {
+                *sizes.entry(u64::from(c)).or_default() += 1;
+            }
+        }
+        let published = self.enc.records - suppressed;
+        let n_classes: u64 = sizes.values().sum();
+        let min = sizes.keys().next().copied().unwrap_or(0);
+        let max = sizes.keys().next_back().copied().unwrap_or(0);
+        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
+        let u = metric::utility(&self.enc, &classes, config.model);
+        let rows_written = match self.policy.suppressed_rows {
+            SuppressedRows::Star => self.enc.records,
+            SuppressedRows::Remove => published,
+        };
+        let k = config.model.min_class_size();
+        let mut warnings = Vec::new();
+        if self.policy.suppressed_rows == SuppressedRows::Star && suppressed > 0 && suppressed < k {
+            warnings.push(format!(
+                "the {suppressed} suppressed rows are kept with every quasi-identifier written `*`: together they form one class smaller than {k}, so an attacker who knows a target is in the release and matches no published class can narrow the target down to them and read their other values; set suppressed_rows = \"remove\" to leave them out"
+            ));
+        }
+        let report = Report {
+            records: self.enc.records,
+            records_suppressed: suppressed,
+            suppressed_rows: self.policy.suppressed_rows,
+            rows_written,
+            privacy_model: self.policy.privacy.clone(),
+            suppression_limit: self.policy.suppression_limit,
+            identifiers_removed: self
+                .table
+                .header()
+                .iter()
+                .zip(&self.roles)
+                .filter(|(_, (k, _))| *k == AttributeKind::Identifier)
+                .map(|(n, _)| n.clone())
+                .collect(),
+            transformation: self
+                .enc
+                .qis
+                .iter()
+                .zip(&solution.levels)
+                .map(|(qi, &level)| QiLevel {
+                    attribute: qi.name.clone(),
+                    level,
+                    max_level: qi.height,
+                })
+                .collect(),
+            equivalence_classes: n_classes,
+            min_class_size: min,
+            max_class_size: max,
+            class_sizes: sizes
+                .iter()
+                .map(|(&size, &classes)| ClassSizeCount { size, classes })
+                .collect(),
+            risk: Risk {
+                max_risk: ratio(1, min),
+                average_risk: ratio(n_classes, published),
+                records_at_max_risk: ratio(sizes.get(&min).copied().unwrap_or(0) * min, published),
+            },
+            utility: Utility {
+                metric: self.policy.metric,
+                value: metric::value(config.metric, &self.enc, &classes, config.model),
+                loss: u.loss,
+                loss_per_attribute: u.loss_per_qi,
+                discernibility: u.discernibility,
+                non_uniform_entropy: u.non_uniform_entropy,
+            },
+            search: Search {
+                algorithm: solution.algorithm.name().into(),
+                lattice_nodes: solution.lattice_nodes,
+                nodes_checked: solution.nodes_checked,
+                nodes_grouped: solution.nodes_grouped,
+                search_ms: solution.search_time.as_secs_f64() * 1e3,
+            },
+            warnings,
+        };
+        Release {
+            anonymiser: self,
+            levels: solution.levels.clone(),
+            base_suppressed,
+            report,
+        }
+    }
+}
+
+/// The released data of a solution: rows produced on demand from the input table.
+///
+/// Each output row has the input's columns in the input's order: identifiers written `*`;
+/// quasi-identifiers as the chosen level's label, spelled as in the hierarchy, or `*` in a
+/// suppressed row; sensitive and insensitive values unchanged. Suppressed rows are kept (all
+/// quasi-identifiers `*`, as ARX does) or left out, as the policy says.
+pub struct Release<'a, 't> {
+    anonymiser: &'a Anonymiser<'t>,
+    levels: Vec<u8>,
+    base_suppressed: Vec<bool>,
+    report: Report,
+}
+
+impl<'a, 't> Release<'a, 't> {
+    /// The report.
+    pub fn report(&self) -> &Report {
+        &self.report
+    }
+
+    /// The report, by value.
+    pub fn into_report(self) -> Report {
+        self.report
+    }
+
+    /// The output's column names (the input's).
+    pub fn header(&self) -> &'t [String] {
+        self.anonymiser.table.header()
+    }
+
+    /// Calls `f` with each output row, in input order.
+    pub fn for_each_row<E>(&self, mut f: impl FnMut(&[&str]) -> Result<(), E>) -> Result<(), E> {
+        let a = self.anonymiser;
+        let table = a.table;
+        let remove = a.policy.suppressed_rows == SuppressedRows::Remove;
+        // Per quasi-identifier: code -> label at the chosen level.
+        let labels: Vec<Vec<&str>> = a
+            .enc
+            .qis
+            .iter()
+            .zip(&self.levels)
+            .map(|(qi, &l)| {
+                if l == 0 {
+                    table
+                        .column(qi.table_column)
+                        .values
+                        .iter()
+                        .map(|v| &**v)
+                        .collect()
+                } else {
+                    qi.map[l as usize]
+                        .iter()
+                        .map(|&id| qi.labels[l as usize][id as usize].as_str())
+                        .collect()
+                }
+            })
+            .collect();
+        let mut row: Vec<&str> = Vec::with_capacity(table.num_columns());
+        for i in 0..table.num_rows() {
+            let suppressed = self.base_suppressed[a.row_base[i] as usize];
+            if suppressed && remove {
+                continue;
+            }
+            row.clear();
+            for (c, (kind, qi)) in a.roles.iter().enumerate() {
+                let value = match (kind, qi) {
+                    (AttributeKind::Identifier, _) => "*",
+                    (_, Some(_)) if suppressed => "*",
+                    (_, Some(j)) => labels[*j][table.column(c).codes[i] as usize],
+                    _ => table.value(i, c),
+                };
+                row.push(value);
+            }
+            f(&row)?;
+        }
+        Ok(())
+    }
+
+    /// The output as a table.
+    pub fn to_table(&self) -> Result<Table, DeidError> {
+        let mut out = Table::new(self.header().to_vec())?;
+        self.for_each_row(|row| out.push_row(row))?;
+        Ok(out)
+    }
+}
+
+/// Pure one-shot: searches with Flash and returns the output table and the report.
+pub fn anonymise_table(
+    table: &Table,
+    policy: &Policy,
+    hierarchies: &Hierarchies,
+) -> Result<(Table, Report), DeidError> {
+    let anonymiser = Anonymiser::new(table, policy, hierarchies)?;
+    let solution = anonymiser.search(Algorithm::Flash)?;
+    let release = anonymiser.release(&solution);
+    let out = release.to_table()?;
+    Ok((out, release.into_report()))
+}
