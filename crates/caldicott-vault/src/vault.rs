@@ -8,7 +8,7 @@ use caldicott_core::{OdsCode, ResourceId, ResourceType, VersionId};
 use crate::backend::{
     Backend, BackendError, DataKeyRow, RawRecord, Reencrypted, RowExpect, RowWrite, now_micros,
 };
-use crate::crypto::{IndexTerm, RecordKeys, TermHash, decode_payload, encode_payload, record_aad};
+use crate::crypto::{IndexTerm, RecordKeys, TermHash, decode_payload, record_aad};
 use crate::keys::{DataKey, KeyError, KeyProvider};
 
 /// How many times a write with [`Expect::Any`] retries after losing a race.
@@ -410,8 +410,9 @@ impl Vault {
     ) -> Result<RowWrite, VaultError> {
         let (org, rtype, id) = (w.org.as_str(), w.rtype.as_str(), w.id.as_str());
         let aad = record_aad(org, rtype, id, version, dek_version, deleted);
-        let payload = encode_payload(&w.body, &w.terms);
-        let ciphertext = keys.seal(&aad, &payload).map_err(|_| KeyError::Random)?;
+        let ciphertext = keys
+            .seal(&aad, &w.body, &w.terms)
+            .map_err(|_| KeyError::Random)?;
         let terms = if deleted {
             Vec::new()
         } else {
@@ -717,8 +718,9 @@ impl Vault {
         for r in &stale {
             let (rec, terms) = self.open_record(r.clone(), true)?;
             let aad = record_aad(&r.org, &r.rtype, &r.id, r.version, active, r.deleted);
-            let payload = encode_payload(&rec.body, &terms);
-            let ciphertext = keys.seal(&aad, &payload).map_err(|_| KeyError::Random)?;
+            let ciphertext = keys
+                .seal(&aad, &rec.body, &terms)
+                .map_err(|_| KeyError::Random)?;
             out.push(Reencrypted {
                 org: r.org.clone(),
                 rtype: r.rtype.clone(),
