@@ -168,12 +168,24 @@ fn to_write(
         id: f.id,
         expect: Expect::Absent,
         body: json.to_vec(),
-        terms: f
-            .terms
-            .into_iter()
-            .map(|(n, v)| IndexTerm::new(n, v))
-            .collect(),
+        terms: index_terms(f.terms),
     })
+}
+
+/// The one conversion from a resource's search terms to the vault's index terms.
+fn index_terms(terms: Vec<(String, String)>) -> Vec<IndexTerm> {
+    terms
+        .into_iter()
+        .map(|(n, v)| IndexTerm::new(n, v))
+        .collect()
+}
+
+/// The vault's indexer for FHIR resources: the same terms the importer indexes a resource
+/// under (used when a data-key rotation re-hashes the index).
+pub fn fhir_index_terms(_: &caldicott_core::ResourceType, body: &[u8]) -> Vec<IndexTerm> {
+    caldicott_fhir::facts(body)
+        .map(|f| index_terms(f.terms))
+        .unwrap_or_default()
 }
 
 fn flush(vault: &Vault, batch: &mut Vec<Write>, summary: &mut ImportSummary) -> anyhow::Result<()> {

@@ -619,7 +619,7 @@ fn reencrypt(vault: &Vault) -> anyhow::Result<()> {
         let pb = progress::bar(s.stale(), &format!("records of {}", s.org));
         let mut done = 0u64;
         loop {
-            let n = vault.reencrypt_step(&org, 1_000)?;
+            let n = vault.reencrypt_step(&org, 1_000, &import::fhir_index_terms)?;
             if n == 0 {
                 break;
             }

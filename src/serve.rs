@@ -103,7 +103,7 @@ fn reencrypt_pass(vault: &Vault, stopped: &dyn Fn() -> bool) -> anyhow::Result<(
         tracing::info!(org = %status.org, remaining = stale, "re-encrypting records under the new data key");
         let mut done = 0u64;
         while !stopped() {
-            let n = vault.reencrypt_step(&org, 500)?;
+            let n = vault.reencrypt_step(&org, 500, &crate::import::fhir_index_terms)?;
             if n == 0 {
                 tracing::info!(org = %status.org, records = done, "re-encryption finished");
                 break;

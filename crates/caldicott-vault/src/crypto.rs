@@ -5,8 +5,8 @@
 //! - `caldicott/v1/record-aead`: AES-256-GCM for record payloads;
 //! - `caldicott/v1/index-hmac`: HMAC-SHA-256 for index terms.
 //!
-//! A record's ciphertext is `0x01 || nonce(12) || AES-256-GCM(payload) || tag(16)` with a
-//! random nonce, and its associated data names the organisation, resource type, id, version,
+//! A record's ciphertext is `0x01 || nonce(12) || AES-256-GCM(0x01 || body) || tag(16)`
+//! with a random nonce, and its associated data names the organisation, resource type, id, version,
 //! data-key version and tombstone flag. A ciphertext copied to any other row therefore fails
 //! authentication instead of decrypting to the wrong patient's record.
 //!
@@ -67,23 +67,18 @@ impl RecordKeys {
         }
     }
 
-    /// Seals a record's body and index terms. The payload is encoded straight into the
-    /// output buffer and encrypted in place: one allocation, and no plaintext copy left
-    /// behind to wipe.
-    pub(crate) fn seal(
-        &self,
-        aad: &[u8],
-        body: &[u8],
-        terms: &[IndexTerm],
-    ) -> Result<Vec<u8>, CryptoError> {
+    /// Seals a record's body. The payload is written straight into the output buffer and
+    /// encrypted in place: one allocation, and no plaintext copy left behind to wipe.
+    pub(crate) fn seal(&self, aad: &[u8], body: &[u8]) -> Result<Vec<u8>, CryptoError> {
         let mut nonce = [0u8; NONCE_LEN];
         SystemRandom::new()
             .fill(&mut nonce)
             .map_err(|_| CryptoError)?;
-        let mut out = Vec::with_capacity(1 + NONCE_LEN + payload_len(body, terms) + 16);
+        let mut out = Vec::with_capacity(1 + NONCE_LEN + 1 + body.len() + 16);
         out.push(RECORD_FORMAT_V1);
         out.extend_from_slice(&nonce);
-        write_payload(&mut out, body, terms);
+        out.push(PAYLOAD_FORMAT_V1);
+        out.extend_from_slice(body);
         let tag = self
             .aead
             .seal_in_place_separate_tag(
@@ -158,8 +153,8 @@ pub(crate) fn record_aad(
 }
 
 /// A term to index a record under, such as `("identifier", "https://fhir.nhs.uk/Id/nhs-number|9434765919")`.
-/// Only its keyed hash is stored; the clear term travels inside the encrypted payload so
-/// that data-key rotation can re-hash it.
+/// Only its keyed hash is stored. The caller derives terms from the body (the vault asks it
+/// again, through an [`Indexer`](crate::Indexer), when a data-key rotation re-hashes them).
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct IndexTerm {
     /// The search parameter, e.g. `identifier` or `patient`.
@@ -178,78 +173,16 @@ impl IndexTerm {
     }
 }
 
-fn payload_len(body: &[u8], terms: &[IndexTerm]) -> usize {
-    let extra: usize = terms.iter().map(|t| 6 + t.name.len() + t.value.len()).sum();
-    1 + 4 + body.len() + 2 + extra
-}
-
-/// Appends the plaintext of a record, its body and its index terms, to `p`.
-fn write_payload(p: &mut Vec<u8>, body: &[u8], terms: &[IndexTerm]) {
-    p.push(PAYLOAD_FORMAT_V1);
-    p.extend_from_slice(&(body.len() as u32).to_be_bytes());
-    p.extend_from_slice(body);
-    p.extend_from_slice(&(terms.len() as u16).to_be_bytes());
-    for t in terms {
-        p.extend_from_slice(&(t.name.len() as u16).to_be_bytes());
-        p.extend_from_slice(t.name.as_bytes());
-        p.extend_from_slice(&(t.value.len() as u32).to_be_bytes());
-        p.extend_from_slice(t.value.as_bytes());
-    }
-}
-
-/// The plaintext of a record on its own (tests).
-#[cfg(test)]
-fn encode_payload(body: &[u8], terms: &[IndexTerm]) -> Vec<u8> {
-    let mut p = Vec::with_capacity(payload_len(body, terms));
-    write_payload(&mut p, body, terms);
-    p
-}
-
-/// Decodes a payload written by [`encode_payload`]: where the body lies in it, and (if
-/// `want_terms`) the index terms. Only authenticated plaintext reaches this function, so a
-/// failure means a bug or a format from a newer version.
-pub(crate) fn decode_payload(
-    p: &[u8],
-    want_terms: bool,
-) -> Option<(std::ops::Range<usize>, Vec<IndexTerm>)> {
-    let mut r = Reader(p);
-    if r.take(1)? != [PAYLOAD_FORMAT_V1] {
-        return None;
-    }
-    let blen = u32::from_be_bytes(r.take(4)?.try_into().ok()?) as usize;
-    r.take(blen)?;
-    let body = 5..5 + blen;
-    if !want_terms {
-        return Some((body, Vec::new()));
-    }
-    let n = u16::from_be_bytes(r.take(2)?.try_into().ok()?);
-    let mut terms = Vec::with_capacity(n as usize);
-    for _ in 0..n {
-        let nl = u16::from_be_bytes(r.take(2)?.try_into().ok()?) as usize;
-        let name = String::from_utf8(r.take(nl)?.to_vec()).ok()?;
-        let vl = u32::from_be_bytes(r.take(4)?.try_into().ok()?) as usize;
-        let value = String::from_utf8(r.take(vl)?.to_vec()).ok()?;
-        terms.push(IndexTerm { name, value });
-    }
-    r.0.is_empty().then_some((body, terms))
-}
-
-struct Reader<'a>(&'a [u8]);
-impl<'a> Reader<'a> {
-    fn take(&mut self, n: usize) -> Option<&'a [u8]> {
-        if self.0.len() < n {
-            return None;
-        }
-        let (a, b) = self.0.split_at(n);
-        self.0 = b;
-        Some(a)
-    }
+/// Where the body lies in a decrypted payload (`PAYLOAD_FORMAT_V1 || body`). Only
+/// authenticated plaintext reaches this function, so `None` means a format from a newer
+/// version of Caldicott.
+pub(crate) fn payload_body(p: &[u8]) -> Option<std::ops::Range<usize>> {
+    (p.first() == Some(&PAYLOAD_FORMAT_V1)).then_some(1..p.len())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use proptest::prelude::*;
 
     fn keys() -> RecordKeys {
         RecordKeys::derive(&DataKey::generate().unwrap())
@@ -259,10 +192,10 @@ mod tests {
     fn seal_open_and_aad_binding() {
         let k = keys();
         let aad = record_aad("A81001", "Patient", "p1", 1, 1, false);
-        let c = k.seal(&aad, b"hello", &[]).unwrap();
+        let c = k.seal(&aad, b"hello").unwrap();
         let mut buf = c.clone();
         let range = k.open_in_place(&aad, &mut buf).unwrap();
-        let (body, _) = decode_payload(&buf[range.clone()], false).unwrap();
+        let body = payload_body(&buf[range.clone()]).unwrap();
         assert_eq!(&buf[range][body], b"hello");
         for other in [
             record_aad("B82002", "Patient", "p1", 1, 1, false),
@@ -310,22 +243,5 @@ mod tests {
             keys().term("identifier", "x|1")
         );
         assert_ne!(k.term("ab", "c"), k.term("a", "bc"));
-    }
-
-    proptest! {
-        #[test]
-        fn payload_round_trip(body in proptest::collection::vec(any::<u8>(), 0..2000),
-                              terms in proptest::collection::vec(("[a-z]{1,12}", "\\PC{0,40}"), 0..5)) {
-            let terms: Vec<IndexTerm> = terms.into_iter().map(|(n, v)| IndexTerm::new(n, v)).collect();
-            let p = encode_payload(&body, &terms);
-            let (b, t) = decode_payload(&p, true).unwrap();
-            prop_assert_eq!(&p[b], &body[..]);
-            prop_assert_eq!(t, terms);
-        }
-
-        #[test]
-        fn decode_never_panics(bytes in proptest::collection::vec(any::<u8>(), 0..200)) {
-            let _ = decode_payload(&bytes, true);
-        }
     }
 }

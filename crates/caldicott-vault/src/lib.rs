@@ -12,7 +12,7 @@
 //!   number identifier), stored only as HMACs under a key derived from the DEK.
 //! - **Key rotation**: [`Vault::rotate_master_key`] rewraps DEKs without touching data;
 //!   [`Vault::rotate_data_key`] and [`Vault::reencrypt_step`] move records to a new DEK
-//!   in resumable steps.
+//!   in resumable steps, re-hashing index terms with the caller's [`Indexer`].
 //! - **Two backends** behind one [`Backend`] trait: SQLite (embedded default) and
 //!   PostgreSQL, passing one conformance suite.
 //!
@@ -35,7 +35,7 @@ pub use backend::sqlite::SqliteBackend;
 pub use backend::{Backend, BackendError, UserRow};
 pub use crypto::IndexTerm;
 pub use keys::{DataKey, KekId, KeyError, KeyProvider, LocalKek};
-pub use vault::{Expect, KeyStatus, Record, Vault, VaultError, Write};
+pub use vault::{Expect, Indexer, KeyStatus, Record, Vault, VaultError, Write};
 
 /// Opens a backend from a database location: a `postgres://` or `postgresql://` URL, or
 /// else the path of a SQLite file.

@@ -8,7 +8,7 @@ use caldicott_core::{OdsCode, ResourceId, ResourceType, VersionId};
 use crate::backend::{
     Backend, BackendError, DataKeyRow, RawRecord, Reencrypted, RowExpect, RowWrite, now_micros,
 };
-use crate::crypto::{IndexTerm, RecordKeys, TermHash, decode_payload, record_aad};
+use crate::crypto::{IndexTerm, RecordKeys, TermHash, payload_body, record_aad};
 use crate::keys::{DataKey, KeyError, KeyProvider};
 
 /// How many times a write with [`Expect::Any`] retries after losing a race.
@@ -78,6 +78,11 @@ pub enum Expect {
     /// Whatever is there (create or update).
     Any,
 }
+
+/// Derives a record's index terms from its type and body. The vault calls it when a
+/// data-key rotation must re-hash the index; it must give the same terms the caller gave
+/// when it wrote the record (for FHIR: the search terms of the resource).
+pub type Indexer<'a> = &'a (dyn Fn(&ResourceType, &[u8]) -> Vec<IndexTerm> + Sync);
 
 /// One record version to write.
 #[derive(Clone, Debug)]
@@ -410,9 +415,7 @@ impl Vault {
     ) -> Result<RowWrite, VaultError> {
         let (org, rtype, id) = (w.org.as_str(), w.rtype.as_str(), w.id.as_str());
         let aad = record_aad(org, rtype, id, version, dek_version, deleted);
-        let ciphertext = keys
-            .seal(&aad, &w.body, &w.terms)
-            .map_err(|_| KeyError::Random)?;
+        let ciphertext = keys.seal(&aad, &w.body).map_err(|_| KeyError::Random)?;
         let terms = if deleted {
             Vec::new()
         } else {
@@ -534,10 +537,7 @@ impl Vault {
         self.backend
             .heads(org.as_str(), rtype.as_str(), &ids)?
             .into_iter()
-            .map(|r| {
-                r.map(|r| self.open_record(r, false).map(|(rec, _)| rec))
-                    .transpose()
-            })
+            .map(|r| r.map(|r| self.open_record(r)).transpose())
             .collect()
     }
 
@@ -551,7 +551,7 @@ impl Vault {
     ) -> Result<Option<Record>, VaultError> {
         self.backend
             .version(org.as_str(), rtype.as_str(), id.as_str(), version.get())?
-            .map(|r| self.open_record(r, false).map(|(rec, _)| rec))
+            .map(|r| self.open_record(r))
             .transpose()
     }
 
@@ -565,7 +565,7 @@ impl Vault {
         self.backend
             .history(org.as_str(), rtype.as_str(), id.as_str())?
             .into_iter()
-            .map(|r| self.open_record(r, false).map(|(rec, _)| rec))
+            .map(|r| self.open_record(r))
             .collect()
     }
 
@@ -598,12 +598,8 @@ impl Vault {
     }
 
     /// Decrypts one stored version (in place, without copying the body) and checks it is
-    /// the record it claims to be. Index terms are decoded only when `want_terms`.
-    fn open_record(
-        &self,
-        r: RawRecord,
-        want_terms: bool,
-    ) -> Result<(Record, Vec<IndexTerm>), VaultError> {
+    /// the record it claims to be.
+    fn open_record(&self, r: RawRecord) -> Result<Record, VaultError> {
         let integrity = |r: &RawRecord| VaultError::Integrity {
             org: r.org.clone(),
             rtype: r.rtype.clone(),
@@ -633,20 +629,18 @@ impl Vault {
         let plain = keys
             .open_in_place(&aad, &mut buf)
             .map_err(|_| integrity(&r))?;
-        let (body, terms) =
-            decode_payload(&buf[plain.clone()], want_terms).ok_or_else(|| integrity(&r))?;
+        let body = payload_body(&buf[plain.clone()]).ok_or_else(|| integrity(&r))?;
         // Keep only the body, moved to the front of the same buffer.
         buf.truncate(plain.start + body.end);
         buf.drain(..plain.start + body.start);
-        let rec = Record {
+        Ok(Record {
             rtype: rtype.map_err(|_| integrity(&r))?,
             id: id.map_err(|_| integrity(&r))?,
             version: version.ok_or_else(|| integrity(&r))?,
             deleted: r.deleted,
             body: buf,
             written_at: r.written_at,
-        };
-        Ok((rec, terms))
+        })
     }
 
     /// Rewraps every data key under `new_kek` in one transaction. Records are untouched.
@@ -693,7 +687,12 @@ impl Vault {
     /// step is one transaction, and rows changed meanwhile are skipped and found again.
     /// Returns how many rows it re-encrypted; 0 means the organisation is done (and its
     /// old keys have been dropped).
-    pub fn reencrypt_step(&self, org: &OdsCode, limit: usize) -> Result<usize, VaultError> {
+    pub fn reencrypt_step(
+        &self,
+        org: &OdsCode,
+        limit: usize,
+        indexer: Indexer<'_>,
+    ) -> Result<usize, VaultError> {
         let Some((active, keys)) = self.active_keys(org.as_str()) else {
             return Ok(0);
         };
@@ -716,11 +715,14 @@ impl Vault {
         }
         let mut out = Vec::with_capacity(stale.len());
         for r in &stale {
-            let (rec, terms) = self.open_record(r.clone(), true)?;
+            let rec = self.open_record(r.clone())?;
+            let terms = if r.deleted {
+                Vec::new()
+            } else {
+                indexer(&rec.rtype, &rec.body)
+            };
             let aad = record_aad(&r.org, &r.rtype, &r.id, r.version, active, r.deleted);
-            let ciphertext = keys
-                .seal(&aad, &rec.body, &terms)
-                .map_err(|_| KeyError::Random)?;
+            let ciphertext = keys.seal(&aad, &rec.body).map_err(|_| KeyError::Random)?;
             out.push(Reencrypted {
                 org: r.org.clone(),
                 rtype: r.rtype.clone(),
@@ -729,11 +731,7 @@ impl Vault {
                 old_dek: r.dek_version,
                 new_dek: active,
                 ciphertext,
-                terms: if r.deleted {
-                    Vec::new()
-                } else {
-                    terms.iter().map(|t| keys.term(&t.name, &t.value)).collect()
-                },
+                terms: terms.iter().map(|t| keys.term(&t.name, &t.value)).collect(),
             });
         }
         self.backend.apply_reencrypted(&out)?;

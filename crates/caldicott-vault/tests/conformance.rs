@@ -602,6 +602,16 @@ fn master_key_rotation_rewraps_without_touching_data(f: &Fixture) {
     ));
 }
 
+/// The indexer of the rotation test: bodies `b<i>...` are indexed as `n = <i>`, `n` as `n = new`.
+fn index_n(_: &ResourceType, body: &[u8]) -> Vec<IndexTerm> {
+    let s = std::str::from_utf8(body).unwrap();
+    let n = match s.strip_prefix('b') {
+        Some(rest) => rest.split('-').next().unwrap().to_owned(),
+        None => "new".to_owned(),
+    };
+    vec![IndexTerm::new("n", n)]
+}
+
 fn data_key_rotation_reencrypts_resumably(f: &Fixture) {
     let o = org("A81001");
     let ws: Vec<Write> = (0..30)
@@ -655,7 +665,7 @@ fn data_key_rotation_reencrypts_resumably(f: &Fixture) {
     // Steps of 10, as an interrupted background job would run them.
     let mut steps = 0;
     let other = f.reopen(f.kek.clone()).unwrap();
-    while other.reencrypt_step(&o, 10).unwrap() > 0 {
+    while other.reencrypt_step(&o, 10, &index_n).unwrap() > 0 {
         steps += 1;
     }
     assert_eq!(steps, 4);
