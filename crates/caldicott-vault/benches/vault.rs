@@ -14,7 +14,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use caldicott_core::{OdsCode, ResourceId, ResourceType};
-use caldicott_vault::backend::{RawRecord, RowExpect, RowWrite, now_micros};
+use caldicott_vault::backend::{NewRecord, RowExpect, RowWrite, now_micros};
 use caldicott_vault::testing::PgSchema;
 use caldicott_vault::{
     Backend, Expect, IndexTerm, LocalKek, PostgresBackend, SqliteBackend, Vault, Write,
@@ -79,15 +79,15 @@ impl Bench<'_> {
         (0..n).map(|i| format!("{tag}-{}-{i}", self.run)).collect()
     }
 
-    fn raw_rows(&self, ids: &[String]) -> Vec<RowWrite> {
+    fn raw_rows<'a>(&'a self, ids: &'a [String]) -> Vec<RowWrite<'a>> {
         let now = now_micros();
         ids.iter()
             .enumerate()
             .map(|(i, id)| RowWrite {
-                record: RawRecord {
-                    org: self.org.to_string(),
-                    rtype: self.rtype.to_string(),
-                    id: id.clone(),
+                record: NewRecord {
+                    org: self.org.as_str(),
+                    rtype: self.rtype.as_str(),
+                    id,
                     version: 1,
                     deleted: false,
                     dek_version: 0,

@@ -139,17 +139,61 @@ pub(crate) fn record_aad(
     version: u64,
     dek_version: u32,
     deleted: bool,
-) -> Vec<u8> {
-    let mut a = Vec::with_capacity(64);
-    a.extend_from_slice(b"caldicott record v1\0");
-    for s in [org, rtype, id] {
-        a.extend_from_slice(&(s.len() as u16).to_be_bytes());
-        a.extend_from_slice(s.as_bytes());
+) -> RecordAad {
+    const PREFIX: &[u8] = b"caldicott record v1\0";
+    let mut a = RecordAad {
+        inline: [0; AAD_INLINE],
+        len: 0,
+        heap: Vec::new(),
+    };
+    let total = PREFIX.len() + 6 + org.len() + rtype.len() + id.len() + 8 + 4 + 1;
+    if total > AAD_INLINE {
+        a.heap.reserve(total);
     }
-    a.extend_from_slice(&version.to_be_bytes());
-    a.extend_from_slice(&dek_version.to_be_bytes());
-    a.push(u8::from(deleted));
+    a.push(PREFIX);
+    for s in [org, rtype, id] {
+        // Names longer than 64 KiB never pass validation; truncating the length here
+        // could only make authentication fail, never succeed.
+        a.push(&(s.len() as u16).to_be_bytes());
+        a.push(s.as_bytes());
+    }
+    a.push(&version.to_be_bytes());
+    a.push(&dek_version.to_be_bytes());
+    a.push(&[u8::from(deleted)]);
     a
+}
+
+/// Associated data fits on the stack for every valid name (ODS code ≤ 10, resource type
+/// and id ≤ 64 bytes); longer names (only ever seen in tampered rows) spill to the heap.
+const AAD_INLINE: usize = 192;
+
+/// The associated data of one record version, built without allocating.
+pub(crate) struct RecordAad {
+    inline: [u8; AAD_INLINE],
+    len: usize,
+    heap: Vec<u8>,
+}
+
+impl RecordAad {
+    fn push(&mut self, bytes: &[u8]) {
+        if self.heap.capacity() > 0 {
+            self.heap.extend_from_slice(bytes);
+        } else {
+            self.inline[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+            self.len += bytes.len();
+        }
+    }
+}
+
+impl std::ops::Deref for RecordAad {
+    type Target = [u8];
+    fn deref(&self) -> &[u8] {
+        if self.heap.capacity() > 0 {
+            &self.heap
+        } else {
+            &self.inline[..self.len]
+        }
+    }
 }
 
 /// A term to index a record under, such as `("identifier", "https://fhir.nhs.uk/Id/nhs-number|9434765919")`.
@@ -229,9 +273,16 @@ mod tests {
     fn aad_fields_cannot_be_shifted() {
         // Length prefixes stop ("AB","C") and ("A","BC") from sharing associated data.
         assert_ne!(
-            record_aad("AB", "C", "x", 1, 1, false),
-            record_aad("A", "BC", "x", 1, 1, false)
+            &*record_aad("AB", "C", "x", 1, 1, false),
+            &*record_aad("A", "BC", "x", 1, 1, false)
         );
+        // Long names spill to the heap and still bind every field.
+        let long = "x".repeat(300);
+        assert_ne!(
+            &*record_aad(&long, "C", "x", 1, 1, false),
+            &*record_aad(&long, "C", "x", 2, 1, false)
+        );
+        assert!(record_aad(&long, "C", "x", 1, 1, false).len() > 300);
     }
 
     #[test]

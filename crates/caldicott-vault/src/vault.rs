@@ -6,7 +6,8 @@ use std::sync::{Arc, RwLock};
 use caldicott_core::{OdsCode, ResourceId, ResourceType, VersionId};
 
 use crate::backend::{
-    Backend, BackendError, DataKeyRow, RawRecord, Reencrypted, RowExpect, RowWrite, now_micros,
+    Backend, BackendError, DataKeyRow, NewRecord, RawRecord, Reencrypted, RowExpect, RowWrite,
+    now_micros,
 };
 use crate::crypto::{IndexTerm, RecordKeys, TermHash, payload_body, record_aad};
 use crate::keys::{DataKey, KeyError, KeyProvider};
@@ -340,7 +341,7 @@ impl Vault {
         })
     }
 
-    fn prepare_rows(&self, writes: &[Write]) -> Result<Vec<RowWrite>, VaultError> {
+    fn prepare_rows<'w>(&self, writes: &'w [Write]) -> Result<Vec<RowWrite<'w>>, VaultError> {
         // Expect::Any needs the current versions; fetch them per (org, type) in one go.
         let mut current: HashMap<(&str, &str, &str), u64> = HashMap::new();
         let mut groups: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
@@ -358,7 +359,7 @@ impl Vault {
             }
         }
         let now = now_micros();
-        let seal = |w: &Write| -> Result<RowWrite, VaultError> {
+        let seal = |w: &'w Write| -> Result<RowWrite<'w>, VaultError> {
             let (dek_version, keys) = self.active_keys(w.org.as_str()).ok_or_else(|| {
                 VaultError::Key(KeyError::Malformed {
                     origin: format!("organisation {}", w.org),
@@ -403,16 +404,16 @@ impl Vault {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn seal_row(
+    fn seal_row<'w>(
         &self,
         keys: &RecordKeys,
         dek_version: u32,
-        w: &Write,
+        w: &'w Write,
         version: u64,
         expect: RowExpect,
         deleted: bool,
         now: i64,
-    ) -> Result<RowWrite, VaultError> {
+    ) -> Result<RowWrite<'w>, VaultError> {
         let (org, rtype, id) = (w.org.as_str(), w.rtype.as_str(), w.id.as_str());
         let aad = record_aad(org, rtype, id, version, dek_version, deleted);
         let ciphertext = keys.seal(&aad, &w.body).map_err(|_| KeyError::Random)?;
@@ -425,10 +426,10 @@ impl Vault {
                 .collect()
         };
         Ok(RowWrite {
-            record: RawRecord {
-                org: org.to_owned(),
-                rtype: rtype.to_owned(),
-                id: id.to_owned(),
+            record: NewRecord {
+                org,
+                rtype,
+                id,
                 version,
                 deleted,
                 dek_version,

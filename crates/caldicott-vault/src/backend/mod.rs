@@ -62,12 +62,28 @@ pub struct RawRecord {
     pub written_at: i64,
 }
 
-/// One new record version to write, with the index terms of the record's new head.
+/// One new record version to write, with the index terms of the record's new head. It
+/// borrows the names from the caller: writing a batch allocates nothing per row but its
+/// ciphertext and terms.
 #[derive(Clone, Debug)]
-pub struct RowWrite {
-    pub record: RawRecord,
+pub struct RowWrite<'a> {
+    pub record: NewRecord<'a>,
     pub expect: RowExpect,
     pub terms: Vec<TermHash>,
+}
+
+/// A record version about to be written.
+#[derive(Clone, Debug)]
+pub struct NewRecord<'a> {
+    pub org: &'a str,
+    pub rtype: &'a str,
+    pub id: &'a str,
+    pub version: u64,
+    pub deleted: bool,
+    pub dek_version: u32,
+    pub ciphertext: Vec<u8>,
+    /// Microseconds since the Unix epoch.
+    pub written_at: i64,
 }
 
 /// A stored data key.
@@ -132,7 +148,7 @@ pub trait Backend: Send + Sync {
 
     /// Writes record versions atomically: all or none. Each row's `expect` is checked in
     /// the same transaction; on a mismatch nothing is written and `Conflict` is returned.
-    fn write(&self, rows: &[RowWrite]) -> Result<(), BackendError>;
+    fn write(&self, rows: &[RowWrite<'_>]) -> Result<(), BackendError>;
     /// The current version of each record (tombstones included), in the order asked.
     fn heads(
         &self,

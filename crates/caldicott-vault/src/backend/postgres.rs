@@ -473,7 +473,7 @@ impl Backend for PostgresBackend {
         Ok(n == 1)
     }
 
-    fn write(&self, rows: &[RowWrite]) -> Result<(), BackendError> {
+    fn write(&self, rows: &[RowWrite<'_>]) -> Result<(), BackendError> {
         if rows.is_empty() {
             return Ok(());
         }
@@ -485,16 +485,16 @@ impl Backend for PostgresBackend {
         let st_delete_terms = c.stmt(DELETE_TERMS).map_err(&m)?;
         let st_insert_terms = c.stmt(INSERT_TERMS).map_err(&m)?;
         let mut tx = c.transaction().map_err(&m)?;
-        let conflict = |w: &RowWrite| BackendError::Conflict {
-            rtype: w.record.rtype.clone(),
-            id: w.record.id.clone(),
+        let conflict = |w: &RowWrite<'_>| BackendError::Conflict {
+            rtype: w.record.rtype.to_owned(),
+            id: w.record.id.to_owned(),
         };
-        let (absent, versioned): (Vec<&RowWrite>, Vec<&RowWrite>) =
+        let (absent, versioned): (Vec<&RowWrite<'_>>, Vec<&RowWrite<'_>>) =
             rows.iter().partition(|w| w.expect == RowExpect::Absent);
         if !absent.is_empty() {
-            let org: Vec<&str> = absent.iter().map(|w| w.record.org.as_str()).collect();
-            let rt: Vec<&str> = absent.iter().map(|w| w.record.rtype.as_str()).collect();
-            let id: Vec<&str> = absent.iter().map(|w| w.record.id.as_str()).collect();
+            let org: Vec<&str> = absent.iter().map(|w| w.record.org).collect();
+            let rt: Vec<&str> = absent.iter().map(|w| w.record.rtype).collect();
+            let id: Vec<&str> = absent.iter().map(|w| w.record.id).collect();
             let v: Vec<i64> = absent.iter().map(|w| w.record.version as i64).collect();
             let del: Vec<bool> = absent.iter().map(|w| w.record.deleted).collect();
             let inserted = tx
@@ -509,9 +509,9 @@ impl Backend for PostgresBackend {
                     .iter()
                     .find(|w| {
                         !done.contains(&(
-                            w.record.org.clone(),
-                            w.record.rtype.clone(),
-                            w.record.id.clone(),
+                            w.record.org.to_owned(),
+                            w.record.rtype.to_owned(),
+                            w.record.id.to_owned(),
                         ))
                     })
                     .unwrap_or(&absent[0]);
@@ -519,9 +519,9 @@ impl Backend for PostgresBackend {
             }
         }
         if !versioned.is_empty() {
-            let org: Vec<&str> = versioned.iter().map(|w| w.record.org.as_str()).collect();
-            let rt: Vec<&str> = versioned.iter().map(|w| w.record.rtype.as_str()).collect();
-            let id: Vec<&str> = versioned.iter().map(|w| w.record.id.as_str()).collect();
+            let org: Vec<&str> = versioned.iter().map(|w| w.record.org).collect();
+            let rt: Vec<&str> = versioned.iter().map(|w| w.record.rtype).collect();
+            let id: Vec<&str> = versioned.iter().map(|w| w.record.id).collect();
             let nv: Vec<i64> = versioned.iter().map(|w| w.record.version as i64).collect();
             let del: Vec<bool> = versioned.iter().map(|w| w.record.deleted).collect();
             let ov: Vec<i64> = versioned
@@ -543,9 +543,9 @@ impl Backend for PostgresBackend {
                     .iter()
                     .find(|w| {
                         !done.contains(&(
-                            w.record.org.clone(),
-                            w.record.rtype.clone(),
-                            w.record.id.clone(),
+                            w.record.org.to_owned(),
+                            w.record.rtype.to_owned(),
+                            w.record.id.to_owned(),
                         ))
                     })
                     .unwrap_or(&versioned[0]);
@@ -554,19 +554,15 @@ impl Backend for PostgresBackend {
             delete_terms(
                 &mut tx,
                 &st_delete_terms,
-                versioned.iter().map(|w| {
-                    (
-                        w.record.org.as_str(),
-                        w.record.rtype.as_str(),
-                        w.record.id.as_str(),
-                    )
-                }),
+                versioned
+                    .iter()
+                    .map(|w| (w.record.org, w.record.rtype, w.record.id)),
             )
             .map_err(&m)?;
         }
-        let org: Vec<&str> = rows.iter().map(|w| w.record.org.as_str()).collect();
-        let rt: Vec<&str> = rows.iter().map(|w| w.record.rtype.as_str()).collect();
-        let id: Vec<&str> = rows.iter().map(|w| w.record.id.as_str()).collect();
+        let org: Vec<&str> = rows.iter().map(|w| w.record.org).collect();
+        let rt: Vec<&str> = rows.iter().map(|w| w.record.rtype).collect();
+        let id: Vec<&str> = rows.iter().map(|w| w.record.id).collect();
         let v: Vec<i64> = rows.iter().map(|w| w.record.version as i64).collect();
         let del: Vec<bool> = rows.iter().map(|w| w.record.deleted).collect();
         let dek: Vec<i64> = rows
@@ -588,9 +584,9 @@ impl Backend for PostgresBackend {
             &st_insert_terms,
             rows.iter().map(|w| {
                 (
-                    w.record.org.as_str(),
-                    w.record.rtype.as_str(),
-                    w.record.id.as_str(),
+                    w.record.org,
+                    w.record.rtype,
+                    w.record.id,
                     w.terms.as_slice(),
                 )
             }),

@@ -391,7 +391,7 @@ impl Backend for SqliteBackend {
         Ok(n == 1)
     }
 
-    fn write(&self, rows: &[RowWrite]) -> Result<(), BackendError> {
+    fn write(&self, rows: &[RowWrite<'_>]) -> Result<(), BackendError> {
         let mut c = self.writer();
         let m = self.map("writing records");
         let tx = c
@@ -444,8 +444,8 @@ impl Backend for SqliteBackend {
                 if changed != 1 {
                     // Dropping the transaction rolls everything back.
                     return Err(BackendError::Conflict {
-                        rtype: r.rtype.clone(),
-                        id: r.id.clone(),
+                        rtype: r.rtype.to_owned(),
+                        id: r.id.to_owned(),
                     });
                 }
                 ins_rec
