@@ -246,15 +246,17 @@ const INSERT_RECORDS: &str =
     "INSERT INTO records (org, rtype, id, version, deleted, dek_version, ciphertext, written_at)
      SELECT * FROM UNNEST($1::TEXT[], $2::TEXT[], $3::TEXT[], $4::BIGINT[], $5::BOOLEAN[],
                           $6::BIGINT[], $7::BYTEA[], $8::BIGINT[])";
-// One index lookup per id, whatever the planner believes about the table: the LATERAL
-// subquery with OFFSET 0 is not flattened, so each id is looked up with all three key
-// columns (a fresh table without statistics otherwise gets a scan of the organisation).
+// Two index lookups per id, whatever the planner believes about the tables: the LATERAL
+// subquery with OFFSET 0 is not flattened, so each id is looked up by its full key in
+// `heads` and then in `records` (without it, a fresh table got a scan of the
+// organisation, and an analysed one a hash join over all of `records`).
 const SELECT_HEADS: &str =
     "SELECT r.org, r.rtype, r.id, r.version, r.deleted, r.dek_version, r.ciphertext, r.written_at
      FROM UNNEST($3::TEXT[]) AS u(id)
-     CROSS JOIN LATERAL (SELECT h.version FROM heads h
-                         WHERE h.org = $1 AND h.rtype = $2 AND h.id = u.id OFFSET 0) AS h
-     JOIN records r ON r.org = $1 AND r.rtype = $2 AND r.id = u.id AND r.version = h.version";
+     CROSS JOIN LATERAL (
+         SELECT r.* FROM heads h JOIN records r
+           ON r.org = h.org AND r.rtype = h.rtype AND r.id = h.id AND r.version = h.version
+         WHERE h.org = $1 AND h.rtype = $2 AND h.id = u.id OFFSET 0) AS r";
 const SELECT_HEAD: &str =
     "SELECT r.org, r.rtype, r.id, r.version, r.deleted, r.dek_version, r.ciphertext, r.written_at
      FROM heads h JOIN records r
