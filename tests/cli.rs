@@ -54,6 +54,32 @@ fn assert_absent(haystack: &[u8], needles: &BTreeSet<String>, what: &str) {
     }
 }
 
+/// A fresh data directory with `patients` synthetic patients imported: (temp dir, data
+/// directory, the NDJSON file imported).
+fn loaded(patients: u32) -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let ndjson = t.path().join("p.ndjson");
+    ok(caldicott().args(["init", "--data"]).arg(&data));
+    ok(caldicott()
+        .args(["synth", "--patients", &patients.to_string(), "--out"])
+        .arg(&ndjson));
+    ok(caldicott()
+        .args(["import", "--data"])
+        .arg(&data)
+        .arg(&ndjson));
+    (t, data, ndjson)
+}
+
+/// Record versions still under an old data key, summed from `keys status` output.
+fn stale_records(status: &str) -> u64 {
+    status
+        .lines()
+        .skip(2)
+        .map(|l| l.split_whitespace().last().unwrap().parse::<u64>().unwrap())
+        .sum()
+}
+
 #[test]
 fn sqlite_files_hold_no_identifier_in_clear() {
     let t = tempfile::tempdir().unwrap();
@@ -202,17 +228,7 @@ fn import_reports_the_bad_line_precisely() {
 
 #[test]
 fn bad_database_files_give_one_clear_error() {
-    let t = tempfile::tempdir().unwrap();
-    let data = t.path().join("data");
-    let ndjson = t.path().join("p.ndjson");
-    ok(caldicott().args(["init", "--data"]).arg(&data));
-    ok(caldicott()
-        .args(["synth", "--patients", "300", "--out"])
-        .arg(&ndjson));
-    ok(caldicott()
-        .args(["import", "--data"])
-        .arg(&data)
-        .arg(&ndjson));
+    let (_t, data, ndjson) = loaded(300);
     let db = data.join("vault.db");
     let original = std::fs::read(&db).unwrap();
     assert!(original.len() > 200_000);
@@ -334,17 +350,7 @@ fn init_refuses_to_overwrite_and_validates_its_input() {
 
 #[test]
 fn master_key_rotation_keeps_data_readable() {
-    let t = tempfile::tempdir().unwrap();
-    let data = t.path().join("data");
-    let ndjson = t.path().join("p.ndjson");
-    ok(caldicott().args(["init", "--data"]).arg(&data));
-    ok(caldicott()
-        .args(["synth", "--patients", "30", "--out"])
-        .arg(&ndjson));
-    ok(caldicott()
-        .args(["import", "--data"])
-        .arg(&data)
-        .arg(&ndjson));
+    let (_t, data, ndjson) = loaded(30);
     let before = std::fs::read_to_string(data.join("master.key")).unwrap();
     let out = ok(caldicott().args(["keys", "rotate", "--data"]).arg(&data));
     assert!(out.contains("rewrapped"), "{out}");
@@ -369,28 +375,13 @@ fn master_key_rotation_keeps_data_readable() {
 
 #[test]
 fn data_key_rotation_reencrypts_everything() {
-    let t = tempfile::tempdir().unwrap();
-    let data = t.path().join("data");
-    let ndjson = t.path().join("p.ndjson");
-    ok(caldicott().args(["init", "--data"]).arg(&data));
-    ok(caldicott()
-        .args(["synth", "--patients", "30", "--out"])
-        .arg(&ndjson));
-    ok(caldicott()
-        .args(["import", "--data"])
-        .arg(&data)
-        .arg(&ndjson));
+    let (_t, data, ndjson) = loaded(30);
     let out = ok(caldicott()
         .args(["keys", "rotate", "--data-keys", "--no-reencrypt", "--data"])
         .arg(&data));
     assert!(out.contains("new data key v2"), "{out}");
     let status = ok(caldicott().args(["keys", "status", "--data"]).arg(&data));
-    let stale: u64 = status
-        .lines()
-        .skip(2)
-        .map(|l| l.split_whitespace().last().unwrap().parse::<u64>().unwrap())
-        .sum();
-    assert!(stale > 100, "{status}");
+    assert!(stale_records(&status) > 100, "{status}");
     ok(caldicott().args(["keys", "reencrypt", "--data"]).arg(&data));
     let status = ok(caldicott().args(["keys", "status", "--data"]).arg(&data));
     for l in status.lines().skip(2) {
@@ -459,29 +450,12 @@ fn demo_loads_patients_and_serves() {
 
 #[test]
 fn serve_reencrypts_in_the_background_after_a_data_key_rotation() {
-    let t = tempfile::tempdir().unwrap();
-    let data = t.path().join("data");
-    let ndjson = t.path().join("p.ndjson");
-    ok(caldicott().args(["init", "--data"]).arg(&data));
-    ok(caldicott()
-        .args(["synth", "--patients", "60", "--out"])
-        .arg(&ndjson));
-    ok(caldicott()
-        .args(["import", "--data"])
-        .arg(&data)
-        .arg(&ndjson));
+    let (_t, data, _) = loaded(60);
     ok(caldicott()
         .args(["keys", "rotate", "--data-keys", "--no-reencrypt", "--data"])
         .arg(&data));
-    let stale = |status: &str| -> u64 {
-        status
-            .lines()
-            .skip(2)
-            .map(|l| l.split_whitespace().last().unwrap().parse::<u64>().unwrap())
-            .sum()
-    };
     assert!(
-        stale(&ok(caldicott()
+        stale_records(&ok(caldicott()
             .args(["keys", "status", "--data"])
             .arg(&data)))
             > 100
@@ -494,7 +468,7 @@ fn serve_reencrypts_in_the_background_after_a_data_key_rotation() {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
     loop {
         let status = ok(caldicott().args(["keys", "status", "--data"]).arg(&data));
-        if stale(&status) == 0 {
+        if stale_records(&status) == 0 {
             assert!(
                 status.lines().skip(2).all(|l| l.contains(" v2 ")),
                 "{status}"

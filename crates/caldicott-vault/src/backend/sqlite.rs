@@ -17,6 +17,11 @@ use super::*;
 
 const READERS: usize = 4;
 
+/// The index terms of a record's head are replaced whole, by the write path and by
+/// re-encryption alike.
+const DELETE_TERMS: &str = "DELETE FROM index_entries WHERE org = ?1 AND rtype = ?2 AND id = ?3";
+const INSERT_TERM: &str = "INSERT INTO index_entries (org, rtype, term, id) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING";
+
 /// Schema migrations, applied in order; never edit one that has shipped.
 const MIGRATIONS: &[(i64, &str)] = &[(
     1,
@@ -414,16 +419,8 @@ impl Backend for SqliteBackend {
                      VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
                 )
                 .map_err(&m)?;
-            let mut del_terms = tx
-                .prepare_cached(
-                    "DELETE FROM index_entries WHERE org = ?1 AND rtype = ?2 AND id = ?3",
-                )
-                .map_err(&m)?;
-            let mut ins_term = tx
-                .prepare_cached(
-                    "INSERT INTO index_entries (org, rtype, term, id) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-                )
-                .map_err(&m)?;
+            let mut del_terms = tx.prepare_cached(DELETE_TERMS).map_err(&m)?;
+            let mut ins_term = tx.prepare_cached(INSERT_TERM).map_err(&m)?;
             for w in rows {
                 let r = &w.record;
                 let changed = match w.expect {
@@ -623,16 +620,8 @@ impl Backend for SqliteBackend {
             let mut is_head = tx
                 .prepare_cached("SELECT count(*) FROM heads WHERE org = ?1 AND rtype = ?2 AND id = ?3 AND version = ?4")
                 .map_err(&m)?;
-            let mut del_terms = tx
-                .prepare_cached(
-                    "DELETE FROM index_entries WHERE org = ?1 AND rtype = ?2 AND id = ?3",
-                )
-                .map_err(&m)?;
-            let mut ins_term = tx
-                .prepare_cached(
-                    "INSERT INTO index_entries (org, rtype, term, id) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
-                )
-                .map_err(&m)?;
+            let mut del_terms = tx.prepare_cached(DELETE_TERMS).map_err(&m)?;
+            let mut ins_term = tx.prepare_cached(INSERT_TERM).map_err(&m)?;
             for r in rows {
                 let n = upd
                     .execute(params![
