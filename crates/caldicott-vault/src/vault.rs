@@ -64,6 +64,9 @@ pub enum VaultError {
     /// A batch named the same record twice.
     #[error("a batch may write each record once; {rtype}/{id} appears twice")]
     DuplicateInBatch { rtype: String, id: String },
+    /// A deletion in a batch must name the version it deletes.
+    #[error("the deletion of {rtype}/{id} does not name the version it deletes")]
+    DeleteWithoutVersion { rtype: String, id: String },
     /// The record body is larger than the storage format allows.
     #[error("record body of {0} bytes is too large (limit 64 MiB)")]
     TooLarge(usize),
@@ -101,6 +104,8 @@ pub struct Write {
 /// A record version read back and decrypted.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Record {
+    /// The organisation whose data key the record is under.
+    pub org: OdsCode,
     pub rtype: ResourceType,
     pub id: ResourceId,
     pub version: VersionId,
@@ -115,6 +120,7 @@ impl std::fmt::Debug for Record {
     /// Omits the body: it is patient data.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Record")
+            .field("org", &self.org)
             .field("rtype", &self.rtype)
             .field("id", &self.id)
             .field("version", &self.version)
@@ -269,6 +275,40 @@ impl Vault {
     /// Writes several record versions atomically: all of them or none. Returns the new
     /// versions in order. Each record may appear once per batch.
     pub fn put_batch(&self, writes: &[Write]) -> Result<Vec<VersionId>, VaultError> {
+        self.put_batch_at(writes, now_micros())
+    }
+
+    /// [`Vault::put_batch`] with the time the versions are recorded as written
+    /// (microseconds since the Unix epoch), for callers that put the same instant in the
+    /// record itself (FHIR's `meta.lastUpdated`).
+    pub fn put_batch_at(
+        &self,
+        writes: &[Write],
+        written_at: i64,
+    ) -> Result<Vec<VersionId>, VaultError> {
+        self.commit(writes, writes.len(), written_at)
+    }
+
+    /// Writes and deletes records atomically, all recorded as written at `written_at`: a
+    /// FHIR transaction. `writes[..first_delete]` are new versions; `writes[first_delete..]`
+    /// are deletions (their bodies and terms are ignored; each becomes a tombstone and
+    /// must expect a version). Returns the new versions in order.
+    pub fn commit(
+        &self,
+        writes: &[Write],
+        first_delete: usize,
+        written_at: i64,
+    ) -> Result<Vec<VersionId>, VaultError> {
+        let first_delete = first_delete.min(writes.len());
+        if let Some(w) = writes[first_delete..]
+            .iter()
+            .find(|w| !matches!(w.expect, Expect::Version(_)))
+        {
+            return Err(VaultError::DeleteWithoutVersion {
+                rtype: w.rtype.to_string(),
+                id: w.id.to_string(),
+            });
+        }
         let mut seen = HashSet::with_capacity(writes.len());
         for w in writes {
             if !seen.insert((w.org.as_str(), w.rtype.as_str(), w.id.as_str())) {
@@ -286,7 +326,7 @@ impl Vault {
         }
         let mut attempt = 0;
         loop {
-            let rows = self.prepare_rows(writes)?;
+            let rows = self.prepare_rows(writes, first_delete, written_at)?;
             let versions = rows
                 .iter()
                 .map(|r| VersionId::new(r.record.version).unwrap_or(VersionId::FIRST))
@@ -341,7 +381,12 @@ impl Vault {
         })
     }
 
-    fn prepare_rows<'w>(&self, writes: &'w [Write]) -> Result<Vec<RowWrite<'w>>, VaultError> {
+    fn prepare_rows<'w>(
+        &self,
+        writes: &'w [Write],
+        first_delete: usize,
+        now: i64,
+    ) -> Result<Vec<RowWrite<'w>>, VaultError> {
         // Expect::Any needs the current versions; fetch them per (org, type) in one go.
         let mut current: HashMap<(&str, &str, &str), u64> = HashMap::new();
         let mut groups: BTreeMap<(&str, &str), Vec<&str>> = BTreeMap::new();
@@ -358,8 +403,9 @@ impl Vault {
                 }
             }
         }
-        let now = now_micros();
-        let seal = |w: &'w Write| -> Result<RowWrite<'w>, VaultError> {
+        // Rows are sealed with their position: from `first_delete` on they are tombstones.
+        let seal = |(i, w): (usize, &'w Write)| -> Result<RowWrite<'w>, VaultError> {
+            let deleted = i >= first_delete;
             let (dek_version, keys) = self.active_keys(w.org.as_str()).ok_or_else(|| {
                 VaultError::Key(KeyError::Malformed {
                     origin: format!("organisation {}", w.org),
@@ -380,19 +426,27 @@ impl Vault {
                 RowExpect::Absent => 1,
                 RowExpect::Version(v) => v + 1,
             };
-            self.seal_row(&keys, dek_version, w, version, expect, false, now)
+            self.seal_row(&keys, dek_version, w, version, expect, deleted, now)
         };
         // Large batches are sealed on every core: encryption then costs a fraction of the
         // time the database spends writing.
         let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
         if writes.len() < PARALLEL_SEAL_MIN || threads < 2 {
-            return writes.iter().map(seal).collect();
+            return writes.iter().enumerate().map(seal).collect();
         }
         let chunk = writes.len().div_ceil(threads);
         std::thread::scope(|s| {
             let handles: Vec<_> = writes
                 .chunks(chunk)
-                .map(|c| s.spawn(move || c.iter().map(seal).collect::<Result<Vec<_>, _>>()))
+                .enumerate()
+                .map(|(n, c)| {
+                    s.spawn(move || {
+                        c.iter()
+                            .enumerate()
+                            .map(|(i, w)| seal((n * chunk + i, w)))
+                            .collect::<Result<Vec<_>, _>>()
+                    })
+                })
                 .collect();
             let mut rows = Vec::with_capacity(writes.len());
             for h in handles {
@@ -416,7 +470,8 @@ impl Vault {
     ) -> Result<RowWrite<'w>, VaultError> {
         let (org, rtype, id) = (w.org.as_str(), w.rtype.as_str(), w.id.as_str());
         let aad = record_aad(org, rtype, id, version, dek_version, deleted);
-        let ciphertext = keys.seal(&aad, &w.body).map_err(|_| KeyError::Random)?;
+        let body: &[u8] = if deleted { &[] } else { &w.body };
+        let ciphertext = keys.seal(&aad, body).map_err(|_| KeyError::Random)?;
         let terms = if deleted {
             Vec::new()
         } else {
@@ -593,6 +648,107 @@ impl Vault {
             .collect())
     }
 
+    /// The organisation that holds a record (deleted or not), if any does. A `(type, id)`
+    /// belongs to one organisation of the deployment: the database refuses a second.
+    pub fn locate(
+        &self,
+        rtype: &ResourceType,
+        id: &ResourceId,
+    ) -> Result<Option<OdsCode>, VaultError> {
+        Ok(self
+            .locate_many(rtype, std::slice::from_ref(id))?
+            .pop()
+            .flatten())
+    }
+
+    /// [`Vault::locate`] for several ids, in the order asked.
+    pub fn locate_many(
+        &self,
+        rtype: &ResourceType,
+        ids: &[ResourceId],
+    ) -> Result<Vec<Option<OdsCode>>, VaultError> {
+        let ids: Vec<&str> = ids.iter().map(ResourceId::as_str).collect();
+        Ok(self
+            .backend
+            .locate(rtype.as_str(), &ids)?
+            .into_iter()
+            .map(|o| o.and_then(|o| OdsCode::parse(&o).ok()))
+            .collect())
+    }
+
+    /// Up to `limit` current, non-deleted records of a type, in id order, after `after`:
+    /// for searches the index cannot narrow and for bulk export.
+    pub fn scan(
+        &self,
+        org: &OdsCode,
+        rtype: &ResourceType,
+        after: Option<&ResourceId>,
+        limit: usize,
+    ) -> Result<Vec<Record>, VaultError> {
+        self.backend
+            .scan(
+                org.as_str(),
+                rtype.as_str(),
+                after.map(ResourceId::as_str),
+                limit,
+            )?
+            .into_iter()
+            .map(|r| self.open_record(r))
+            .collect()
+    }
+
+    /// Up to `limit` record versions (tombstones included) of one organisation, of one
+    /// type or of all, written in `[since, before)` (microseconds since the epoch), newest
+    /// first: history at type and system level.
+    pub fn changes(
+        &self,
+        org: &OdsCode,
+        rtype: Option<&ResourceType>,
+        since: i64,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<Record>, VaultError> {
+        self.backend
+            .changes(
+                org.as_str(),
+                rtype.map(ResourceType::as_str),
+                since,
+                before,
+                limit,
+            )?
+            .into_iter()
+            .map(|r| self.open_record(r))
+            .collect()
+    }
+
+    /// Ids of the current, non-deleted records of `rtype` indexed under any of `terms`,
+    /// sorted: one parameter of a search, whose values are alternatives.
+    pub fn search_any(
+        &self,
+        org: &OdsCode,
+        rtype: &ResourceType,
+        terms: &[IndexTerm],
+    ) -> Result<Vec<ResourceId>, VaultError> {
+        let keys = self.all_keys(org.as_str());
+        let hashes: Vec<TermHash> = terms
+            .iter()
+            .flat_map(|t| keys.iter().map(|k| k.term(&t.name, &t.value)))
+            .collect();
+        if hashes.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut ids: Vec<ResourceId> = self
+            .backend
+            .search(org.as_str(), rtype.as_str(), &hashes)?
+            .iter()
+            .filter_map(|id| ResourceId::new(id).ok())
+            .collect();
+        // Sorted here, by bytes: the database's collation may order differently.
+        ids.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
+        ids.dedup();
+        Ok(ids)
+    }
+
     /// Number of current, non-deleted records of a type.
     pub fn count(&self, org: &OdsCode, rtype: &ResourceType) -> Result<u64, VaultError> {
         Ok(self.backend.count(org.as_str(), rtype.as_str())?)
@@ -618,7 +774,8 @@ impl Vault {
         };
         let aad = record_aad(&r.org, &r.rtype, &r.id, r.version, r.dek_version, r.deleted);
         let mut buf = r.ciphertext;
-        let (rtype, id, version) = (
+        let (org, rtype, id, version) = (
+            OdsCode::parse(&r.org),
             ResourceType::new(&r.rtype),
             ResourceId::new(&r.id),
             VersionId::new(r.version),
@@ -635,6 +792,7 @@ impl Vault {
         buf.truncate(plain.start + body.end);
         buf.drain(..plain.start + body.start);
         Ok(Record {
+            org: org.map_err(|_| integrity(&r))?,
             rtype: rtype.map_err(|_| integrity(&r))?,
             id: id.map_err(|_| integrity(&r))?,
             version: version.ok_or_else(|| integrity(&r))?,

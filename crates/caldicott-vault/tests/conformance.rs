@@ -429,31 +429,170 @@ fn organisations_are_isolated(f: &Fixture) {
         .put(&write("A81001", "Patient", "p1", Expect::Absent, "a", &[]))
         .unwrap();
     f.vault
-        .put(&write("B82002", "Patient", "p1", Expect::Absent, "b", &[]))
+        .put(&write("B82002", "Patient", "p2", Expect::Absent, "b", &[]))
         .unwrap();
-    assert_eq!(
+    let body = |o: &str, id: &str| {
         f.vault
-            .get(&org("A81001"), &rt("Patient"), &rid("p1"))
+            .get(&org(o), &rt("Patient"), &rid(id))
             .unwrap()
-            .unwrap()
-            .body,
-        b"a"
-    );
-    assert_eq!(
+            .map(|r| r.body)
+    };
+    assert_eq!(body("A81001", "p1").unwrap(), b"a");
+    assert_eq!(body("B82002", "p2").unwrap(), b"b");
+    assert!(body("B82002", "p1").is_none());
+    assert!(body("A81001", "p2").is_none());
+    assert!(body("C83003", "p1").is_none());
+    assert_eq!(f.vault.organisations(), ["A81001", "B82002"]);
+}
+
+fn an_id_belongs_to_one_organisation(f: &Fixture) {
+    f.vault
+        .put(&write("A81001", "Patient", "p1", Expect::Absent, "a", &[]))
+        .unwrap();
+    // The same type and id in another organisation is refused, alone or in a batch, and
+    // the batch leaves nothing behind.
+    assert!(matches!(
         f.vault
-            .get(&org("B82002"), &rt("Patient"), &rid("p1"))
-            .unwrap()
-            .unwrap()
-            .body,
-        b"b"
-    );
+            .put(&write("B82002", "Patient", "p1", Expect::Absent, "b", &[])),
+        Err(VaultError::Conflict { .. })
+    ));
+    assert!(matches!(
+        f.vault.put_batch(&[
+            write("B82002", "Patient", "p9", Expect::Absent, "ok", &[]),
+            write("B82002", "Patient", "p1", Expect::Any, "b", &[]),
+        ]),
+        Err(VaultError::Conflict { .. })
+    ));
     assert!(
         f.vault
-            .get(&org("C83003"), &rt("Patient"), &rid("p1"))
+            .locate(&rt("Patient"), &rid("p9"))
             .unwrap()
             .is_none()
     );
-    assert_eq!(f.vault.organisations(), ["A81001", "B82002"]);
+    // Another type may use the same id.
+    f.vault
+        .put(&write("B82002", "Observation", "p1", Expect::Absent, "o", &[]))
+        .unwrap();
+    let found = f
+        .vault
+        .locate_many(&rt("Patient"), &[rid("p1"), rid("zz")])
+        .unwrap();
+    assert_eq!(found, [Some(org("A81001")), None]);
+    assert_eq!(
+        f.vault.locate(&rt("Observation"), &rid("p1")).unwrap(),
+        Some(org("B82002"))
+    );
+    // A tombstone still holds its id.
+    f.vault
+        .delete(&org("A81001"), &rt("Patient"), &rid("p1"), Expect::Any)
+        .unwrap();
+    assert_eq!(
+        f.vault.locate(&rt("Patient"), &rid("p1")).unwrap(),
+        Some(org("A81001"))
+    );
+}
+
+fn commits_mix_writes_and_deletions_atomically(f: &Fixture) {
+    let (o, t) = (org("A81001"), rt("Patient"));
+    f.vault
+        .put_batch(&[
+            write("A81001", "Patient", "p1", Expect::Absent, "1", &[("n", "x")]),
+            write("A81001", "Patient", "p2", Expect::Absent, "2", &[]),
+        ])
+        .unwrap();
+    let mut del = write("A81001", "Patient", "p1", Expect::Version(v(1)), "", &[]);
+    // A stale deletion makes the whole commit fail, the new record included.
+    del.expect = Expect::Version(v(7));
+    let new = write("A81001", "Patient", "p3", Expect::Absent, "3", &[]);
+    assert!(matches!(
+        f.vault.commit(&[new.clone(), del.clone()], 1, 5_000),
+        Err(VaultError::Conflict { .. })
+    ));
+    assert!(f.vault.get(&o, &t, &rid("p3")).unwrap().is_none());
+    del.expect = Expect::Version(v(1));
+    let versions = f.vault.commit(&[new, del], 1, 5_000).unwrap();
+    assert_eq!(versions, [v(1), v(2)]);
+    let gone = f.vault.get(&o, &t, &rid("p1")).unwrap().unwrap();
+    assert!(gone.deleted && gone.body.is_empty());
+    assert_eq!(gone.written_at, 5_000);
+    assert!(f.vault.search(&o, &t, &IndexTerm::new("n", "x")).unwrap().is_empty());
+    let unversioned = write("A81001", "Patient", "p2", Expect::Any, "", &[]);
+    assert!(matches!(
+        f.vault.commit(&[unversioned], 0, 6_000),
+        Err(VaultError::DeleteWithoutVersion { .. })
+    ));
+}
+
+fn scans_page_through_current_records(f: &Fixture) {
+    let (o, t) = (org("A81001"), rt("Patient"));
+    let writes: Vec<Write> = (0..25)
+        .map(|i| write("A81001", "Patient", &format!("s{i:02}"), Expect::Absent, "v1", &[]))
+        .collect();
+    f.vault.put_batch(&writes).unwrap();
+    f.vault
+        .put(&write("A81001", "Patient", "s03", Expect::Any, "v2", &[]))
+        .unwrap();
+    f.vault.delete(&o, &t, &rid("s04"), Expect::Any).unwrap();
+    f.vault
+        .put(&write("A81001", "Observation", "x", Expect::Absent, "o", &[]))
+        .unwrap();
+    let mut seen = Vec::new();
+    let mut after = None;
+    loop {
+        let page = f.vault.scan(&o, &t, after.as_ref(), 10).unwrap();
+        if page.is_empty() {
+            break;
+        }
+        after = page.last().map(|r| r.id.clone());
+        seen.extend(page.into_iter().map(|r| (r.id.to_string(), r.body)));
+    }
+    assert_eq!(seen.len(), 24, "25 written, one deleted");
+    assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "in id order");
+    assert!(seen.contains(&("s03".to_string(), b"v2".to_vec())), "current version");
+    assert!(!seen.iter().any(|(id, _)| id == "s04"));
+    assert!(f.vault.scan(&org("B82002"), &t, None, 10).unwrap().is_empty());
+}
+
+fn changes_list_versions_newest_first(f: &Fixture) {
+    let o = org("A81001");
+    f.vault
+        .put_batch_at(&[write("A81001", "Patient", "p1", Expect::Absent, "1", &[])], 1_000)
+        .unwrap();
+    f.vault
+        .put_batch_at(
+            &[write("A81001", "Observation", "o1", Expect::Absent, "2", &[])],
+            2_000,
+        )
+        .unwrap();
+    f.vault
+        .put_batch_at(&[write("A81001", "Patient", "p1", Expect::Any, "3", &[])], 3_000)
+        .unwrap();
+    f.vault
+        .put_batch_at(&[write("B82002", "Patient", "p2", Expect::Absent, "4", &[])], 4_000)
+        .unwrap();
+    let all = f.vault.changes(&o, None, 0, i64::MAX, 100).unwrap();
+    let got: Vec<(String, u64, i64)> = all
+        .iter()
+        .map(|r| (r.id.to_string(), r.version.get(), r.written_at))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("p1".to_string(), 2, 3_000),
+            ("o1".to_string(), 1, 2_000),
+            ("p1".to_string(), 1, 1_000)
+        ]
+    );
+    assert!(all.iter().all(|r| r.org == o));
+    let patients = f
+        .vault
+        .changes(&o, Some(&rt("Patient")), 0, i64::MAX, 100)
+        .unwrap();
+    assert_eq!(patients.len(), 2);
+    let window = f.vault.changes(&o, None, 2_000, 3_000, 100).unwrap();
+    assert_eq!(window.len(), 1);
+    assert_eq!(window[0].id, rid("o1"));
+    assert_eq!(f.vault.changes(&o, None, 0, i64::MAX, 1).unwrap().len(), 1);
 }
 
 fn a_flipped_byte_is_an_integrity_error(f: &Fixture) {
@@ -565,7 +704,7 @@ fn master_key_rotation_rewraps_without_touching_data(f: &Fixture) {
         ))
         .unwrap();
     f.vault
-        .put(&write("B82002", "Patient", "p1", Expect::Absent, "y", &[]))
+        .put(&write("B82002", "Patient", "p2", Expect::Absent, "y", &[]))
         .unwrap();
     let mut v = f.reopen(f.kek.clone()).unwrap();
     let new_kek = Arc::new(LocalKek::generate().unwrap().0);
@@ -580,7 +719,7 @@ fn master_key_rotation_rewraps_without_touching_data(f: &Fixture) {
     let reopened = f.reopen(new_kek).unwrap();
     assert_eq!(
         reopened
-            .get(&org("B82002"), &rt("Patient"), &rid("p1"))
+            .get(&org("B82002"), &rt("Patient"), &rid("p2"))
             .unwrap()
             .unwrap()
             .body,
@@ -766,6 +905,10 @@ conformance!(
     batched_get_keeps_order,
     protected_index_finds_current_terms_only,
     organisations_are_isolated,
+    an_id_belongs_to_one_organisation,
+    scans_page_through_current_records,
+    commits_mix_writes_and_deletions_atomically,
+    changes_list_versions_newest_first,
     a_flipped_byte_is_an_integrity_error,
     swapped_ciphertexts_are_integrity_errors,
     a_moved_version_is_an_integrity_error,

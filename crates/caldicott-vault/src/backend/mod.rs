@@ -175,6 +175,28 @@ pub trait Backend: Send + Sync {
     ) -> Result<Vec<String>, BackendError>;
     /// Number of current, non-deleted records per organisation and type.
     fn count(&self, org: &str, rtype: &str) -> Result<u64, BackendError>;
+    /// The organisation holding each record (a `(type, id)` belongs to at most one
+    /// organisation of the deployment), in the order asked; tombstones included.
+    fn locate(&self, rtype: &str, ids: &[&str]) -> Result<Vec<Option<String>>, BackendError>;
+    /// Up to `limit` current, non-deleted records of a type in id order, after `after`.
+    fn scan(
+        &self,
+        org: &str,
+        rtype: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RawRecord>, BackendError>;
+    /// Up to `limit` record versions (tombstones included) of one organisation, of one
+    /// type or all, written in `[since, before)`, newest first (ties by type, id, version
+    /// descending).
+    fn changes(
+        &self,
+        org: &str,
+        rtype: Option<&str>,
+        since: i64,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<RawRecord>, BackendError>;
 
     /// Up to `limit` record versions of `org` still encrypted under a data key older than
     /// `dek_version`.

@@ -24,9 +24,10 @@ use ::postgres::{Client, Config, NoTls, Row, Statement};
 
 use super::*;
 
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value BYTEA NOT NULL);
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value BYTEA NOT NULL);
      CREATE TABLE data_keys (
         org TEXT NOT NULL, version BIGINT NOT NULL, kek_id TEXT NOT NULL,
         wrapped BYTEA NOT NULL, state TEXT NOT NULL, created_at BIGINT NOT NULL,
@@ -48,7 +49,15 @@ const MIGRATIONS: &[(i64, &str)] = &[(
      CREATE TABLE users (
         name TEXT PRIMARY KEY, org TEXT NOT NULL, role TEXT NOT NULL,
         password_phc TEXT NOT NULL, created_at BIGINT NOT NULL, disabled BOOLEAN NOT NULL);",
-)];
+    ),
+    (
+        2,
+        // A (type, id) names one record in the whole deployment (a FHIR server has one id
+        // space), and history is listed by time.
+        "CREATE UNIQUE INDEX heads_by_id ON heads (rtype, id);
+         CREATE INDEX records_by_time ON records (written_at);",
+    ),
+];
 
 const MAX_CONNECTIONS: usize = 8;
 
@@ -264,6 +273,23 @@ const SELECT_HEAD: &str =
      WHERE h.org = $1 AND h.rtype = $2 AND h.id = $3";
 const SEARCH: &str = "SELECT DISTINCT id FROM index_entries
      WHERE org = $1 AND rtype = $2 AND term = ANY($3) ORDER BY id";
+
+const LOCATE: &str = "SELECT id, org FROM heads WHERE rtype = $1 AND id = ANY($2::TEXT[])";
+const SCAN: &str =
+    "SELECT r.org, r.rtype, r.id, r.version, r.deleted, r.dek_version, r.ciphertext, r.written_at
+     FROM heads h JOIN records r
+       ON r.org = h.org AND r.rtype = h.rtype AND r.id = h.id AND r.version = h.version
+     WHERE h.org = $1 AND h.rtype = $2 AND h.id > $3 AND NOT h.deleted
+     ORDER BY h.id LIMIT $4";
+// `COLLATE "C"` keeps id order the same as SQLite's byte order whatever the database's
+// collation.
+const CHANGES: &str =
+    "SELECT r.org, r.rtype, r.id, r.version, r.deleted, r.dek_version, r.ciphertext, r.written_at
+     FROM records r
+     WHERE r.written_at >= $1 AND r.written_at < $2 AND r.org = $3
+       AND ($4::TEXT IS NULL OR r.rtype = $4)
+     ORDER BY r.written_at DESC, r.rtype COLLATE \"C\" DESC, r.id COLLATE \"C\" DESC, r.version DESC
+     LIMIT $5";
 
 const RECORD_COLUMNS: &str =
     "r.org, r.rtype, r.id, r.version, r.deleted, r.dek_version, r.ciphertext, r.written_at";
@@ -675,6 +701,48 @@ impl Backend for PostgresBackend {
             .map_err(pg_err("counting records"))?
             .get(0);
         Ok(n as u64)
+    }
+
+    fn locate(&self, rtype: &str, ids: &[&str]) -> Result<Vec<Option<String>>, BackendError> {
+        let m = pg_err("locating records");
+        let mut c = self.conn()?;
+        let st = c.stmt(LOCATE).map_err(&m)?;
+        let rows = c.query(&st, &[&rtype, &ids]).map_err(&m)?;
+        let found: HashMap<String, String> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        Ok(ids.iter().map(|id| found.get(*id).cloned()).collect())
+    }
+
+    fn scan(
+        &self,
+        org: &str,
+        rtype: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RawRecord>, BackendError> {
+        let m = pg_err("scanning records");
+        let mut c = self.conn()?;
+        let st = c.stmt(SCAN).map_err(&m)?;
+        let rows = c
+            .query(&st, &[&org, &rtype, &after.unwrap_or(""), &(limit as i64)])
+            .map_err(&m)?;
+        Ok(rows.iter().map(to_record).collect())
+    }
+
+    fn changes(
+        &self,
+        org: &str,
+        rtype: Option<&str>,
+        since: i64,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<RawRecord>, BackendError> {
+        let m = pg_err("listing changes");
+        let mut c = self.conn()?;
+        let st = c.stmt(CHANGES).map_err(&m)?;
+        let rows = c
+            .query(&st, &[&since, &before, &org, &rtype, &(limit as i64)])
+            .map_err(&m)?;
+        Ok(rows.iter().map(to_record).collect())
     }
 
     fn stale_records(

@@ -23,9 +23,10 @@ const DELETE_TERMS: &str = "DELETE FROM index_entries WHERE org = ?1 AND rtype =
 const INSERT_TERM: &str = "INSERT INTO index_entries (org, rtype, term, id) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING";
 
 /// Schema migrations, applied in order; never edit one that has shipped.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    "CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        "CREATE TABLE meta (key TEXT PRIMARY KEY, value BLOB NOT NULL);
      CREATE TABLE data_keys (
         org TEXT NOT NULL, version INTEGER NOT NULL, kek_id TEXT NOT NULL,
         wrapped BLOB NOT NULL, state TEXT NOT NULL, created_at INTEGER NOT NULL,
@@ -47,7 +48,15 @@ const MIGRATIONS: &[(i64, &str)] = &[(
      CREATE TABLE users (
         name TEXT PRIMARY KEY, org TEXT NOT NULL, role TEXT NOT NULL,
         password_phc TEXT NOT NULL, created_at INTEGER NOT NULL, disabled INTEGER NOT NULL);",
-)];
+    ),
+    (
+        2,
+        // A (type, id) names one record in the whole deployment (a FHIR server has one id
+        // space), and history is listed by time.
+        "CREATE UNIQUE INDEX heads_by_id ON heads (rtype, id);
+         CREATE INDEX records_by_time ON records (written_at);",
+    ),
+];
 
 /// The SQLite backend.
 pub struct SqliteBackend {
@@ -565,6 +574,71 @@ impl Backend for SqliteBackend {
             )
             .map(|n| n as u64)
             .map_err(self.map("counting records"))
+    }
+
+    fn locate(&self, rtype: &str, ids: &[&str]) -> Result<Vec<Option<String>>, BackendError> {
+        let c = self.reader();
+        let m = self.map("locating records");
+        let mut st = c
+            .prepare_cached("SELECT org FROM heads WHERE rtype = ?1 AND id = ?2")
+            .map_err(&m)?;
+        ids.iter()
+            .map(|id| {
+                st.query_row(params![rtype, id], |r| r.get::<_, String>(0))
+                    .optional()
+                    .map_err(&m)
+            })
+            .collect()
+    }
+
+    fn scan(
+        &self,
+        org: &str,
+        rtype: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<RawRecord>, BackendError> {
+        let c = self.reader();
+        let m = self.map("scanning records");
+        let mut st = c
+            .prepare_cached(&format!(
+                "SELECT {RECORD_COLUMNS} FROM heads h JOIN records r
+                   ON r.org = h.org AND r.rtype = h.rtype AND r.id = h.id AND r.version = h.version
+                 WHERE h.org = ?1 AND h.rtype = ?2 AND h.id > ?3 AND h.deleted = 0
+                 ORDER BY h.id LIMIT ?4"
+            ))
+            .map_err(&m)?;
+        let rows = st
+            .query_map(
+                params![org, rtype, after.unwrap_or(""), limit as i64],
+                row_to_record,
+            )
+            .map_err(&m)?;
+        rows.collect::<Result<_, _>>().map_err(&m)
+    }
+
+    fn changes(
+        &self,
+        org: &str,
+        rtype: Option<&str>,
+        since: i64,
+        before: i64,
+        limit: usize,
+    ) -> Result<Vec<RawRecord>, BackendError> {
+        let c = self.reader();
+        let m = self.map("listing changes");
+        let mut st = c
+            .prepare_cached(&format!(
+                "SELECT {RECORD_COLUMNS} FROM records r
+                 WHERE r.written_at >= ?1 AND r.written_at < ?2 AND r.org = ?3
+                   AND (?4 IS NULL OR r.rtype = ?4)
+                 ORDER BY r.written_at DESC, r.rtype DESC, r.id DESC, r.version DESC LIMIT ?5"
+            ))
+            .map_err(&m)?;
+        let rows = st
+            .query_map(params![since, before, org, rtype, limit as i64], row_to_record)
+            .map_err(&m)?;
+        rows.collect::<Result<_, _>>().map_err(&m)
     }
 
     fn stale_records(
