@@ -10,6 +10,7 @@
 //! | log format (`text` or `json`) | `log.format` | `CALDICOTT_LOG_FORMAT` |
 //! | log filter (e.g. `info`, `caldicott=debug`) | `log.level` | `CALDICOTT_LOG` |
 //! | maximum request body in bytes | `max_body_bytes` | `CALDICOTT_MAX_BODY_BYTES` |
+//! | public base URL of the FHIR API (default: from the request's `Host`) | `public_url` | `CALDICOTT_PUBLIC_URL` |
 //! | master key (instead of `DATA_DIR/master.key`) | — | `CALDICOTT_MASTER_KEY` |
 
 use std::path::{Path, PathBuf};
@@ -36,6 +37,10 @@ pub struct Config {
     pub log: Log,
     #[serde(default = "default_max_body")]
     pub max_body_bytes: usize,
+    /// The FHIR base URL clients see (`https://fhir.example.nhs.uk/fhir`), when the server
+    /// sits behind a proxy; otherwise links are made from the request's `Host`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_url: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -98,6 +103,7 @@ impl Config {
             tls: Tls::default(),
             log: Log::default(),
             max_body_bytes: default_max_body(),
+            public_url: None,
         }
     }
 
@@ -141,6 +147,14 @@ impl Config {
             self.max_body_bytes = v
                 .parse()
                 .with_context(|| "CALDICOTT_MAX_BODY_BYTES must be a whole number of bytes")?;
+        }
+        if let Some(v) = get("CALDICOTT_PUBLIC_URL") {
+            self.public_url = Some(v);
+        }
+        if let Some(u) = &self.public_url
+            && !(u.starts_with("https://") || u.starts_with("http://"))
+        {
+            bail!("public_url must be an http(s) URL such as https://fhir.example.nhs.uk/fhir");
         }
         if !matches!(self.log.format.as_str(), "text" | "json") {
             bail!("log format must be `text` or `json`");

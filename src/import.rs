@@ -1,11 +1,18 @@
-//! `caldicott import`: loads NDJSON files of FHIR resources into the vault in batches.
+//! `caldicott import`: loads FHIR resources into the vault in batches: NDJSON files (one
+//! resource per line), and Bundles (`transaction`, `batch`, `collection`, ...), whether a
+//! whole `.json` file or one line of an NDJSON file.
 //!
-//! Each resource is validated as FHIR R4 (structure, element names, cardinality, primitive
-//! formats) and the UK Core identifier rules, then filed under its organisation (an Organization under its own ODS code,
+//! Every resource goes through the same preparation as the REST API (`Store::prepare`):
+//! strict JSON, structural R4 validation, the UK Core identifier rules, `meta.versionId`
+//! and `meta.lastUpdated`, the owning organisation (an Organization under its own ODS code,
 //! a Patient under its managing organisation or GP, anything else under its patient's
-//! organisation, and the deployment's organisation when none is known) and indexed by its
-//! identifiers and patient reference. Re-running an interrupted import is safe: records
-//! already stored with the same bytes are skipped, changed ones become new versions.
+//! organisation, else the deployment's), and the search index terms, so what is imported
+//! is found by the API's searches.
+//!
+//! Re-running an interrupted import is safe: a resource keeps its id (Bundle entries
+//! without one take the UUID of their `urn:uuid:` fullUrl), records already stored with
+//! the same content are skipped, changed ones become new versions. A transaction Bundle is
+//! written in one database transaction.
 
 use std::collections::{BTreeMap, HashMap};
 use std::io::{BufRead, Read};
@@ -13,15 +20,19 @@ use std::path::Path;
 use std::time::Instant;
 
 use anyhow::{Context, bail};
-use caldicott_core::OdsCode;
-use caldicott_vault::{Expect, IndexTerm, Vault, VaultError, Write};
+use caldicott_api::Store;
+use caldicott_core::{OdsCode, ResourceId, ResourceType, VersionId};
+use caldicott_vault::{Expect, Vault, VaultError, Write, now_micros};
+use serde_json::Value;
 
 use crate::progress;
 
 /// Resources per transaction.
 pub const BATCH: usize = 5_000;
-/// Longest accepted line (one resource).
-const MAX_LINE: usize = 16 << 20;
+/// Longest accepted line (one resource or Bundle).
+const MAX_LINE: usize = 64 << 20;
+/// Largest file read whole as one JSON document (a Bundle).
+const MAX_DOCUMENT: u64 = 512 << 20;
 
 #[derive(Debug, Default)]
 pub struct ImportSummary {
@@ -30,6 +41,7 @@ pub struct ImportSummary {
     pub unchanged: u64,
     pub by_type: BTreeMap<String, u64>,
     pub without_organisation: u64,
+    pub bundles: u64,
     pub seconds: f64,
 }
 
@@ -39,83 +51,315 @@ impl ImportSummary {
     }
 }
 
-/// Remembers which organisation owns each Organization and Patient seen so far.
-struct Owners {
-    default_org: OdsCode,
-    organisations: HashMap<String, OdsCode>,
-    patients: HashMap<String, OdsCode>,
+struct Importer<'a> {
+    store: &'a Store,
+    /// `Type/id` → organisation of the Organizations and Patients seen so far, so that
+    /// what follows them in the same import finds its owner before it is stored.
+    owners: HashMap<String, OdsCode>,
+    batch: Vec<Write>,
+    summary: ImportSummary,
 }
 
 pub fn import_files(
-    vault: &Vault,
+    vault: std::sync::Arc<Vault>,
     default_org: &OdsCode,
     files: &[impl AsRef<Path>],
 ) -> anyhow::Result<ImportSummary> {
     let start = Instant::now();
-    let mut owners = Owners {
-        default_org: default_org.clone(),
-        organisations: HashMap::new(),
-        patients: HashMap::new(),
+    let store = Store::new(vault, default_org.clone());
+    let mut imp = Importer {
+        store: &store,
+        owners: HashMap::new(),
+        batch: Vec::with_capacity(BATCH),
+        summary: ImportSummary::default(),
     };
-    let mut summary = ImportSummary::default();
     for file in files {
-        import_file(vault, &mut owners, file.as_ref(), &mut summary)?;
+        imp.file(file.as_ref())?;
     }
-    summary.seconds = start.elapsed().as_secs_f64();
-    Ok(summary)
+    imp.flush()?;
+    imp.summary.seconds = start.elapsed().as_secs_f64();
+    Ok(imp.summary)
 }
 
-fn import_file(
-    vault: &Vault,
-    owners: &mut Owners,
-    path: &Path,
-    summary: &mut ImportSummary,
-) -> anyhow::Result<()> {
-    let file =
-        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let len = file.metadata().map(|m| m.len()).unwrap_or(0);
-    let pb = progress::bytes(len);
-    pb.set_message(
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-    );
-    let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
-    let mut batch: Vec<Write> = Vec::with_capacity(BATCH);
-    let mut line = Vec::new();
-    let mut line_no = 0u64;
-    loop {
-        line.clear();
-        let n = (&mut reader)
-            .take(MAX_LINE as u64 + 1)
-            .read_until(b'\n', &mut line)
-            .with_context(|| format!("cannot read {}", path.display()))?;
-        if n == 0 {
-            break;
+impl Importer<'_> {
+    fn file(&mut self, path: &Path) -> anyhow::Result<()> {
+        let file =
+            std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+        let len = file.metadata().map(|m| m.len()).unwrap_or(0);
+        let is_document = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        if is_document {
+            if len > MAX_DOCUMENT {
+                bail!(
+                    "{}: a JSON document larger than {MAX_DOCUMENT} bytes; use NDJSON",
+                    path.display()
+                );
+            }
+            let mut text = Vec::with_capacity(len as usize);
+            std::io::BufReader::new(file)
+                .read_to_end(&mut text)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            return self
+                .item(&text)
+                .with_context(|| format!("{}", path.display()));
         }
-        line_no += 1;
-        pb.inc(n as u64);
-        if line.len() > MAX_LINE {
-            bail!(
-                "{} line {line_no}: longer than {} bytes",
-                path.display(),
-                MAX_LINE
-            );
+        let pb = progress::bytes(len);
+        pb.set_message(
+            path.file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default(),
+        );
+        let mut reader = std::io::BufReader::with_capacity(1 << 20, file);
+        let mut line = Vec::new();
+        let mut line_no = 0u64;
+        loop {
+            line.clear();
+            let n = (&mut reader)
+                .take(MAX_LINE as u64 + 1)
+                .read_until(b'\n', &mut line)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            if n == 0 {
+                break;
+            }
+            line_no += 1;
+            pb.inc(n as u64);
+            if line.len() > MAX_LINE {
+                bail!(
+                    "{} line {line_no}: longer than {MAX_LINE} bytes",
+                    path.display()
+                );
+            }
+            let text = trim(&line);
+            if text.is_empty() {
+                continue;
+            }
+            self.item(text)
+                .with_context(|| format!("{} line {line_no}", path.display()))?;
         }
-        let text = trim(&line);
-        if text.is_empty() {
-            continue;
-        }
-        let w = to_write(owners, text, summary)
-            .with_context(|| format!("{} line {line_no}", path.display()))?;
-        batch.push(w);
-        if batch.len() == BATCH {
-            flush(vault, &mut batch, summary)?;
-        }
+        pb.finish_and_clear();
+        Ok(())
     }
-    flush(vault, &mut batch, summary)?;
-    pb.finish_and_clear();
-    Ok(())
+
+    /// One JSON document: a resource, or a Bundle whose entries are imported.
+    fn item(&mut self, json: &[u8]) -> anyhow::Result<()> {
+        let v = caldicott_api::json::parse_strict(json)
+            .map_err(|e| anyhow::anyhow!("not valid JSON: {e}"))?;
+        if v.get("resourceType").and_then(Value::as_str) == Some("Bundle") {
+            return self.bundle(v);
+        }
+        let w = self.prepare(v)?;
+        self.batch.push(w);
+        if self.batch.len() >= BATCH {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// A Bundle's entries, with `urn:uuid:` references rewritten to the entries' ids. A
+    /// transaction is written atomically, on its own.
+    fn bundle(&mut self, b: Value) -> anyhow::Result<()> {
+        self.summary.bundles += 1;
+        let transaction = b.get("type").and_then(Value::as_str) == Some("transaction");
+        let entries = b
+            .get("entry")
+            .and_then(Value::as_array)
+            .cloned()
+            .unwrap_or_default();
+        let mut map = HashMap::new();
+        let mut resources = Vec::with_capacity(entries.len());
+        for (i, e) in entries.into_iter().enumerate() {
+            let Some(mut r) = e.get("resource").cloned() else {
+                continue;
+            };
+            let rtype = r
+                .get("resourceType")
+                .and_then(Value::as_str)
+                .unwrap_or("")
+                .to_owned();
+            let full = e.get("fullUrl").and_then(Value::as_str).unwrap_or("");
+            let id = match r.get("id").and_then(Value::as_str) {
+                Some(id) => id.to_owned(),
+                None => full
+                    .strip_prefix("urn:uuid:")
+                    .map(str::to_owned)
+                    .with_context(|| {
+                        format!(
+                            "Bundle.entry[{i}]: a resource without an id needs a urn:uuid: fullUrl"
+                        )
+                    })?,
+            };
+            if let Value::Object(o) = &mut r {
+                o.insert("id".into(), Value::String(id.clone()));
+            }
+            if !full.is_empty() {
+                map.insert(full.to_owned(), format!("{rtype}/{id}"));
+            }
+            resources.push(r);
+        }
+        // Organizations and Patients first, so the rest find their owners.
+        resources.sort_by_key(|r| match r.get("resourceType").and_then(Value::as_str) {
+            Some("Organization") => 0,
+            Some("Patient") => 1,
+            _ => 2,
+        });
+        if transaction {
+            self.flush()?;
+        }
+        for mut r in resources {
+            rewrite_references(&mut r, &map);
+            let w = self.prepare(r)?;
+            self.batch.push(w);
+            if !transaction && self.batch.len() >= BATCH {
+                self.flush()?;
+            }
+        }
+        if transaction {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    fn prepare(&mut self, v: Value) -> anyhow::Result<Write> {
+        let rtype = v
+            .get("resourceType")
+            .and_then(Value::as_str)
+            .filter(|t| caldicott_fhir::definitions::is_resource_type(t))
+            .and_then(|t| ResourceType::new(t).ok())
+            .context("resourceType is missing or not an R4 resource type")?;
+        let id = v
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|i| ResourceId::new(i).ok())
+            .context("id is missing or not a valid FHIR id")?;
+        let p = self
+            .store
+            .prepare(
+                &rtype,
+                &id,
+                v,
+                VersionId::FIRST,
+                now_micros(),
+                None,
+                &self.owners,
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        if p.write.org == *self.store.default_org()
+            && !matches!(
+                rtype.as_str(),
+                "Organization" | "Practitioner" | "PractitionerRole" | "Location"
+            )
+        {
+            self.summary.without_organisation += 1;
+        }
+        if matches!(rtype.as_str(), "Organization" | "Patient") {
+            self.owners
+                .insert(format!("{rtype}/{id}"), p.write.org.clone());
+        }
+        Ok(p.write)
+    }
+
+    fn flush(&mut self) -> anyhow::Result<()> {
+        if self.batch.is_empty() {
+            return Ok(());
+        }
+        let vault = self.store.vault();
+        match vault.put_batch(&self.batch) {
+            Ok(_) => {
+                self.summary.created += self.batch.len() as u64;
+                for w in &self.batch {
+                    *self.summary.by_type.entry(w.rtype.to_string()).or_default() += 1;
+                }
+            }
+            // Some records exist already (a resumed import): go one by one.
+            Err(VaultError::Conflict { .. } | VaultError::DuplicateInBatch { .. }) => {
+                let batch = std::mem::take(&mut self.batch);
+                for w in &batch {
+                    self.upsert_one(w)?;
+                    *self.summary.by_type.entry(w.rtype.to_string()).or_default() += 1;
+                }
+            }
+            Err(e) => return Err(e.into()),
+        }
+        self.batch.clear();
+        Ok(())
+    }
+
+    fn upsert_one(&mut self, w: &Write) -> anyhow::Result<()> {
+        // The vault directly (not the API's store): its errors carry the storage detail an
+        // operator at the command line needs.
+        let vault = self.store.vault();
+        let current = match vault.locate(&w.rtype, &w.id)? {
+            Some(org) => vault.get(&org, &w.rtype, &w.id)?,
+            None => None,
+        };
+        let Some(current) = current else {
+            self.store.vault().put(w)?;
+            self.summary.created += 1;
+            return Ok(());
+        };
+        if !current.deleted && same_content(&current.body, &w.body) {
+            self.summary.unchanged += 1;
+            return Ok(());
+        }
+        // A new version: its meta must carry the new version number.
+        let v: Value = serde_json::from_slice(&w.body)?;
+        let next = current.version.next();
+        let p = self
+            .store
+            .prepare(
+                &w.rtype,
+                &w.id,
+                v,
+                next,
+                now_micros(),
+                Some(current.org.clone()),
+                &self.owners,
+            )
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        self.store.vault().put(&Write {
+            expect: Expect::Version(current.version),
+            ..p.write
+        })?;
+        self.summary.updated += 1;
+        Ok(())
+    }
+}
+
+/// Whether two stored forms of a resource say the same thing, `meta.versionId` and
+/// `meta.lastUpdated` aside (the server sets those).
+fn same_content(a: &[u8], b: &[u8]) -> bool {
+    let strip = |bytes: &[u8]| -> Option<Value> {
+        let mut v: Value = serde_json::from_slice(bytes).ok()?;
+        if let Some(meta) = v.get_mut("meta").and_then(Value::as_object_mut) {
+            meta.remove("versionId");
+            meta.remove("lastUpdated");
+            if meta.is_empty() {
+                v.as_object_mut()?.remove("meta");
+            }
+        }
+        Some(v)
+    };
+    matches!((strip(a), strip(b)), (Some(x), Some(y)) if x == y)
+}
+
+fn rewrite_references(v: &mut Value, map: &HashMap<String, String>) {
+    match v {
+        Value::Object(o) => {
+            for (k, child) in o.iter_mut() {
+                if k == "reference"
+                    && let Value::String(s) = child
+                    && let Some(to) = map.get(s.as_str())
+                {
+                    *s = to.clone();
+                } else {
+                    rewrite_references(child, map);
+                }
+            }
+        }
+        Value::Array(a) => a.iter_mut().for_each(|c| rewrite_references(c, map)),
+        _ => {}
+    }
 }
 
 fn trim(b: &[u8]) -> &[u8] {
@@ -130,102 +374,16 @@ fn trim(b: &[u8]) -> &[u8] {
     &b[s..e]
 }
 
-fn to_write(
-    owners: &mut Owners,
-    json: &[u8],
-    summary: &mut ImportSummary,
-) -> anyhow::Result<Write> {
-    let f = caldicott_fhir::facts(json)?;
-    let org = match f.resource_type.as_str() {
-        "Organization" => f.own_ods.clone(),
-        "Patient" => f.organisation_ods.clone().or_else(|| {
-            f.organisation_ref
-                .as_ref()
-                .and_then(|r| owners.organisations.get(r).cloned())
-        }),
-        _ => f
-            .patient_ref
-            .as_ref()
-            .and_then(|r| owners.patients.get(r).cloned()),
-    };
-    let org = org.unwrap_or_else(|| {
-        summary.without_organisation += 1;
-        owners.default_org.clone()
-    });
-    let key = format!("{}/{}", f.resource_type, f.id);
-    match f.resource_type.as_str() {
-        "Organization" => {
-            owners.organisations.insert(key, org.clone());
-        }
-        "Patient" => {
-            owners.patients.insert(key, org.clone());
-        }
-        _ => {}
-    }
-    Ok(Write {
-        org,
-        rtype: f.resource_type,
-        id: f.id,
-        expect: Expect::Absent,
-        body: json.to_vec(),
-        terms: index_terms(f.terms),
-    })
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The one conversion from a resource's search terms to the vault's index terms.
-fn index_terms(terms: Vec<(String, String)>) -> Vec<IndexTerm> {
-    terms
-        .into_iter()
-        .map(|(n, v)| IndexTerm::new(n, v))
-        .collect()
-}
-
-/// The vault's indexer for FHIR resources: the same terms the importer indexes a resource
-/// under (used when a data-key rotation re-hashes the index).
-pub fn fhir_index_terms(_: &caldicott_core::ResourceType, body: &[u8]) -> Vec<IndexTerm> {
-    caldicott_fhir::facts(body)
-        .map(|f| index_terms(f.terms))
-        .unwrap_or_default()
-}
-
-fn flush(vault: &Vault, batch: &mut Vec<Write>, summary: &mut ImportSummary) -> anyhow::Result<()> {
-    if batch.is_empty() {
-        return Ok(());
+    #[test]
+    fn content_comparison_ignores_server_meta() {
+        let a = br#"{"resourceType":"Patient","id":"p","meta":{"versionId":"1","lastUpdated":"2024-01-01T00:00:00Z"},"gender":"male"}"#;
+        let b = br#"{"resourceType":"Patient","id":"p","meta":{"versionId":"3","lastUpdated":"2025-01-01T00:00:00Z"},"gender":"male"}"#;
+        let c = br#"{"resourceType":"Patient","id":"p","gender":"female"}"#;
+        assert!(same_content(a, b));
+        assert!(!same_content(a, c));
     }
-    match vault.put_batch(batch) {
-        Ok(_) => {
-            summary.created += batch.len() as u64;
-            for w in batch.iter() {
-                *summary.by_type.entry(w.rtype.to_string()).or_default() += 1;
-            }
-        }
-        // Some records exist already (a resumed import): go one by one.
-        Err(VaultError::Conflict { .. } | VaultError::DuplicateInBatch { .. }) => {
-            for w in batch.iter() {
-                upsert_one(vault, w, summary)?;
-                *summary.by_type.entry(w.rtype.to_string()).or_default() += 1;
-            }
-        }
-        Err(e) => return Err(e.into()),
-    }
-    batch.clear();
-    Ok(())
-}
-
-fn upsert_one(vault: &Vault, w: &Write, summary: &mut ImportSummary) -> anyhow::Result<()> {
-    match vault.get(&w.org, &w.rtype, &w.id)? {
-        Some(r) if !r.deleted && r.body == w.body => summary.unchanged += 1,
-        Some(r) => {
-            vault.put(&Write {
-                expect: Expect::Version(r.version),
-                ..w.clone()
-            })?;
-            summary.updated += 1;
-        }
-        None => {
-            vault.put(w)?;
-            summary.created += 1;
-        }
-    }
-    Ok(())
 }

@@ -294,9 +294,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             files,
         } => {
             let dir = load(&data, database)?;
-            let vault = dir.open_vault()?;
+            let vault = std::sync::Arc::new(dir.open_vault()?);
             let org = OdsCode::parse(&dir.config.organisation)?;
-            let s = import::import_files(&vault, &org, &files)?;
+            let s = import::import_files(vault, &org, &files)?;
             print_import(&s);
             Ok(())
         }
@@ -619,7 +619,7 @@ fn reencrypt(vault: &Vault) -> anyhow::Result<()> {
         let pb = progress::bar(s.stale(), &format!("records of {}", s.org));
         let mut done = 0u64;
         loop {
-            let n = vault.reencrypt_step(&org, 1_000, &import::fhir_index_terms)?;
+            let n = vault.reencrypt_step(&org, 1_000, &caldicott_api::store::indexer)?;
             if n == 0 {
                 break;
             }
@@ -654,9 +654,8 @@ fn demo(patients: usize, listen: &str) -> anyhow::Result<()> {
     let file = tmp.path().join("patients.ndjson");
     synth(patients, 1, &file)?;
     let dir = DataDir::load(&data)?;
-    let vault = dir.open_vault()?;
-    let s = import::import_files(&vault, &OdsCode::parse("LOCAL")?, &[&file])?;
-    drop(vault);
+    let vault = std::sync::Arc::new(dir.open_vault()?);
+    let s = import::import_files(vault, &OdsCode::parse("LOCAL")?, &[&file])?;
     print_import(&s);
     say!("");
     say!(

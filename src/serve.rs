@@ -50,8 +50,24 @@ pub fn serve(
             key_pem: dir.config.resolve(&dir.path, &dir.config.tls.key),
         }
     };
+    let scheme = if opts.plain_http { "http" } else { "https" };
     let mut cfg = ServeConfig::new(listen, transport);
     cfg.max_body_bytes = dir.config.max_body_bytes;
+    let default_org = caldicott_core::OdsCode::parse(&dir.config.organisation)
+        .with_context(|| "the configuration's organisation is not an ODS code")?;
+    let api = caldicott_api::FhirApi {
+        store: Arc::new(caldicott_api::Store::new(Arc::clone(&vault), default_org)),
+        exports: Arc::new(
+            caldicott_api::Exports::new(dir.path.join("exports"))
+                .context("cannot prepare the export directory")?,
+        ),
+        config: caldicott_api::ApiConfig {
+            public_base: dir.config.public_url.clone(),
+            scheme,
+            max_body_bytes: dir.config.max_body_bytes,
+        },
+    };
+    cfg.extra_router = Some(caldicott_api::router(Arc::new(api)));
     caldicott_server::validate(&cfg)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -103,7 +119,7 @@ fn reencrypt_pass(vault: &Vault, stopped: &dyn Fn() -> bool) -> anyhow::Result<(
         tracing::info!(org = %status.org, remaining = stale, "re-encrypting records under the new data key");
         let mut done = 0u64;
         while !stopped() {
-            let n = vault.reencrypt_step(&org, 500, &crate::import::fhir_index_terms)?;
+            let n = vault.reencrypt_step(&org, 500, &caldicott_api::store::indexer)?;
             if n == 0 {
                 tracing::info!(org = %status.org, records = done, "re-encryption finished");
                 break;

@@ -65,17 +65,25 @@ pub fn search_sqlite(data: &Path, rtype: &str, nhs: &str) -> Vec<String> {
     let backend =
         Box::new(caldicott_vault::SqliteBackend::open(&data.join("vault.db"), false).unwrap());
     let vault = caldicott_vault::Vault::open(backend, kek).unwrap();
-    let term = caldicott_vault::IndexTerm::new(
-        "identifier",
+    // The terms the API's search would look up for `identifier=<system>|<nhs>`.
+    let pairs = [(
+        "identifier".to_string(),
         format!("https://fhir.nhs.uk/Id/nhs-number|{nhs}"),
-    );
+    )];
+    let q = caldicott_fhir::search::query::parse(rtype, &pairs).unwrap();
+    let terms: Vec<caldicott_vault::IndexTerm> =
+        caldicott_fhir::search::terms::lookup_terms(&q.params[0])
+            .unwrap()
+            .into_iter()
+            .map(|(n, v)| caldicott_vault::IndexTerm::new(n, v))
+            .collect();
     let rt = caldicott_core::ResourceType::new(rtype).unwrap();
     vault
         .organisations()
         .iter()
         .flat_map(|o| {
             vault
-                .search(&caldicott_core::OdsCode::parse(o).unwrap(), &rt, &term)
+                .search_any(&caldicott_core::OdsCode::parse(o).unwrap(), &rt, &terms)
                 .unwrap()
         })
         .map(|id| id.to_string())

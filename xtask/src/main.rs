@@ -7,6 +7,8 @@
 //!   checks of cargo-deny, a throwaway PostgreSQL cluster, the test suites and the doctests,
 //!   each step announced, timed and summarised, stopping at the first failure;
 //! - `cargo xtask bench <name>`: a benchmark run against the same kind of throwaway PostgreSQL;
+//! - `cargo xtask bench fhir`: load on the FHIR API of a release `caldicott serve` started on a
+//!   throwaway data directory (`bench_fhir.rs`);
 //! - `cargo xtask pg`: a throwaway PostgreSQL for poking at by hand, deleted on Ctrl-C;
 //! - `cargo xtask deny`: only the supply-chain step of `test`;
 //! - `cargo xtask codegen`: regenerates `caldicott-fhir`'s FHIR R4 tables (`codegen.rs`).
@@ -24,7 +26,9 @@
 //!   SIGKILL can leave one behind, in a `caldicott-pg-*` directory under /tmp).
 //!
 //! It is Linux-only (Debian is the reference) and deliberately small and dependency-light
-//! (anyhow, clap, ctrlc, serde_json, tempfile), so that it builds quickly on a fresh machine.
+//! (anyhow, clap, ctrlc, serde_json, tempfile; `bench fhir`'s HTTP client adds tokio, hyper,
+//! rustls and rand, all already in the product's dependency tree), and depends on no product
+//! crate, so that it builds quickly on a fresh machine and still runs when they do not build.
 
 use std::ffi::{OsStr, OsString};
 use std::net::TcpListener;
@@ -40,6 +44,7 @@ use std::{env, fs, thread};
 use anyhow::{Context, Result, bail, ensure};
 use clap::{Args, Parser, Subcommand};
 
+mod bench_fhir;
 mod codegen;
 
 /// A benchmark that `cargo xtask bench <name>` can run.
@@ -107,7 +112,8 @@ enum Cmd {
     /// Run every check and test: fmt, clippy, cargo-deny, then all tests and doctests with a
     /// throwaway PostgreSQL running. This is what CI runs.
     Test(TestArgs),
-    /// Run a benchmark with a throwaway PostgreSQL running.
+    /// Run a benchmark (with a throwaway PostgreSQL running when it needs one), or
+    /// `bench fhir`: load on the FHIR API of a release server.
     Bench(BenchArgs),
     /// Start a throwaway PostgreSQL, print its URL and wait for Ctrl-C, then delete it.
     Pg,
@@ -132,13 +138,24 @@ struct TestArgs {
 }
 
 #[derive(Args)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
 struct BenchArgs {
-    /// Which benchmark to run.
-    #[arg(value_parser = clap::builder::PossibleValuesParser::new(BENCHES.iter().map(|b| b.name)))]
-    name: String,
+    /// A benchmark that is not a `cargo bench` target.
+    #[command(subcommand)]
+    load: Option<LoadBench>,
+    /// Which `cargo bench` benchmark to run.
+    #[arg(required = true, value_parser = clap::builder::PossibleValuesParser::new(BENCHES.iter().map(|b| b.name)))]
+    name: Option<String>,
     /// Passed on to the benchmark binary (after `cargo bench ... --`).
     #[arg(last = true)]
     extra: Vec<OsString>,
+}
+
+#[derive(Subcommand)]
+enum LoadBench {
+    /// Load on the FHIR R4 REST API of a release `caldicott serve`: reads, searches, creates
+    /// and transactions on synthetic patients, against issue 3's targets (`bench_fhir.rs`).
+    Fhir(bench_fhir::FhirArgs),
 }
 
 fn main() -> ExitCode {
@@ -358,10 +375,15 @@ impl TestEnv {
 // cargo xtask bench <name>
 
 fn cmd_bench(args: &BenchArgs) -> Result<()> {
+    let name = match (&args.load, &args.name) {
+        (Some(LoadBench::Fhir(fhir)), _) => return bench_fhir::cmd_bench_fhir(fhir),
+        (None, Some(name)) => name,
+        (None, None) => bail!("name a benchmark"),
+    };
     let bench = BENCHES
         .iter()
-        .find(|b| b.name == args.name)
-        .with_context(|| format!("unknown benchmark `{}`", args.name))?;
+        .find(|b| b.name == *name)
+        .with_context(|| format!("unknown benchmark `{name}`"))?;
     let cluster = if bench.postgres {
         Some(PgCluster::start()?)
     } else {
@@ -796,6 +818,7 @@ impl PgCleanup {
 /// Runs on SIGINT, SIGTERM and SIGHUP (on the handler thread ctrlc starts).
 fn on_signal() {
     eprintln!("\nxtask: interrupted; cleaning up");
+    bench_fhir::on_signal();
     if let Err(err) = run_registered_cleanup() {
         eprintln!("xtask: PostgreSQL cleanup: {}", one_line(&err));
     }
@@ -1137,4 +1160,32 @@ fn one_line(err: &anyhow::Error) -> String {
         .map(str::trim)
         .collect::<Vec<_>>()
         .join(" ")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bench_takes_a_target_name_or_the_fhir_load() {
+        let parse = |args: &[&str]| Cli::try_parse_from(["xtask"].iter().chain(args));
+        let Ok(Cli {
+            command: Cmd::Bench(b),
+        }) = parse(&["bench", "vault", "--", "--rounds", "3"])
+        else {
+            panic!("`bench vault -- --rounds 3` must parse");
+        };
+        assert!(b.load.is_none());
+        assert_eq!(b.name.as_deref(), Some("vault"));
+        assert_eq!(b.extra, ["--rounds", "3"]);
+        let Ok(Cli {
+            command: Cmd::Bench(b),
+        }) = parse(&["bench", "fhir", "--quick", "--scenario", "read,search"])
+        else {
+            panic!("`bench fhir --quick` must parse");
+        };
+        assert!(matches!(b.load, Some(LoadBench::Fhir(_))));
+        assert!(parse(&["bench"]).is_err());
+        assert!(parse(&["bench", "nosuch"]).is_err());
+    }
 }

@@ -12,12 +12,14 @@
 //! - [`validate`]: a structural validator of R4 JSON against those tables (unknown elements,
 //!   cardinality, primitive types and formats), which never rewrites the input.
 //!
-//! What it is not (yet): a FHIRPath engine, a search index, a validator of invariants,
+//! What it is not (yet): a full FHIRPath engine (only the subset search expressions use, in
+//! [`search::fhirpath`]), a search index, a validator of invariants,
 //! terminology or profiles (UK Core), or the REST API. It does no I/O.
 
 #![forbid(unsafe_code)]
 
 pub mod definitions;
+pub mod search;
 mod generated;
 pub mod validate;
 
@@ -67,6 +69,11 @@ pub struct ResourceFacts {
 /// Extracts the facts of one resource from its JSON text.
 pub fn facts(json: &[u8]) -> Result<ResourceFacts, FactsError> {
     let v: Value = serde_json::from_slice(json).map_err(|e| FactsError::NotJson(e.to_string()))?;
+    facts_value(&v)
+}
+
+/// [`facts`] for a resource already parsed.
+pub fn facts_value(v: &Value) -> Result<ResourceFacts, FactsError> {
     let obj = v
         .as_object()
         .ok_or_else(|| FactsError::NotJson("expected an object".into()))?;

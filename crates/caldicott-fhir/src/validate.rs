@@ -56,8 +56,13 @@ pub fn validate(json: &[u8]) -> Result<(), Vec<Issue>> {
             message: format!("not valid JSON (line {}, column {})", e.line(), e.column()),
         }]
     })?;
+    validate_value(&value)
+}
+
+/// [`validate`] for a resource already parsed.
+pub fn validate_value(value: &Value) -> Result<(), Vec<Issue>> {
     let mut v = Validator { issues: Vec::new() };
-    v.resource(&value, "");
+    v.resource(value, "");
     if v.issues.is_empty() {
         Ok(())
     } else {

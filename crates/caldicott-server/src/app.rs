@@ -123,39 +123,67 @@ async fn not_found() -> Response {
 /// Refuses a declared `Content-Length` over the limit at once, and caps bodies of unknown
 /// length while they are read (axum's extractors then answer 413 too).
 async fn limit_body(State(max): State<usize>, req: Request, next: Next) -> Response {
+    let fhir = is_fhir(&req);
     let declared = req
         .headers()
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > max as u64) {
-        return too_large(max);
+        return too_large(max, fhir);
     }
     let req = req.map(|body| Body::new(Limited::new(body, max)));
     let response = next.run(req).await;
     // axum's extractors answer an over-long body of undeclared length with plain text;
     // give every 413 the same JSON shape.
-    let is_json = response
-        .headers()
-        .get(header::CONTENT_TYPE)
-        .is_some_and(|v| v.as_bytes().starts_with(b"application/json"));
+    let is_json = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
+        v.as_bytes().starts_with(b"application/json")
+            || v.as_bytes().starts_with(b"application/fhir+json")
+    });
     if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
-        return too_large(max);
+        return too_large(max, fhir);
     }
     response
 }
 
-fn too_large(max: usize) -> Response {
-    json_error(
-        StatusCode::PAYLOAD_TOO_LARGE,
-        "payload_too_large",
-        &format!("request body exceeds {max} bytes"),
+/// Whether a request is for the FHIR API, whose clients expect every error as a FHIR
+/// `OperationOutcome`.
+fn is_fhir(req: &Request) -> bool {
+    let p = req.uri().path();
+    p == "/fhir" || p.starts_with("/fhir/")
+}
+
+/// An error as a FHIR `OperationOutcome`.
+fn fhir_error(status: StatusCode, code: &str, message: &str) -> Response {
+    (
+        status,
+        [(header::CONTENT_TYPE, "application/fhir+json; charset=utf-8")],
+        json!({
+            "resourceType": "OperationOutcome",
+            "issue": [{ "severity": "error", "code": code, "diagnostics": message }]
+        })
+        .to_string(),
     )
+        .into_response()
+}
+
+fn too_large(max: usize, fhir: bool) -> Response {
+    let message = format!("request body exceeds {max} bytes");
+    if fhir {
+        return fhir_error(StatusCode::PAYLOAD_TOO_LARGE, "too-long", &message);
+    }
+    json_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", &message)
 }
 
 async fn request_timeout(State(limit): State<Duration>, req: Request, next: Next) -> Response {
+    let fhir = is_fhir(&req);
     match tokio::time::timeout(limit, next.run(req)).await {
         Ok(response) => response,
+        Err(_) if fhir => fhir_error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "timeout",
+            "the request took too long",
+        ),
         Err(_) => json_error(
             StatusCode::SERVICE_UNAVAILABLE,
             "timeout",

@@ -1,0 +1,694 @@
+//! The HTTP surface at `/fhir`: one handler reads the path, method and headers, checks
+//! content types and sizes, and calls the store on the blocking pool.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::response::Response;
+use axum::routing::any;
+use caldicott_core::{ResourceId, ResourceType, VersionId};
+use serde_json::Value;
+
+use crate::bundle::{self, parse_etag};
+use crate::error::{ApiError, IssueType, information};
+use crate::export::Exports;
+use crate::response::{self, BundleWriter};
+use crate::search::{self, Page};
+use crate::store::Store;
+use crate::{capability, everything};
+
+/// Settings of the API.
+#[derive(Debug, Clone)]
+pub struct ApiConfig {
+    /// The externally visible base URL (`https://fhir.example.nhs.uk/fhir`); when `None`,
+    /// it is made from the request's `Host` header and `scheme`.
+    pub public_base: Option<String>,
+    /// `https` or `http`, for base URLs made from `Host`.
+    pub scheme: &'static str,
+    /// Largest request body, in bytes.
+    pub max_body_bytes: usize,
+}
+
+/// The API's shared state.
+pub struct FhirApi {
+    pub store: Arc<Store>,
+    pub exports: Arc<Exports>,
+    pub config: ApiConfig,
+}
+
+/// The router for `/fhir` and everything under it.
+pub fn router(api: Arc<FhirApi>) -> Router {
+    Router::new()
+        .route("/fhir", any(handle))
+        .route("/fhir/", any(handle))
+        .route("/fhir/{*rest}", any(handle))
+        .with_state(api)
+}
+
+/// What one request asks for, with everything the handlers need, owned (it moves to the
+/// blocking pool).
+struct Call {
+    method: Method,
+    segments: Vec<String>,
+    query: Option<String>,
+    headers: HeaderMap,
+    body: Bytes,
+    base: String,
+}
+
+async fn handle(State(api): State<Arc<FhirApi>>, req: Request) -> Response {
+    let (parts, body) = req.into_parts();
+    let body = match axum::body::to_bytes(body, api.config.max_body_bytes).await {
+        Ok(b) => b,
+        Err(_) => {
+            return response::error(&ApiError::new(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                IssueType::TooLong,
+                format!("request body exceeds {} bytes", api.config.max_body_bytes),
+            ));
+        }
+    };
+    let path = parts.uri.path();
+    let rest = path.strip_prefix("/fhir").unwrap_or(path);
+    let segments: Vec<String> = rest
+        .split('/')
+        .filter(|s| !s.is_empty())
+        .map(|s| percent_decode(s))
+        .collect();
+    let call = Call {
+        method: parts.method,
+        segments,
+        query: parts.uri.query().map(str::to_owned),
+        base: base_url(&api.config, &parts.headers),
+        headers: parts.headers,
+        body,
+    };
+    if let Err(e) = check_accept(&call) {
+        return response::error(&e);
+    }
+    let api2 = Arc::clone(&api);
+    match tokio::task::spawn_blocking(move || route(&api2, call)).await {
+        Ok(Ok(r)) => r,
+        Ok(Err(e)) => response::error(&e),
+        Err(_) => response::error(&ApiError::internal("the request failed unexpectedly")),
+    }
+}
+
+fn percent_decode(s: &str) -> String {
+    // Path segments of FHIR URLs are ids and type names; decode %XX for `$` and friends.
+    form_urlencoded::parse(format!("x={}", s.replace('+', "%2B")).as_bytes())
+        .next()
+        .map(|(_, v)| v.into_owned())
+        .unwrap_or_default()
+}
+
+/// The base URL responses refer to.
+fn base_url(cfg: &ApiConfig, headers: &HeaderMap) -> String {
+    if let Some(b) = &cfg.public_base {
+        return b.trim_end_matches('/').to_owned();
+    }
+    // A Host header is echoed into links only if it looks like a host name and port.
+    let host = headers
+        .get(header::HOST)
+        .and_then(|h| h.to_str().ok())
+        .filter(|h| {
+            !h.is_empty()
+                && h.len() <= 255
+                && h.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-.:[]".contains(&b))
+        })
+        .unwrap_or("localhost");
+    format!("{}://{host}/fhir", cfg.scheme)
+}
+
+/// Only JSON is served: an `Accept` or `_format` asking for XML alone is refused.
+fn check_accept(call: &Call) -> Result<(), ApiError> {
+    let format = call.query.as_deref().and_then(|q| {
+        form_urlencoded::parse(q.as_bytes())
+            .find(|(k, _)| k == "_format")
+            .map(|(_, v)| v.into_owned())
+    });
+    let json_ok = |s: &str| {
+        s.split(',').any(|t| {
+            let t = t.split(';').next().unwrap_or("").trim();
+            matches!(
+                t,
+                "*/*"
+                    | "application/*"
+                    | "application/fhir+json"
+                    | "application/json"
+                    | "json"
+                    | "application/json+fhir"
+                    | "application/x-ndjson"
+                    | "application/fhir+ndjson"
+            ) || t.is_empty()
+        })
+    };
+    if let Some(f) = format
+        && !json_ok(&f)
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            IssueType::NotSupported,
+            "only JSON (application/fhir+json) is served",
+        ));
+    }
+    if let Some(a) = call
+        .headers
+        .get(header::ACCEPT)
+        .and_then(|a| a.to_str().ok())
+        && !json_ok(a)
+    {
+        return Err(ApiError::new(
+            StatusCode::NOT_ACCEPTABLE,
+            IssueType::NotSupported,
+            "only JSON (application/fhir+json) is served",
+        ));
+    }
+    Ok(())
+}
+
+fn route(api: &FhirApi, call: Call) -> Result<Response, ApiError> {
+    let segs: Vec<&str> = call.segments.iter().map(String::as_str).collect();
+    let m = &call.method;
+    match segs.as_slice() {
+        [] => match *m {
+            Method::POST => {
+                let bundle = json_body(&call)?;
+                let out = bundle::process(&api.store, &call.base, bundle)?;
+                Ok(response::fhir(StatusCode::OK, out))
+            }
+            _ => Err(method_not_allowed()),
+        },
+        ["metadata"] if *m == Method::GET => Ok(response::value(
+            StatusCode::OK,
+            &capability::statement(&call.base),
+        )),
+        ["_history"] if *m == Method::GET => history(api, &call, None, None),
+        ["$export"] => crate::export::kick_off(
+            api,
+            &call.headers,
+            call.query.as_deref(),
+            &call.base,
+            crate::export::Level::System,
+            m,
+        ),
+        ["$export-status", job] => crate::export::status(api, job, m, &call.base),
+        ["$export-file", job, file] if *m == Method::GET => crate::export::file(api, job, file),
+        [t, rest @ ..] => {
+            let rtype = resource_type(t)?;
+            typed(api, &call, rtype, rest)
+        }
+    }
+}
+
+fn typed(
+    api: &FhirApi,
+    call: &Call,
+    rtype: ResourceType,
+    rest: &[&str],
+) -> Result<Response, ApiError> {
+    let store = &api.store;
+    let m = &call.method;
+    match rest {
+        [] => match *m {
+            Method::GET => search_response(api, call, &rtype, query_pairs(call.query.as_deref())),
+            Method::POST => create(api, call, &rtype),
+            Method::PUT => conditional_update(api, call, &rtype),
+            Method::DELETE => conditional_delete(api, call, &rtype),
+            _ => Err(method_not_allowed()),
+        },
+        ["_search"] if *m == Method::POST => {
+            let ct = content_type(&call.headers);
+            if ct != "application/x-www-form-urlencoded" {
+                return Err(unsupported_media(
+                    "POST _search takes application/x-www-form-urlencoded",
+                ));
+            }
+            let mut pairs = query_pairs(call.query.as_deref());
+            pairs.extend(
+                form_urlencoded::parse(&call.body).map(|(k, v)| (k.into_owned(), v.into_owned())),
+            );
+            search_response(api, call, &rtype, pairs)
+        }
+        ["_history"] if *m == Method::GET => history(api, call, Some(&rtype), None),
+        ["$export"] if rtype.as_str() == "Patient" => crate::export::kick_off(
+            api,
+            &call.headers,
+            call.query.as_deref(),
+            &call.base,
+            crate::export::Level::Patient,
+            m,
+        ),
+        [id] => {
+            let id = resource_id(id)?;
+            match *m {
+                Method::GET | Method::HEAD => {
+                    let r = store.read(&rtype, &id)?;
+                    if let Some(inm) = call
+                        .headers
+                        .get(header::IF_NONE_MATCH)
+                        .and_then(|v| v.to_str().ok())
+                        && parse_etag(inm) == Some(r.version)
+                    {
+                        let mut resp = Response::new(Body::empty());
+                        *resp.status_mut() = StatusCode::NOT_MODIFIED;
+                        return Ok(resp);
+                    }
+                    Ok(response::resource(StatusCode::OK, &r, None))
+                }
+                Method::PUT => {
+                    let body = json_body(call)?;
+                    let w = store.update(&rtype, &id, body, if_match(&call.headers)?)?;
+                    Ok(written(call, w))
+                }
+                Method::PATCH => {
+                    let ct = content_type(&call.headers);
+                    if ct != "application/json-patch+json" {
+                        return Err(unsupported_media(
+                            "PATCH takes a JSON Patch document (application/json-patch+json)",
+                        ));
+                    }
+                    let patch = crate::json::parse_strict(&call.body).map_err(|e| {
+                        ApiError::bad_request(format!("the patch is not valid JSON: {e}"))
+                    })?;
+                    let w = store.patch(&rtype, &id, patch, if_match(&call.headers)?)?;
+                    Ok(written(call, w))
+                }
+                Method::DELETE => {
+                    store.delete(&rtype, &id, if_match(&call.headers)?)?;
+                    Ok(response::value(
+                        StatusCode::OK,
+                        &information(&format!("{rtype}/{id} deleted")),
+                    ))
+                }
+                _ => Err(method_not_allowed()),
+            }
+        }
+        [id, "_history"] if *m == Method::GET => {
+            let id = resource_id(id)?;
+            history(api, call, Some(&rtype), Some(&id))
+        }
+        [id, "_history", v] if *m == Method::GET => {
+            let id = resource_id(id)?;
+            let v = VersionId::parse(v)
+                .map_err(|_| ApiError::not_found(format!("{rtype}/{id} has no such version")))?;
+            let r = store.vread(&rtype, &id, v)?;
+            Ok(response::resource(StatusCode::OK, &r, None))
+        }
+        [id, "$everything"] if rtype.as_str() == "Patient" && *m == Method::GET => {
+            let id = resource_id(id)?;
+            let out = everything::patient_everything(store, &call.base, &id)?;
+            Ok(response::fhir(StatusCode::OK, out))
+        }
+        [id, "$export"] if rtype.as_str() == "Group" => {
+            let id = resource_id(id)?;
+            crate::export::kick_off(
+                api,
+                &call.headers,
+                call.query.as_deref(),
+                &call.base,
+                crate::export::Level::Group(id),
+                m,
+            )
+        }
+        _ => Err(ApiError::not_found("no FHIR interaction at this address")),
+    }
+}
+
+fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        IssueType::NotSupported,
+        "this method is not supported at this address",
+    )
+}
+
+fn unsupported_media(msg: &str) -> ApiError {
+    ApiError::new(
+        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+        IssueType::NotSupported,
+        msg,
+    )
+}
+
+fn resource_type(t: &str) -> Result<ResourceType, ApiError> {
+    if !caldicott_fhir::definitions::is_resource_type(t) || t == "Parameters" {
+        return Err(ApiError::not_found(
+            "the URL does not name a FHIR R4 resource type",
+        ));
+    }
+    ResourceType::new(t)
+        .map_err(|_| ApiError::not_found("the URL does not name a FHIR R4 resource type"))
+}
+
+fn resource_id(id: &str) -> Result<ResourceId, ApiError> {
+    ResourceId::new(id).map_err(|_| {
+        ApiError::bad_request("the URL's id is not a valid FHIR id (1-64 of A-Z a-z 0-9 - .)")
+    })
+}
+
+fn query_pairs(q: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(q.unwrap_or("").as_bytes())
+        .map(|(k, v)| (k.into_owned(), v.into_owned()))
+        .collect()
+}
+
+fn content_type(h: &HeaderMap) -> String {
+    h.get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .map(|v| v.trim().to_ascii_lowercase())
+        .unwrap_or_default()
+}
+
+/// The request body as a JSON resource: the content type must be FHIR JSON.
+fn json_body(call: &Call) -> Result<Value, ApiError> {
+    let ct = content_type(&call.headers);
+    if !matches!(
+        ct.as_str(),
+        "application/fhir+json" | "application/json" | "application/json+fhir"
+    ) {
+        return Err(unsupported_media(
+            "the body must be FHIR JSON (Content-Type: application/fhir+json)",
+        ));
+    }
+    if call.body.is_empty() {
+        return Err(ApiError::bad_request("the request has no body"));
+    }
+    crate::json::parse_strict(&call.body).map_err(|e| {
+        ApiError::new(
+            StatusCode::BAD_REQUEST,
+            IssueType::Structure,
+            format!("the body is not valid JSON: {e}"),
+        )
+    })
+}
+
+fn if_match(h: &HeaderMap) -> Result<Option<VersionId>, ApiError> {
+    match h.get(header::IF_MATCH) {
+        None => Ok(None),
+        Some(v) => v
+            .to_str()
+            .ok()
+            .and_then(parse_etag)
+            .map(Some)
+            .ok_or_else(|| ApiError::bad_request("If-Match must be an ETag such as W/\"3\"")),
+    }
+}
+
+/// `Prefer: return=minimal|representation|OperationOutcome`.
+fn prefer_return(h: &HeaderMap) -> &'static str {
+    let p = h
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .find_map(|v| v.strip_prefix("return="));
+    match p {
+        Some("minimal") => "minimal",
+        Some("OperationOutcome") => "OperationOutcome",
+        _ => "representation",
+    }
+}
+
+fn written(call: &Call, w: crate::store::Written) -> Response {
+    let status = if w.created {
+        StatusCode::CREATED
+    } else {
+        StatusCode::OK
+    };
+    let location = format!(
+        "{}/{}/{}/_history/{}",
+        call.base, w.record.rtype, w.record.id, w.record.version
+    );
+    let mut r = response::resource(status, &w.record, Some(&location));
+    match prefer_return(&call.headers) {
+        "minimal" => *r.body_mut() = Body::empty(),
+        "OperationOutcome" => {
+            *r.body_mut() = Body::from(
+                serde_json::to_vec(&information(&format!(
+                    "{}/{} version {} stored",
+                    w.record.rtype, w.record.id, w.record.version
+                )))
+                .unwrap_or_default(),
+            );
+        }
+        _ => {}
+    }
+    r
+}
+
+fn create(api: &FhirApi, call: &Call, rtype: &ResourceType) -> Result<Response, ApiError> {
+    let body = json_body(call)?;
+    if let Some(criteria) = call
+        .headers
+        .get("if-none-exist")
+        .and_then(|v| v.to_str().ok())
+    {
+        let found = search::matching(&api.store, rtype, criteria, 2)?;
+        match found.len() {
+            0 => {}
+            1 => {
+                let r = &found[0];
+                let location = format!("{}/{}/{}/_history/{}", call.base, r.rtype, r.id, r.version);
+                return Ok(response::resource(StatusCode::OK, r, Some(&location)));
+            }
+            _ => {
+                return Err(ApiError::precondition(
+                    "If-None-Exist matches more than one resource",
+                ));
+            }
+        }
+    }
+    let w = api.store.create(rtype, body)?;
+    Ok(written(call, w))
+}
+
+fn conditional_update(
+    api: &FhirApi,
+    call: &Call,
+    rtype: &ResourceType,
+) -> Result<Response, ApiError> {
+    let criteria = call.query.as_deref().unwrap_or("");
+    let mut body = json_body(call)?;
+    let found = search::matching(&api.store, rtype, criteria, 2)?;
+    let id = match found.len() {
+        0 => body
+            .get("id")
+            .and_then(Value::as_str)
+            .and_then(|i| ResourceId::new(i).ok())
+            .unwrap_or_else(crate::store::new_id),
+        1 => {
+            let id = found[0].id.clone();
+            if let Some(b) = body.get("id").and_then(Value::as_str)
+                && b != id.as_str()
+            {
+                return Err(ApiError::bad_request(
+                    "the body's id is not the id of the resource the criteria match",
+                ));
+            }
+            id
+        }
+        _ => {
+            return Err(ApiError::precondition(
+                "the criteria match more than one resource",
+            ));
+        }
+    };
+    if let Value::Object(o) = &mut body {
+        o.insert("id".into(), Value::String(id.as_str().to_owned()));
+    }
+    let w = api
+        .store
+        .update(rtype, &id, body, if_match(&call.headers)?)?;
+    Ok(written(call, w))
+}
+
+fn conditional_delete(
+    api: &FhirApi,
+    call: &Call,
+    rtype: &ResourceType,
+) -> Result<Response, ApiError> {
+    let criteria = call.query.as_deref().unwrap_or("");
+    let found = search::matching(&api.store, rtype, criteria, 2)?;
+    match found.len() {
+        0 => Ok(response::value(
+            StatusCode::OK,
+            &information("nothing matched; nothing deleted"),
+        )),
+        1 => {
+            api.store.delete(rtype, &found[0].id, None)?;
+            Ok(response::value(
+                StatusCode::OK,
+                &information(&format!("{rtype}/{} deleted", found[0].id)),
+            ))
+        }
+        _ => Err(ApiError::precondition(
+            "the criteria match more than one resource",
+        )),
+    }
+}
+
+fn search_response(
+    api: &FhirApi,
+    call: &Call,
+    rtype: &ResourceType,
+    pairs: Vec<(String, String)>,
+) -> Result<Response, ApiError> {
+    let page = search::search(&api.store, rtype, &pairs)?;
+    Ok(response::fhir(
+        StatusCode::OK,
+        searchset(&call.base, rtype, &page),
+    ))
+}
+
+/// A searchset Bundle for one page, with `self`, `first`, `previous` and `next` links
+/// that repeat the query with another `_offset`.
+pub fn searchset(base: &str, rtype: &ResourceType, page: &Page) -> Vec<u8> {
+    let link = |offset: usize| {
+        let mut ser = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &page.raw {
+            if k != "_offset" {
+                ser.append_pair(k, v);
+            }
+        }
+        if offset > 0 {
+            ser.append_pair("_offset", &offset.to_string());
+        }
+        let q = ser.finish();
+        if q.is_empty() {
+            format!("{base}/{rtype}")
+        } else {
+            format!("{base}/{rtype}?{q}")
+        }
+    };
+    let mut links = vec![("self", link(page.offset))];
+    if page.count > 0 {
+        links.push(("first", link(0)));
+        if page.offset > 0 {
+            links.push(("previous", link(page.offset.saturating_sub(page.count))));
+        }
+        if page.offset + page.count < page.total {
+            links.push(("next", link(page.offset + page.count)));
+        }
+    }
+    let mut b = BundleWriter::new("searchset", Some(page.total), &links);
+    for r in &page.matches {
+        b.search_entry(base, r, "match");
+    }
+    for r in &page.included {
+        b.search_entry(base, r, "include");
+    }
+    b.finish()
+}
+
+fn history(
+    api: &FhirApi,
+    call: &Call,
+    rtype: Option<&ResourceType>,
+    id: Option<&ResourceId>,
+) -> Result<Response, ApiError> {
+    let pairs = query_pairs(call.query.as_deref());
+    let mut since = i64::MIN;
+    let mut count = search::DEFAULT_COUNT;
+    let mut offset = 0usize;
+    for (k, v) in &pairs {
+        match k.as_str() {
+            "_since" => {
+                since = parse_instant(v).ok_or_else(|| {
+                    ApiError::bad_request("_since must be an instant such as 2024-01-01T00:00:00Z")
+                })?;
+            }
+            "_count" => {
+                count = v
+                    .parse::<usize>()
+                    .ok()
+                    .filter(|c| *c <= 1000)
+                    .ok_or_else(|| {
+                        ApiError::bad_request("_count must be a number from 0 to 1000")
+                    })?;
+            }
+            "_offset" => {
+                offset = v
+                    .parse()
+                    .map_err(|_| ApiError::bad_request("_offset must be a number"))?;
+            }
+            "_format" | "_pretty" => {}
+            other => {
+                return Err(ApiError::bad_request(format!(
+                    "history does not support the parameter {other}"
+                )));
+            }
+        }
+    }
+    let mut records = match (rtype, id) {
+        (Some(t), Some(i)) => {
+            let mut all = api.store.instance_history(t, i)?;
+            all.retain(|r| r.written_at >= since);
+            all
+        }
+        _ => api.store.changes(
+            rtype,
+            since,
+            i64::MAX,
+            offset.saturating_add(count).saturating_add(1),
+        )?,
+    };
+    let more = records.len() > offset + count;
+    let total = (rtype.is_some() && id.is_some()).then_some(records.len());
+    let page: Vec<_> = records.drain(..).skip(offset).take(count).collect();
+    let mut self_url = call.base.clone();
+    for s in &call.segments {
+        self_url.push('/');
+        self_url.push_str(s);
+    }
+    let with_offset = |o: usize| {
+        let mut ser = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in &pairs {
+            if k != "_offset" {
+                ser.append_pair(k, v);
+            }
+        }
+        if o > 0 {
+            ser.append_pair("_offset", &o.to_string());
+        }
+        let q = ser.finish();
+        if q.is_empty() {
+            self_url.clone()
+        } else {
+            format!("{self_url}?{q}")
+        }
+    };
+    let mut links = vec![("self", with_offset(offset))];
+    if more {
+        links.push(("next", with_offset(offset + count)));
+    }
+    let mut b = BundleWriter::new("history", total, &links);
+    for r in &page {
+        b.history_entry(&call.base, r);
+    }
+    Ok(response::fhir(StatusCode::OK, b.finish()))
+}
+
+/// Microseconds since the epoch for a FHIR instant or dateTime with time zone (a date
+/// alone means its start, in UTC).
+pub fn parse_instant(s: &str) -> Option<i64> {
+    use time::format_description::well_known::Rfc3339;
+    if let Ok(t) = time::OffsetDateTime::parse(s, &Rfc3339) {
+        return i64::try_from(t.unix_timestamp_nanos() / 1000).ok();
+    }
+    let d = time::Date::parse(s, time::macros::format_description!("[year]-[month]-[day]")).ok()?;
+    i64::try_from(d.midnight().assume_utc().unix_timestamp_nanos() / 1000).ok()
+}
+
+/// Headers for async responses.
+pub fn content_location(resp: &mut Response, url: &str) {
+    if let Ok(v) = HeaderValue::from_str(url) {
+        resp.headers_mut().insert(header::CONTENT_LOCATION, v);
+    }
+}
