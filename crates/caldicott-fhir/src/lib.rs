@@ -19,8 +19,8 @@
 #![forbid(unsafe_code)]
 
 pub mod definitions;
-pub mod search;
 mod generated;
+pub mod search;
 pub mod validate;
 
 use caldicott_core::{

@@ -136,10 +136,13 @@ async fn limit_body(State(max): State<usize>, req: Request, next: Next) -> Respo
     let response = next.run(req).await;
     // axum's extractors answer an over-long body of undeclared length with plain text;
     // give every 413 the same JSON shape.
-    let is_json = response.headers().get(header::CONTENT_TYPE).is_some_and(|v| {
-        v.as_bytes().starts_with(b"application/json")
-            || v.as_bytes().starts_with(b"application/fhir+json")
-    });
+    let is_json = response
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .is_some_and(|v| {
+            v.as_bytes().starts_with(b"application/json")
+                || v.as_bytes().starts_with(b"application/fhir+json")
+        });
     if response.status() == StatusCode::PAYLOAD_TOO_LARGE && !is_json {
         return too_large(max, fhir);
     }

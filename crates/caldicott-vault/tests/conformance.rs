@@ -471,7 +471,14 @@ fn an_id_belongs_to_one_organisation(f: &Fixture) {
     );
     // Another type may use the same id.
     f.vault
-        .put(&write("B82002", "Observation", "p1", Expect::Absent, "o", &[]))
+        .put(&write(
+            "B82002",
+            "Observation",
+            "p1",
+            Expect::Absent,
+            "o",
+            &[],
+        ))
         .unwrap();
     let found = f
         .vault
@@ -496,7 +503,14 @@ fn commits_mix_writes_and_deletions_atomically(f: &Fixture) {
     let (o, t) = (org("A81001"), rt("Patient"));
     f.vault
         .put_batch(&[
-            write("A81001", "Patient", "p1", Expect::Absent, "1", &[("n", "x")]),
+            write(
+                "A81001",
+                "Patient",
+                "p1",
+                Expect::Absent,
+                "1",
+                &[("n", "x")],
+            ),
             write("A81001", "Patient", "p2", Expect::Absent, "2", &[]),
         ])
         .unwrap();
@@ -515,7 +529,12 @@ fn commits_mix_writes_and_deletions_atomically(f: &Fixture) {
     let gone = f.vault.get(&o, &t, &rid("p1")).unwrap().unwrap();
     assert!(gone.deleted && gone.body.is_empty());
     assert_eq!(gone.written_at, 5_000);
-    assert!(f.vault.search(&o, &t, &IndexTerm::new("n", "x")).unwrap().is_empty());
+    assert!(
+        f.vault
+            .search(&o, &t, &IndexTerm::new("n", "x"))
+            .unwrap()
+            .is_empty()
+    );
     let unversioned = write("A81001", "Patient", "p2", Expect::Any, "", &[]);
     assert!(matches!(
         f.vault.commit(&[unversioned], 0, 6_000),
@@ -526,7 +545,16 @@ fn commits_mix_writes_and_deletions_atomically(f: &Fixture) {
 fn scans_page_through_current_records(f: &Fixture) {
     let (o, t) = (org("A81001"), rt("Patient"));
     let writes: Vec<Write> = (0..25)
-        .map(|i| write("A81001", "Patient", &format!("s{i:02}"), Expect::Absent, "v1", &[]))
+        .map(|i| {
+            write(
+                "A81001",
+                "Patient",
+                &format!("s{i:02}"),
+                Expect::Absent,
+                "v1",
+                &[],
+            )
+        })
         .collect();
     f.vault.put_batch(&writes).unwrap();
     f.vault
@@ -534,7 +562,14 @@ fn scans_page_through_current_records(f: &Fixture) {
         .unwrap();
     f.vault.delete(&o, &t, &rid("s04"), Expect::Any).unwrap();
     f.vault
-        .put(&write("A81001", "Observation", "x", Expect::Absent, "o", &[]))
+        .put(&write(
+            "A81001",
+            "Observation",
+            "x",
+            Expect::Absent,
+            "o",
+            &[],
+        ))
         .unwrap();
     let mut seen = Vec::new();
     let mut after = None;
@@ -548,27 +583,51 @@ fn scans_page_through_current_records(f: &Fixture) {
     }
     assert_eq!(seen.len(), 24, "25 written, one deleted");
     assert!(seen.windows(2).all(|w| w[0].0 < w[1].0), "in id order");
-    assert!(seen.contains(&("s03".to_string(), b"v2".to_vec())), "current version");
+    assert!(
+        seen.contains(&("s03".to_string(), b"v2".to_vec())),
+        "current version"
+    );
     assert!(!seen.iter().any(|(id, _)| id == "s04"));
-    assert!(f.vault.scan(&org("B82002"), &t, None, 10).unwrap().is_empty());
+    assert!(
+        f.vault
+            .scan(&org("B82002"), &t, None, 10)
+            .unwrap()
+            .is_empty()
+    );
 }
 
 fn changes_list_versions_newest_first(f: &Fixture) {
     let o = org("A81001");
     f.vault
-        .put_batch_at(&[write("A81001", "Patient", "p1", Expect::Absent, "1", &[])], 1_000)
+        .put_batch_at(
+            &[write("A81001", "Patient", "p1", Expect::Absent, "1", &[])],
+            1_000,
+        )
         .unwrap();
     f.vault
         .put_batch_at(
-            &[write("A81001", "Observation", "o1", Expect::Absent, "2", &[])],
+            &[write(
+                "A81001",
+                "Observation",
+                "o1",
+                Expect::Absent,
+                "2",
+                &[],
+            )],
             2_000,
         )
         .unwrap();
     f.vault
-        .put_batch_at(&[write("A81001", "Patient", "p1", Expect::Any, "3", &[])], 3_000)
+        .put_batch_at(
+            &[write("A81001", "Patient", "p1", Expect::Any, "3", &[])],
+            3_000,
+        )
         .unwrap();
     f.vault
-        .put_batch_at(&[write("B82002", "Patient", "p2", Expect::Absent, "4", &[])], 4_000)
+        .put_batch_at(
+            &[write("B82002", "Patient", "p2", Expect::Absent, "4", &[])],
+            4_000,
+        )
         .unwrap();
     let all = f.vault.changes(&o, None, 0, i64::MAX, 100).unwrap();
     let got: Vec<(String, u64, i64)> = all

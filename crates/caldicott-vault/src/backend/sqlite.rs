@@ -636,7 +636,10 @@ impl Backend for SqliteBackend {
             ))
             .map_err(&m)?;
         let rows = st
-            .query_map(params![since, before, org, rtype, limit as i64], row_to_record)
+            .query_map(
+                params![since, before, org, rtype, limit as i64],
+                row_to_record,
+            )
             .map_err(&m)?;
         rows.collect::<Result<_, _>>().map_err(&m)
     }
