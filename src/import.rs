@@ -57,7 +57,19 @@ struct Importer<'a> {
     /// what follows them in the same import finds its owner before it is stored.
     owners: HashMap<String, OdsCode>,
     batch: Vec<Write>,
+    /// Prepared batches go to the writer thread: preparing the next batch (parsing,
+    /// validating, indexing) overlaps with writing this one.
+    to_writer: std::sync::mpsc::SyncSender<Vec<Write>>,
     summary: ImportSummary,
+}
+
+/// What the writer thread counts.
+#[derive(Default)]
+struct Written {
+    created: u64,
+    updated: u64,
+    unchanged: u64,
+    by_type: BTreeMap<String, u64>,
 }
 
 pub fn import_files(
@@ -67,18 +79,42 @@ pub fn import_files(
 ) -> anyhow::Result<ImportSummary> {
     let start = Instant::now();
     let store = Store::new(vault, default_org.clone());
-    let mut imp = Importer {
-        store: &store,
-        owners: HashMap::new(),
-        batch: Vec::with_capacity(BATCH),
-        summary: ImportSummary::default(),
-    };
-    for file in files {
-        imp.file(file.as_ref())?;
-    }
-    imp.flush()?;
-    imp.summary.seconds = start.elapsed().as_secs_f64();
-    Ok(imp.summary)
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<Write>>(1);
+    let (read, written) = std::thread::scope(|scope| {
+        let writer = scope.spawn(|| -> anyhow::Result<Written> {
+            let mut w = Written::default();
+            for batch in rx {
+                write_batch(&store, &batch, &mut w)?;
+            }
+            Ok(w)
+        });
+        let mut imp = Importer {
+            store: &store,
+            owners: HashMap::new(),
+            batch: Vec::with_capacity(BATCH),
+            to_writer: tx,
+            summary: ImportSummary::default(),
+        };
+        let read = files
+            .iter()
+            .try_for_each(|f| imp.file(f.as_ref()))
+            .and_then(|()| imp.flush())
+            .map(|()| imp.summary);
+        // Closing the channel ends the writer; its error, if any, explains a failed send.
+        drop(imp.to_writer);
+        let written = writer
+            .join()
+            .unwrap_or_else(|p| std::panic::resume_unwind(p));
+        (read, written)
+    });
+    let written = written?;
+    let mut summary = read?;
+    summary.created = written.created;
+    summary.updated = written.updated;
+    summary.unchanged = written.unchanged;
+    summary.by_type = written.by_type;
+    summary.seconds = start.elapsed().as_secs_f64();
+    Ok(summary)
 }
 
 impl Importer<'_> {
@@ -259,71 +295,73 @@ impl Importer<'_> {
         Ok(p.write)
     }
 
+    /// Hands the current batch to the writer thread.
     fn flush(&mut self) -> anyhow::Result<()> {
         if self.batch.is_empty() {
             return Ok(());
         }
-        let vault = self.store.vault();
-        match vault.put_batch(&self.batch) {
-            Ok(_) => {
-                self.summary.created += self.batch.len() as u64;
-                for w in &self.batch {
-                    *self.summary.by_type.entry(w.rtype.to_string()).or_default() += 1;
-                }
-            }
-            // Some records exist already (a resumed import): go one by one.
-            Err(VaultError::Conflict { .. } | VaultError::DuplicateInBatch { .. }) => {
-                let batch = std::mem::take(&mut self.batch);
-                for w in &batch {
-                    self.upsert_one(w)?;
-                    *self.summary.by_type.entry(w.rtype.to_string()).or_default() += 1;
-                }
-            }
-            Err(e) => return Err(e.into()),
-        }
-        self.batch.clear();
-        Ok(())
+        let batch = std::mem::replace(&mut self.batch, Vec::with_capacity(BATCH));
+        self.to_writer
+            .send(batch)
+            .map_err(|_| anyhow::anyhow!("the database writer stopped"))
     }
+}
 
-    fn upsert_one(&mut self, w: &Write) -> anyhow::Result<()> {
-        // The vault directly (not the API's store): its errors carry the storage detail an
-        // operator at the command line needs.
-        let vault = self.store.vault();
-        let current = match vault.locate(&w.rtype, &w.id)? {
-            Some(org) => vault.get(&org, &w.rtype, &w.id)?,
-            None => None,
-        };
-        let Some(current) = current else {
-            self.store.vault().put(w)?;
-            self.summary.created += 1;
-            return Ok(());
-        };
-        if !current.deleted && same_content(&current.body, &w.body) {
-            self.summary.unchanged += 1;
-            return Ok(());
+/// Writes one batch: all at once, or, when some records exist already (a resumed
+/// import), one by one.
+fn write_batch(store: &Store, batch: &[Write], w: &mut Written) -> anyhow::Result<()> {
+    match store.vault().put_batch(batch) {
+        Ok(_) => w.created += batch.len() as u64,
+        Err(VaultError::Conflict { .. } | VaultError::DuplicateInBatch { .. }) => {
+            for one in batch {
+                upsert_one(store, one, w)?;
+            }
         }
-        // A new version: its meta must carry the new version number.
-        let v: Value = serde_json::from_slice(&w.body)?;
-        let next = current.version.next();
-        let p = self
-            .store
-            .prepare(
-                &w.rtype,
-                &w.id,
-                v,
-                next,
-                now_micros(),
-                Some(current.org.clone()),
-                &self.owners,
-            )
-            .map_err(|e| anyhow::anyhow!("{e}"))?;
-        self.store.vault().put(&Write {
-            expect: Expect::Version(current.version),
-            ..p.write
-        })?;
-        self.summary.updated += 1;
-        Ok(())
+        Err(e) => return Err(e.into()),
     }
+    for one in batch {
+        *w.by_type.entry(one.rtype.to_string()).or_default() += 1;
+    }
+    Ok(())
+}
+
+fn upsert_one(store: &Store, one: &Write, w: &mut Written) -> anyhow::Result<()> {
+    // The vault directly (not the API's store): its errors carry the storage detail an
+    // operator at the command line needs.
+    let vault = store.vault();
+    let current = match vault.locate(&one.rtype, &one.id)? {
+        Some(org) => vault.get(&org, &one.rtype, &one.id)?,
+        None => None,
+    };
+    let Some(current) = current else {
+        vault.put(one)?;
+        w.created += 1;
+        return Ok(());
+    };
+    if !current.deleted && same_content(&current.body, &one.body) {
+        w.unchanged += 1;
+        return Ok(());
+    }
+    // A new version: its meta must carry the new version number.
+    let v: Value = serde_json::from_slice(&one.body)?;
+    let next = current.version.next();
+    let p = store
+        .prepare(
+            &one.rtype,
+            &one.id,
+            v,
+            next,
+            now_micros(),
+            Some(current.org.clone()),
+            &HashMap::new(),
+        )
+        .map_err(|e| anyhow::anyhow!("{e}"))?;
+    vault.put(&Write {
+        expect: Expect::Version(current.version),
+        ..p.write
+    })?;
+    w.updated += 1;
+    Ok(())
 }
 
 /// Whether two stored forms of a resource say the same thing, `meta.versionId` and

@@ -153,8 +153,8 @@ impl fmt::Display for Expr {
 pub fn compile(expr: &str) -> Result<Expr> {
     let tokens = lex(expr)?;
     if tokens.len() > MAX_TOKENS {
-        // Chains (`a.b.c...`, `a | b | ...`) nest the tree without nesting the parser:
-        // bounding the length bounds the recursion of evaluation.
+        // Chains (`a.b.c...`, `a | b | ...`) nest the tree without nesting the parser: the
+        // length bounds `ast_depth`'s recursion, and the depth check below evaluation's.
         return Err(FhirPathError::TooDeep);
     }
     let mut p = Parser {

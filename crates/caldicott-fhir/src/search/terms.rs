@@ -14,10 +14,10 @@
 //! | kind | stored per value | looked up |
 //! |---|---|---|
 //! | token | `c:{code}` (one row; the system is left to matching) | `c:{code}` for `code`, `\|code`, `system\|code`; `system\|`, `:not`, `:text` cannot narrow |
-//! | string | the [`normalise`]d value `v` of n chars: `p:{v[..2]}`, `p:{v[..3]}`, and `f:{v}` (n = 1 or 4–64) or `x:{v[..64]}` (n > 64); at most 3 rows | default: `p:{q[..min(n,3)]}` (a 1-char query cannot narrow); `:exact`: the same term its value would be stored under; `:contains` cannot narrow |
+//! | string | the [`normalise`]d value `v` of n chars: `p:{v[..3]}`, and `f:{v}` (n = 1 or 4–64) or `x:{v[..64]}` (n > 64); at most 2 rows | default: `p:{q[..3]}` (a query of 1 or 2 chars cannot narrow); `:exact`: the same term its value would be stored under; `:contains` cannot narrow |
 //! | reference | `r:{Type}/{id}` when the reference names them ([`reference_key`]); `u:{reference}` when its text does not (urn:uuid, canonicals) | `r:{Type}/{id}` (a bare id: one per target type), plus `u:{text}`; a bare id on a parameter without targets cannot narrow |
 //! | uri | `u:{uri}` | `u:{uri}`; `:above`: every parent path; `:below` cannot narrow |
-//! | quantity | `q:{system}\|{code}`, `q:\|{code}`, `q:\|{unit}` (those present, deduplicated) | `q:{system}\|{code}` or `q:\|{code}`; a quantity without unit cannot narrow |
+//! | quantity | `q:\|{code}`, `q:\|{unit}` (those present, deduplicated; the system is left to matching) | `q:\|{code}`; a quantity without unit cannot narrow |
 //! | number | nothing | cannot narrow |
 //! | date | see below | see below |
 //!
@@ -44,7 +44,7 @@
 //! NHS number, one name (family and two given names, which `name`, `family`, `given` and
 //! `phonetic` each index), gender, birth date, one address (line, city, postcode, country,
 //! under `address` and its `address-*` parameters), a phone number, a GP and `_lastUpdated`
-//! is 53 rows, 44 of them string terms; an Observation (LOINC code, category, status,
+//! is 39 rows, 30 of them string terms; an Observation (LOINC code, category, status,
 //! subject and patient, encounter, effective date, a UCUM quantity with a unit text,
 //! `_lastUpdated`) is 13.
 
@@ -139,13 +139,14 @@ fn value_terms(v: &SearchValue) -> Vec<String> {
         SearchValue::Quantity {
             system, code, unit, ..
         } => {
-            let mut t = Vec::new();
-            if let (Some(s), Some(c)) = (system, code) {
-                t.push(format!("q:{s}|{c}"));
-            }
-            for c in [code, unit].into_iter().flatten() {
-                t.push(format!("q:|{c}"));
-            }
+            // The system is left to matching: `q:|{code}` finds `value|system|code` too.
+            let _ = system;
+            let mut t: Vec<String> = [code, unit]
+                .into_iter()
+                .flatten()
+                .map(|c| format!("q:|{c}"))
+                .collect();
+            t.dedup();
             t
         }
         SearchValue::Number(_) => Vec::new(),
@@ -162,7 +163,8 @@ fn query_terms(p: &ParamQuery, v: &QueryValue) -> Option<Vec<String>> {
             let chars: Vec<char> = normalise(q).chars().collect();
             if p.modifier == Some(Modifier::Exact) {
                 exact_string_term(&chars).map(|t| vec![t])
-            } else if chars.len() < 2 {
+            } else if chars.len() < 3 {
+                // Only 3-character prefixes are stored: shorter queries scan.
                 None
             } else {
                 Some(vec![prefix_term(&chars, 3)])
@@ -195,11 +197,7 @@ fn query_terms(p: &ParamQuery, v: &QueryValue) -> Option<Vec<String>> {
             }
             Some(t)
         }
-        QueryValue::Quantity { system, code, .. } => match (system, code) {
-            (Some(s), Some(c)) => Some(vec![format!("q:{s}|{c}")]),
-            (None, Some(c)) => Some(vec![format!("q:|{c}")]),
-            _ => None,
-        },
+        QueryValue::Quantity { code, .. } => code.as_ref().map(|c| vec![format!("q:|{c}")]),
         QueryValue::Number { .. } => None,
     }
 }
@@ -226,9 +224,6 @@ fn exact_string_term(chars: &[char]) -> Option<String> {
 fn string_terms(norm: &str) -> Vec<String> {
     let chars: Vec<char> = norm.chars().collect();
     let mut t = Vec::new();
-    if chars.len() >= 3 {
-        t.push(prefix_term(&chars, 2));
-    }
     if chars.len() >= 4 {
         t.push(prefix_term(&chars, 3));
     }
@@ -924,13 +919,10 @@ mod tests {
         );
         assert_eq!(
             terms(ex("family", T::String, vec![s("Smith")])),
-            ["f:smith", "p:sm", "p:smi"]
+            ["f:smith", "p:smi"]
         );
         assert_eq!(terms(ex("family", T::String, vec![s("Li")])), ["p:li"]);
-        assert_eq!(
-            terms(ex("family", T::String, vec![s("Lim")])),
-            ["p:li", "p:lim"]
-        );
+        assert_eq!(terms(ex("family", T::String, vec![s("Lim")])), ["p:lim"]);
         assert_eq!(terms(ex("family", T::String, vec![s("Ó")])), ["f:o"]);
         assert_eq!(
             terms(ex("birthdate", T::Date, vec![d("1980-05-12")])),
@@ -976,7 +968,7 @@ mod tests {
         );
         assert!(look("Patient", "birthdate", "ne1980").is_none());
         assert_eq!(look("Patient", "family", "smith").unwrap(), ["p:smi"]);
-        assert_eq!(look("Patient", "family", "sm").unwrap(), ["p:sm"]);
+        assert!(look("Patient", "family", "sm").is_none());
         assert!(look("Patient", "family", "s").is_none());
         assert!(look("Patient", "family:contains", "smith").is_none());
         assert_eq!(
@@ -1024,7 +1016,7 @@ mod tests {
                 "gt5|http://unitsofmeasure.org|mg"
             )
             .unwrap(),
-            ["q:http://unitsofmeasure.org|mg"]
+            ["q:|mg"]
         );
         assert_eq!(
             look("ValueSet", "url:above", "http://x.org/a").unwrap(),
@@ -1081,7 +1073,7 @@ mod tests {
         ];
         let n = index_terms(&patient).len();
         eprintln!("patient rows: {n}");
-        assert!((50..=60).contains(&n), "{n}");
+        assert!((36..=42).contains(&n), "{n}");
         let loinc = Some("http://loinc.org");
         let observation = vec![
             ex("code", T::Token, vec![tok(loinc, "8867-4")]),
