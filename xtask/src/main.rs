@@ -46,6 +46,7 @@ use clap::{Args, Parser, Subcommand};
 
 mod bench_fhir;
 mod codegen;
+mod python;
 
 /// A benchmark that `cargo xtask bench <name>` can run.
 struct Bench {
@@ -213,6 +214,11 @@ fn test_steps(args: &TestArgs, steps: &mut Steps) -> Result<()> {
         supply_chain_steps(steps, locked)?;
     }
 
+    let python_env = steps.run(
+        "python",
+        "venv target/pyenv with tests/python/requirements.txt",
+        python::setup,
+    )?;
     let cluster = if args.no_postgres {
         steps.skip(
             "postgres",
@@ -222,7 +228,8 @@ fn test_steps(args: &TestArgs, steps: &mut Steps) -> Result<()> {
     } else {
         Some(steps.run("postgres", "start a throwaway PostgreSQL", PgCluster::start)?)
     };
-    let env = TestEnv::new(cluster.as_ref());
+    let mut env = TestEnv::new(cluster.as_ref());
+    env.vars.extend(python_env);
 
     let tests = run_tests(steps, &env, &args.extra);
 

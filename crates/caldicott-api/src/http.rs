@@ -76,7 +76,7 @@ async fn handle(State(api): State<Arc<FhirApi>>, req: Request) -> Response {
     let segments: Vec<String> = rest
         .split('/')
         .filter(|s| !s.is_empty())
-        .map(|s| percent_decode(s))
+        .map(percent_decode)
         .collect();
     let call = Call {
         method: parts.method,
