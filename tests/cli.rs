@@ -204,6 +204,85 @@ fn import_is_resumable_and_idempotent() {
 }
 
 #[test]
+fn import_loads_bundles_as_the_api_would_and_resumes() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    ok(caldicott().args(["init", "--data"]).arg(&data));
+    // A pretty-printed transaction Bundle file: entries identified by urn:uuid only.
+    let pid = "5fbe4e5a-9e47-4a55-9c2b-0d4c2a1b7e01";
+    let bundle = serde_json::json!({
+        "resourceType": "Bundle", "type": "transaction",
+        "entry": [
+            { "fullUrl": format!("urn:uuid:{pid}"),
+              "resource": { "resourceType": "Patient",
+                "identifier": [{ "system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9434765919" }],
+                "birthDate": "1970-04-01" },
+              "request": { "method": "POST", "url": "Patient" } },
+            { "fullUrl": "urn:uuid:0a8c9d55-1a11-4c1f-8f54-3c3d3f6e9a02",
+              "resource": { "resourceType": "Observation", "status": "final",
+                "code": { "coding": [{ "system": "http://loinc.org", "code": "29463-7" }] },
+                "subject": { "reference": format!("urn:uuid:{pid}") },
+                "valueQuantity": { "value": 72.5, "unit": "kg" } },
+              "request": { "method": "POST", "url": "Observation" } }
+        ]
+    });
+    let file = t.path().join("bundle.json");
+    std::fs::write(&file, serde_json::to_string_pretty(&bundle).unwrap()).unwrap();
+    // And a batch Bundle as one NDJSON line, beside a plain resource.
+    let batch = serde_json::json!({"resourceType": "Bundle", "type": "batch", "entry": [
+        { "resource": { "resourceType": "Condition", "id": "c1", "subject": { "reference": format!("Patient/{pid}") },
+          "code": { "coding": [{ "system": "http://snomed.info/sct", "code": "44054006" }] } },
+          "request": { "method": "PUT", "url": "Condition/c1" } }
+    ]});
+    let nd = t.path().join("mixed.ndjson");
+    std::fs::write(
+        &nd,
+        format!(
+            "{batch}\n{{\"resourceType\":\"Organization\",\"id\":\"o1\",\"name\":\"Practice\"}}\n"
+        ),
+    )
+    .unwrap();
+    let out = ok(caldicott()
+        .args(["import", "--data"])
+        .arg(&data)
+        .arg(&file)
+        .arg(&nd));
+    assert!(out.contains("4 created, 0 updated, 0 unchanged"), "{out}");
+    let again = ok(caldicott()
+        .args(["import", "--data"])
+        .arg(&data)
+        .arg(&file)
+        .arg(&nd));
+    assert!(
+        again.contains("0 created, 0 updated, 4 unchanged"),
+        "{again}"
+    );
+    // The API finds the observation by its (rewritten) patient reference, and the
+    // patient by NHS number: import indexed them as the API does.
+    let server = Server::start(
+        caldicott()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&data),
+    );
+    let cert = data.join("tls/cert.pem");
+    let (status, body) = https_get(
+        &server.url,
+        &cert,
+        &format!("/fhir/Observation?patient=Patient/{pid}"),
+    );
+    assert_eq!(status, 200, "{body}");
+    assert!(body.contains("\"total\":1"), "{body}");
+    let (_, body) = https_get(&server.url, &cert, "/fhir/Patient?identifier=9434765919");
+    assert!(body.contains(pid), "{body}");
+    let (_, body) = https_get(
+        &server.url,
+        &cert,
+        &format!("/fhir/Condition?subject={pid}"),
+    );
+    assert!(body.contains("\"total\":1"), "{body}");
+}
+
+#[test]
 fn import_reports_the_bad_line_precisely() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("data");
