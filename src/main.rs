@@ -18,6 +18,7 @@ mod config;
 mod datadir;
 mod import;
 mod progress;
+mod reindex;
 mod serve;
 
 use std::io::Write as _;
@@ -295,6 +296,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         } => {
             let dir = load(&data, database)?;
             let vault = std::sync::Arc::new(dir.open_vault()?);
+            reindex::ensure_current(&vault)?;
             let org = OdsCode::parse(&dir.config.organisation)?;
             let s = import::import_files(vault, &org, &files)?;
             print_import(&s);
@@ -655,6 +657,7 @@ fn demo(patients: usize, listen: &str) -> anyhow::Result<()> {
     synth(patients, 1, &file)?;
     let dir = DataDir::load(&data)?;
     let vault = std::sync::Arc::new(dir.open_vault()?);
+    reindex::ensure_current(&vault)?;
     let s = import::import_files(vault, &OdsCode::parse("LOCAL")?, &[&file])?;
     print_import(&s);
     say!("");

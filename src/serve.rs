@@ -38,6 +38,7 @@ pub fn serve(
     on_bound: impl FnOnce(SocketAddr) + Send,
 ) -> anyhow::Result<()> {
     let vault = Arc::new(dir.open_vault()?);
+    crate::reindex::ensure_current(&vault)?;
     let listen = opts.listen.unwrap_or_else(|| dir.config.listen.clone());
     let listen: SocketAddr = listen
         .parse()

@@ -283,6 +283,31 @@ fn import_loads_bundles_as_the_api_would_and_resumes() {
 }
 
 #[test]
+fn an_index_made_under_another_scheme_is_rebuilt_at_start() {
+    let (_t, data, ndjson) = loaded(100);
+    let nhs = identifiers(&ndjson)
+        .into_iter()
+        .find(|s| s.len() == 10 && s.starts_with("999"))
+        .unwrap();
+    assert_eq!(common::search_sqlite(&data, "Patient", &nhs).len(), 1);
+    // A database indexed by an older build: other terms, another scheme name.
+    let c = rusqlite::Connection::open(data.join("vault.db")).unwrap();
+    c.execute_batch(
+        "DELETE FROM index_entries; UPDATE meta SET value = CAST('old' AS BLOB) WHERE key = 'fhir.index_scheme';",
+    )
+    .unwrap();
+    drop(c);
+    assert!(common::search_sqlite(&data, "Patient", &nhs).is_empty());
+    let empty = data.join("empty.ndjson");
+    std::fs::write(&empty, "").unwrap();
+    ok(caldicott()
+        .args(["import", "--data"])
+        .arg(&data)
+        .arg(&empty));
+    assert_eq!(common::search_sqlite(&data, "Patient", &nhs).len(), 1);
+}
+
+#[test]
 fn import_reports_the_bad_line_precisely() {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("data");

@@ -15,6 +15,11 @@ use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, Issue, IssueType};
 
+/// Names what resources are indexed by: the search parameters' extraction and the term
+/// scheme of `caldicott_fhir::search::terms`. Change it whenever either changes what terms
+/// a resource gets; a database indexed under another scheme is re-indexed at start.
+pub const INDEX_SCHEME: &str = "caldicott-fhir-terms-2";
+
 /// Resource types clients may read but never write through the API.
 pub const READ_ONLY_TYPES: &[&str] = &["AuditEvent"];
 

@@ -7,7 +7,7 @@ use caldicott_core::{OdsCode, ResourceId, ResourceType, VersionId};
 
 use crate::backend::{
     Backend, BackendError, DataKeyRow, NewRecord, RawRecord, Reencrypted, RowExpect, RowWrite,
-    now_micros,
+    TermsOf, now_micros,
 };
 use crate::crypto::{IndexTerm, RecordKeys, TermHash, payload_body, record_aad};
 use crate::keys::{DataKey, KeyError, KeyProvider};
@@ -747,6 +747,49 @@ impl Vault {
         ids.sort_unstable_by(|a, b| a.as_str().cmp(b.as_str()));
         ids.dedup();
         Ok(ids)
+    }
+
+    /// Re-indexes up to `limit` current records of one type after `after`, in id order,
+    /// with the terms `indexer` gives now (after the caller changed what it indexes).
+    /// Returns the last id done (to pass as `after` next time) and how many records were
+    /// re-indexed; `None` when the type is done.
+    /// Concurrent writes are safe: a record rewritten meanwhile keeps its own new terms.
+    pub fn reindex_step(
+        &self,
+        org: &OdsCode,
+        rtype: &ResourceType,
+        after: Option<&ResourceId>,
+        limit: usize,
+        indexer: Indexer<'_>,
+    ) -> Result<Option<(ResourceId, usize)>, VaultError> {
+        let records = self.scan(org, rtype, after, limit)?;
+        let Some(last) = records.last().map(|r| r.id.clone()) else {
+            return Ok(None);
+        };
+        let keys = self
+            .active_keys(org.as_str())
+            .map(|(_, k)| k)
+            .ok_or_else(|| {
+                VaultError::Key(KeyError::Malformed {
+                    origin: format!("organisation {org}"),
+                    reason: "no active data key",
+                })
+            })?;
+        let rows: Vec<TermsOf> = records
+            .iter()
+            .map(|r| TermsOf {
+                org: org.to_string(),
+                rtype: rtype.to_string(),
+                id: r.id.to_string(),
+                version: r.version.get(),
+                terms: indexer(rtype, &r.body)
+                    .iter()
+                    .map(|t| keys.term(&t.name, &t.value))
+                    .collect(),
+            })
+            .collect();
+        self.backend.replace_terms(&rows)?;
+        Ok(Some((last, rows.len())))
     }
 
     /// Number of current, non-deleted records of a type.

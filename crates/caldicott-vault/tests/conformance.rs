@@ -542,6 +542,59 @@ fn commits_mix_writes_and_deletions_atomically(f: &Fixture) {
     ));
 }
 
+fn reindexing_replaces_terms_of_current_records(f: &Fixture) {
+    let (o, t) = (org("A81001"), rt("Patient"));
+    let writes: Vec<Write> = (0..7)
+        .map(|i| {
+            write(
+                "A81001",
+                "Patient",
+                &format!("r{i}"),
+                Expect::Absent,
+                &format!("b{i}"),
+                &[("old", "x")],
+            )
+        })
+        .collect();
+    f.vault.put_batch(&writes).unwrap();
+    f.vault.delete(&o, &t, &rid("r6"), Expect::Any).unwrap();
+    let new_terms = |_: &ResourceType, body: &[u8]| -> Vec<IndexTerm> {
+        vec![IndexTerm::new(
+            "new",
+            String::from_utf8_lossy(body).into_owned(),
+        )]
+    };
+    let mut after = None;
+    let mut done = 0;
+    while let Some((last, n)) = f
+        .vault
+        .reindex_step(&o, &t, after.as_ref(), 4, &new_terms)
+        .unwrap()
+    {
+        done += n;
+        after = Some(last);
+    }
+    assert_eq!(done, 6, "the deleted record has no terms to rewrite");
+    assert!(
+        f.vault
+            .search(&o, &t, &IndexTerm::new("old", "x"))
+            .unwrap()
+            .is_empty()
+    );
+    assert_eq!(
+        f.vault
+            .search(&o, &t, &IndexTerm::new("new", "b3"))
+            .unwrap(),
+        [rid("r3")]
+    );
+    assert!(
+        f.vault
+            .search(&o, &t, &IndexTerm::new("new", "b6"))
+            .unwrap()
+            .is_empty()
+    );
+}
+
 fn scans_page_through_current_records(f: &Fixture) {
     let (o, t) = (org("A81001"), rt("Patient"));
     let writes: Vec<Write> = (0..25)
@@ -966,6 +1019,7 @@ conformance!(
     organisations_are_isolated,
     an_id_belongs_to_one_organisation,
     scans_page_through_current_records,
+    reindexing_replaces_terms_of_current_records,
     commits_mix_writes_and_deletions_atomically,
     changes_list_versions_newest_first,
     a_flipped_byte_is_an_integrity_error,

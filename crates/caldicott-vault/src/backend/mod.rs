@@ -112,6 +112,16 @@ pub struct Reencrypted {
     pub terms: Vec<TermHash>,
 }
 
+/// New index terms for one record's head at `version`.
+#[derive(Clone, Debug)]
+pub struct TermsOf {
+    pub org: String,
+    pub rtype: String,
+    pub id: String,
+    pub version: u64,
+    pub terms: Vec<TermHash>,
+}
+
 /// A user account row (identity rules live elsewhere; this is storage only).
 #[derive(Clone, Debug)]
 pub struct UserRow {
@@ -210,6 +220,10 @@ pub trait Backend: Send + Sync {
     fn records_per_key(&self) -> Result<Vec<(String, u32, u64)>, BackendError>;
     /// Applies re-encrypted rows atomically; rows whose data key changed meanwhile are skipped.
     fn apply_reencrypted(&self, rows: &[Reencrypted]) -> Result<(), BackendError>;
+
+    /// Replaces the index terms of records whose head is still at the given version (the
+    /// others were rewritten meanwhile, with terms of their own): re-indexing.
+    fn replace_terms(&self, rows: &[TermsOf]) -> Result<(), BackendError>;
 
     /// Adds a user.
     fn add_user(&self, user: &UserRow) -> Result<(), BackendError>;

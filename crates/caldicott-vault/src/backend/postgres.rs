@@ -842,6 +842,49 @@ impl Backend for PostgresBackend {
         tx.commit().map_err(&m)
     }
 
+    fn replace_terms(&self, rows: &[TermsOf]) -> Result<(), BackendError> {
+        let mut c = self.conn()?;
+        let m = pg_err("re-indexing records");
+        let st_delete_terms = c.stmt(DELETE_TERMS).map_err(&m)?;
+        let st_insert_terms = c.stmt(INSERT_TERMS).map_err(&m)?;
+        let mut tx = c.transaction().map_err(&m)?;
+        let mut heads = Vec::new();
+        for r in rows {
+            let is_head: bool = tx
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM heads WHERE org = $1 AND rtype = $2 AND id = $3 AND version = $4 AND NOT deleted)",
+                    &[&r.org, &r.rtype, &r.id, &(r.version as i64)],
+                )
+                .map_err(&m)?
+                .get(0);
+            if is_head {
+                heads.push(r);
+            }
+        }
+        delete_terms(
+            &mut tx,
+            &st_delete_terms,
+            heads
+                .iter()
+                .map(|r| (r.org.as_str(), r.rtype.as_str(), r.id.as_str())),
+        )
+        .map_err(&m)?;
+        insert_terms(
+            &mut tx,
+            &st_insert_terms,
+            heads.iter().map(|r| {
+                (
+                    r.org.as_str(),
+                    r.rtype.as_str(),
+                    r.id.as_str(),
+                    r.terms.as_slice(),
+                )
+            }),
+        )
+        .map_err(&m)?;
+        tx.commit().map_err(&m)
+    }
+
     fn add_user(&self, u: &UserRow) -> Result<(), BackendError> {
         self.conn()?
             .execute(

@@ -734,6 +734,40 @@ impl Backend for SqliteBackend {
         tx.commit().map_err(&m)
     }
 
+    fn replace_terms(&self, rows: &[TermsOf]) -> Result<(), BackendError> {
+        let mut c = self.writer();
+        let m = self.map("re-indexing records");
+        let tx = c
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&m)?;
+        {
+            let mut is_head = tx
+                .prepare_cached("SELECT count(*) FROM heads WHERE org = ?1 AND rtype = ?2 AND id = ?3 AND version = ?4 AND deleted = 0")
+                .map_err(&m)?;
+            let mut del_terms = tx.prepare_cached(DELETE_TERMS).map_err(&m)?;
+            let mut ins_term = tx.prepare_cached(INSERT_TERM).map_err(&m)?;
+            for r in rows {
+                let head: i64 = is_head
+                    .query_row(params![r.org, r.rtype, r.id, r.version as i64], |x| {
+                        x.get(0)
+                    })
+                    .map_err(&m)?;
+                if head != 1 {
+                    continue;
+                }
+                del_terms
+                    .execute(params![r.org, r.rtype, r.id])
+                    .map_err(&m)?;
+                for t in &r.terms {
+                    ins_term
+                        .execute(params![r.org, r.rtype, &t[..], r.id])
+                        .map_err(&m)?;
+                }
+            }
+        }
+        tx.commit().map_err(&m)
+    }
+
     fn add_user(&self, u: &UserRow) -> Result<(), BackendError> {
         self.writer()
             .execute(
