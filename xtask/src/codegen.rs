@@ -314,9 +314,16 @@ fn gen_structures(structures: &BTreeMap<&str, &Value>) -> Result<String> {
                         .with_context(|| format!("{path}: bad max {m}"))?
                         .to_string(),
                 };
+                // `isSummary` elements are what `_summary=true` returns; their
+                // constructors carry an `s` prefix.
+                let s = if e["isSummary"] == true { "s" } else { "" };
                 if let Some(r) = e.get("contentReference").and_then(Value::as_str) {
                     let target = r.strip_prefix('#').unwrap_or(r);
-                    writeln!(body, "        el_ref({path:?}, {min}, {max}, {target:?}),").unwrap();
+                    writeln!(
+                        body,
+                        "        {s}el_ref({path:?}, {min}, {max}, {target:?}),"
+                    )
+                    .unwrap();
                     continue;
                 }
                 let codes = element_types(e)?;
@@ -337,7 +344,7 @@ fn gen_structures(structures: &BTreeMap<&str, &Value>) -> Result<String> {
                 } else {
                     format!("&{codes:?}")
                 };
-                writeln!(body, "        el({path:?}, {min}, {max}, {list}),").unwrap();
+                writeln!(body, "        {s}el({path:?}, {min}, {max}, {list}),").unwrap();
             }
         }
         body.push_str("    ]},\n");
@@ -347,7 +354,7 @@ fn gen_structures(structures: &BTreeMap<&str, &Value>) -> Result<String> {
          their snapshots.",
         structures.len()
     ));
-    s.push_str("use crate::definitions::{TypeDef, TypeKind, UNBOUNDED as N, el, el_ref};\n\n");
+    s.push_str("use crate::definitions::{TypeDef, TypeKind, UNBOUNDED as N, el, el_ref, sel, sel_ref};\n\n");
     s.push_str(&shared_defs);
     s.push_str("\n#[rustfmt::skip]\npub(crate) static TYPES: &[TypeDef] = &[\n");
     s.push_str(&body);

@@ -561,8 +561,8 @@ fn read_url(store: &Store, base: &str, url: &str) -> Result<Value, ApiError> {
                 form_urlencoded::parse(q.unwrap_or_default().as_bytes())
                     .map(|(k, v)| (k.into_owned(), v.into_owned()))
                     .collect();
-            let page = search::search(store, &rtype, &pairs)?;
-            let bundle = crate::http::searchset(base, &rtype, &page);
+            let page = search::search(store, &rtype, &pairs, search::Handling::Lenient)?;
+            let bundle = crate::http::searchset(base, &rtype, &page)?;
             Ok(json!({ "resource": parse(&bundle)?, "response": { "status": "200 OK" } }))
         }
     }

@@ -18,6 +18,7 @@ use crate::export::Exports;
 use crate::response::{self, BundleWriter};
 use crate::search::{self, Page};
 use crate::store::Store;
+use crate::subset::Subset;
 use crate::{capability, everything};
 
 /// Settings of the API.
@@ -82,7 +83,11 @@ async fn handle(State(api): State<Arc<FhirApi>>, req: Request) -> Response {
         method: parts.method,
         segments,
         query: parts.uri.query().map(str::to_owned),
-        base: base_url(&api.config, &parts.headers),
+        base: base_url(
+            &api.config,
+            parts.uri.authority().map(|a| a.as_str()),
+            &parts.headers,
+        ),
         headers: parts.headers,
         body,
     };
@@ -106,14 +111,14 @@ fn percent_decode(s: &str) -> String {
 }
 
 /// The base URL responses refer to.
-fn base_url(cfg: &ApiConfig, headers: &HeaderMap) -> String {
+fn base_url(cfg: &ApiConfig, authority: Option<&str>, headers: &HeaderMap) -> String {
     if let Some(b) = &cfg.public_base {
         return b.trim_end_matches('/').to_owned();
     }
-    // A Host header is echoed into links only if it looks like a host name and port.
-    let host = headers
-        .get(header::HOST)
-        .and_then(|h| h.to_str().ok())
+    // The host the client addressed (HTTP/2's `:authority`, else HTTP/1.1's `Host`) is
+    // echoed into links only if it looks like a host name and port.
+    let host = authority
+        .or_else(|| headers.get(header::HOST).and_then(|h| h.to_str().ok()))
         .filter(|h| {
             !h.is_empty()
                 && h.len() <= 255
@@ -258,7 +263,7 @@ fn typed(
                         *resp.status_mut() = StatusCode::NOT_MODIFIED;
                         return Ok(resp);
                     }
-                    Ok(response::resource(StatusCode::OK, &r, None))
+                    read_response(&rtype, call.query.as_deref(), r)
                 }
                 Method::PUT => {
                     let body = json_body(call)?;
@@ -297,7 +302,7 @@ fn typed(
             let v = VersionId::parse(v)
                 .map_err(|_| ApiError::not_found(format!("{rtype}/{id} has no such version")))?;
             let r = store.vread(&rtype, &id, v)?;
-            Ok(response::resource(StatusCode::OK, &r, None))
+            read_response(&rtype, call.query.as_deref(), r)
         }
         [id, "$everything"] if rtype.as_str() == "Patient" && *m == Method::GET => {
             let id = resource_id(id)?;
@@ -397,6 +402,21 @@ fn if_match(h: &HeaderMap) -> Result<Option<VersionId>, ApiError> {
             .and_then(parse_etag)
             .map(Some)
             .ok_or_else(|| ApiError::bad_request("If-Match must be an ETag such as W/\"3\"")),
+    }
+}
+
+/// `Prefer: handling=strict|lenient` (lenient unless strict is asked for).
+fn handling(h: &HeaderMap) -> search::Handling {
+    let strict = h
+        .get_all("prefer")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|v| v.trim() == "handling=strict");
+    if strict {
+        search::Handling::Strict
+    } else {
+        search::Handling::Lenient
     }
 }
 
@@ -540,16 +560,16 @@ fn search_response(
     rtype: &ResourceType,
     pairs: Vec<(String, String)>,
 ) -> Result<Response, ApiError> {
-    let page = search::search(&api.store, rtype, &pairs)?;
+    let page = search::search(&api.store, rtype, &pairs, handling(&call.headers))?;
     Ok(response::fhir(
         StatusCode::OK,
-        searchset(&call.base, rtype, &page),
+        searchset(&call.base, rtype, &page)?,
     ))
 }
 
 /// A searchset Bundle for one page, with `self`, `first`, `previous` and `next` links
 /// that repeat the query with another `_offset`.
-pub fn searchset(base: &str, rtype: &ResourceType, page: &Page) -> Vec<u8> {
+pub fn searchset(base: &str, rtype: &ResourceType, page: &Page) -> Result<Vec<u8>, ApiError> {
     let link = |offset: usize| {
         let mut ser = form_urlencoded::Serializer::new(String::new());
         for (k, v) in &page.raw {
@@ -578,13 +598,69 @@ pub fn searchset(base: &str, rtype: &ResourceType, page: &Page) -> Vec<u8> {
         }
     }
     let mut b = BundleWriter::new("searchset", Some(page.total), &links);
+    let subset = Subset::of(&page.query.control);
+    let mut entry = |r: &caldicott_vault::Record, mode: &str| -> Result<(), ApiError> {
+        match &subset {
+            None => b.search_entry(base, r, mode),
+            Some(s) => {
+                let mut part = r.clone();
+                part.body = s.apply(&r.body)?;
+                b.search_entry(base, &part, mode);
+            }
+        }
+        Ok(())
+    };
     for r in &page.matches {
-        b.search_entry(base, r, "match");
+        entry(r, "match")?;
     }
     for r in &page.included {
-        b.search_entry(base, r, "include");
+        entry(r, "include")?;
     }
-    b.finish()
+    if !page.ignored.is_empty() {
+        let issues: Vec<crate::error::Issue> = page
+            .ignored
+            .iter()
+            .map(|code| crate::error::Issue {
+                code: IssueType::NotSupported,
+                diagnostics: format!("unknown search parameter '{code}' was ignored"),
+                expression: None,
+            })
+            .collect();
+        b.value_entry(&serde_json::json!({
+            "resource": crate::error::outcome(&issues, "warning"),
+            "search": { "mode": "outcome" }
+        }));
+    }
+    Ok(b.finish())
+}
+
+/// The `_summary`/`_elements` of a read's URL, if any.
+fn read_subset(rtype: &ResourceType, query: Option<&str>) -> Result<Option<Subset>, ApiError> {
+    let pairs: Vec<(String, String)> = query_pairs(query)
+        .into_iter()
+        .filter(|(k, _)| k == "_summary" || k == "_elements")
+        .collect();
+    if pairs.is_empty() {
+        return Ok(None);
+    }
+    let q = caldicott_fhir::search::query::parse(rtype.as_str(), &pairs)?;
+    Ok(Subset::of(&q.control))
+}
+
+/// A read's response, subsetted when the URL asks.
+fn read_response(
+    rtype: &ResourceType,
+    query: Option<&str>,
+    r: caldicott_vault::Record,
+) -> Result<Response, ApiError> {
+    match read_subset(rtype, query)? {
+        None => Ok(response::resource(StatusCode::OK, &r, None)),
+        Some(s) => {
+            let mut part = r;
+            part.body = s.apply(&part.body)?;
+            Ok(response::resource(StatusCode::OK, &part, None))
+        }
+    }
 }
 
 fn history(

@@ -3,7 +3,7 @@
 //! What it is: the interactions of the FHIR RESTful API over the encrypted vault: read,
 //! vread, create, update (with `If-Match`), conditional create/update/delete, JSON Patch,
 //! delete, history (instance, type, system), search with paging, sorting, `_include` and
-//! `_revinclude`, batch and transaction Bundles, `Patient/$everything`, Bulk Data
+//! `_revinclude`, `_summary` and `_elements`, batch and transaction Bundles, `Patient/$everything`, Bulk Data
 //! `$export`, and `metadata`. Every error is an `OperationOutcome` with the status the
 //! specification gives. Resources are stored as the client wrote them (key order and
 //! number text kept) with the server's `id` and `meta.versionId`/`lastUpdated` set.
@@ -31,6 +31,7 @@ pub mod json;
 pub mod response;
 pub mod search;
 pub mod store;
+pub mod subset;
 
 pub use error::ApiError;
 pub use export::Exports;

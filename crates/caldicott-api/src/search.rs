@@ -37,8 +37,10 @@ pub struct Page {
     pub offset: usize,
     pub count: usize,
     pub query: Query,
-    /// The parameters as the client gave them, for paging links.
+    /// The parameters the search used (as the client gave them), for paging links.
     pub raw: Vec<(String, String)>,
+    /// Unknown parameters ignored (lenient handling), reported in the Bundle.
+    pub ignored: Vec<String>,
 }
 
 /// A match before paging: what it sorts by and where to fetch it.
@@ -48,13 +50,53 @@ struct Hit {
     id: ResourceId,
 }
 
+/// How a search treats parameters it does not know (R4 `Prefer: handling`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handling {
+    /// Unknown parameters are ignored and reported in the Bundle (the default, as the
+    /// specification recommends).
+    Lenient,
+    /// Unknown parameters are an error (400).
+    Strict,
+}
+
+/// A search as parsed: the query, the parameters it was made from, and the codes ignored.
+type Parsed = (Query, Vec<(String, String)>, Vec<String>);
+
+/// Parses a search, dropping unknown parameters when lenient.
+fn parse(
+    rtype: &ResourceType,
+    pairs: &[(String, String)],
+    handling: Handling,
+) -> Result<Parsed, ApiError> {
+    let mut pairs = pairs.to_vec();
+    let mut ignored = Vec::new();
+    loop {
+        match query::parse(rtype.as_str(), &pairs) {
+            Ok(q) => return Ok((q, pairs, ignored)),
+            Err(query::QueryError::UnknownParameter { code }) if handling == Handling::Lenient => {
+                let before = pairs.len();
+                pairs.retain(|(k, _)| k.split(':').next() != Some(code.as_str()));
+                if pairs.len() == before {
+                    // Not a parameter name of the URL (an unknown `_sort` key, say).
+                    return Err(query::QueryError::UnknownParameter { code }.into());
+                }
+                ignored.push(code);
+            }
+            Err(e) => return Err(e.into()),
+        }
+    }
+}
+
 /// Runs a search of `rtype` with the URL's (decoded) parameters.
 pub fn search(
     store: &Store,
     rtype: &ResourceType,
     pairs: &[(String, String)],
+    handling: Handling,
 ) -> Result<Page, ApiError> {
-    let query = query::parse(rtype.as_str(), pairs)?;
+    let (query, pairs, ignored) = parse(rtype, pairs, handling)?;
+    let pairs = pairs.as_slice();
     let hits = find(store, rtype, &query.params, &query)?;
     let total = hits.len();
     let count = query.control.count.unwrap_or(DEFAULT_COUNT);
@@ -74,6 +116,7 @@ pub fn search(
         count,
         query,
         raw: pairs.to_vec(),
+        ignored,
     };
     if !summary_count {
         page.included = includes(store, rtype, &page)?;

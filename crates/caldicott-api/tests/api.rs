@@ -418,7 +418,44 @@ fn search_by_every_parameter_type(s: &Server) {
     assert!(ids_of(s, &format!("Patient?family={}", enc("x' OR '1'='1"))).is_empty());
     assert!(ids_of(s, &format!("Patient?_id={}", enc("1; DROP TABLE records"))).is_empty());
     // unknown parameters and bad values are refused with an outcome
-    s.get("/fhir/Patient?colour=blue").expect(400).outcome();
+    // Unknown parameters: ignored and reported (lenient, the default), refused when strict.
+    let lenient = s
+        .get("/fhir/Patient?colour=blue&gender=male")
+        .expect(200)
+        .json();
+    let entries = lenient["entry"].as_array().unwrap();
+    assert_eq!(lenient["total"], 2, "the known parameter still applies");
+    let last = entries.last().unwrap();
+    assert_eq!(last["search"]["mode"], "outcome");
+    assert!(last["resource"].to_string().contains("colour"), "{last}");
+    assert!(
+        !lenient["link"][0]["url"]
+            .as_str()
+            .unwrap()
+            .contains("colour")
+    );
+    s.request(
+        "GET",
+        "/fhir/Patient?colour=blue",
+        &[("Prefer", "handling=strict")],
+        b"",
+    )
+    .expect(400)
+    .outcome();
+    // Conditional interactions never ignore a criterion.
+    s.request(
+        "POST",
+        "/fhir/Patient",
+        &[
+            ("Content-Type", "application/fhir+json"),
+            ("If-None-Exist", "colour=blue"),
+        ],
+        patient("9434765919", "X", "Y", "1999", "male")
+            .to_string()
+            .as_bytes(),
+    )
+    .expect(400)
+    .outcome();
     s.get("/fhir/Patient?birthdate=last-tuesday")
         .expect(400)
         .outcome();
@@ -499,6 +536,35 @@ fn paging_sorting_counting_and_includes(s: &Server) {
         .expect(200)
         .json();
     assert_eq!(rev["entry"].as_array().unwrap().len(), 3);
+    // _elements and _summary return part of each resource, tagged SUBSETTED.
+    let sub = s
+        .get("/fhir/Patient?_elements=gender&_count=1")
+        .expect(200)
+        .json();
+    let r = &sub["entry"][0]["resource"];
+    assert!(r.get("gender").is_some() && r.get("name").is_none(), "{r}");
+    assert_eq!(r["meta"]["tag"][0]["code"], "SUBSETTED");
+    let text = s
+        .get(&format!("/fhir/Patient/{}?_summary=text", ids[0]))
+        .expect(200)
+        .json();
+    assert!(
+        text.get("name").is_none() && text.get("id").is_some(),
+        "{text}"
+    );
+    let summary = s
+        .get(&format!(
+            "/fhir/Observation?subject={}&_summary=true",
+            ids[0]
+        ))
+        .expect(200)
+        .json();
+    let o = &summary["entry"][0]["resource"];
+    assert!(
+        o.get("valueQuantity").is_some() && o.get("code").is_some(),
+        "{o}"
+    );
+    s.get("/fhir/Patient?_summary=maybe").expect(400).outcome();
     // Everything for one patient.
     let all = s
         .get(&format!("/fhir/Patient/{}/$everything", ids[1]))

@@ -71,6 +71,9 @@ pub struct ElementDef {
     /// For a recursive element (`Questionnaire.item.item`): the path of the element whose
     /// definition it reuses (`Questionnaire.item`).
     pub content_ref: Option<&'static str>,
+    /// Whether the element is part of the resource's summary (`isSummary`): what
+    /// `_summary=true` returns.
+    pub summary: bool,
 }
 
 impl ElementDef {
@@ -151,6 +154,20 @@ pub(crate) const fn el(
         max,
         types,
         content_ref: None,
+        summary: false,
+    }
+}
+
+/// [`el`] for an element in the summary (`isSummary`).
+pub(crate) const fn sel(
+    path: &'static str,
+    min: u32,
+    max: u32,
+    types: &'static [&'static str],
+) -> ElementDef {
+    ElementDef {
+        summary: true,
+        ..el(path, min, max, types)
     }
 }
 
@@ -166,6 +183,20 @@ pub(crate) const fn el_ref(
         max,
         types: &[],
         content_ref: Some(content_ref),
+        summary: false,
+    }
+}
+
+/// [`el_ref`] for an element in the summary (`isSummary`).
+pub(crate) const fn sel_ref(
+    path: &'static str,
+    min: u32,
+    max: u32,
+    content_ref: &'static str,
+) -> ElementDef {
+    ElementDef {
+        summary: true,
+        ..el_ref(path, min, max, content_ref)
     }
 }
 
