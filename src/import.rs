@@ -243,7 +243,7 @@ impl Importer<'_> {
             self.flush()?;
         }
         for mut r in resources {
-            rewrite_references(&mut r, &map);
+            caldicott_api::bundle::rewrite_references(&mut r, &map);
             let w = self.prepare(r)?;
             self.batch.push(w);
             if !transaction && self.batch.len() >= BATCH {
@@ -379,25 +379,6 @@ fn same_content(a: &[u8], b: &[u8]) -> bool {
         Some(v)
     };
     matches!((strip(a), strip(b)), (Some(x), Some(y)) if x == y)
-}
-
-fn rewrite_references(v: &mut Value, map: &HashMap<String, String>) {
-    match v {
-        Value::Object(o) => {
-            for (k, child) in o.iter_mut() {
-                if k == "reference"
-                    && let Value::String(s) = child
-                    && let Some(to) = map.get(s.as_str())
-                {
-                    *s = to.clone();
-                } else {
-                    rewrite_references(child, map);
-                }
-            }
-        }
-        Value::Array(a) => a.iter_mut().for_each(|c| rewrite_references(c, map)),
-        _ => {}
-    }
 }
 
 fn trim(b: &[u8]) -> &[u8] {

@@ -513,7 +513,7 @@ fn resolve(store: &Store, e: &Entry) -> Result<Plan, ApiError> {
 
 /// Replaces every `reference` that names a Bundle entry's `fullUrl` with the entry's
 /// `Type/id`.
-fn rewrite_references(v: &mut Value, map: &HashMap<String, String>) {
+pub fn rewrite_references(v: &mut Value, map: &HashMap<String, String>) {
     match v {
         Value::Object(o) => {
             for (k, child) in o.iter_mut() {

@@ -23,6 +23,7 @@
 //! What this is not: a full FHIRPath engine (only what search expressions need), nor the
 //! HTTP layer (paging links, bundles, `_include` resolution live in `caldicott-api`).
 
+mod calendar;
 pub mod extract;
 pub mod fhirpath;
 pub mod matching;

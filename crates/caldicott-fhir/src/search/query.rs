@@ -45,7 +45,7 @@ pub const MAX_OR_VALUES: usize = 100;
 pub const MAX_VALUE_LEN: usize = 1024;
 
 /// Microseconds in a day.
-pub(crate) const DAY_US: i64 = 86_400_000_000;
+pub(crate) use super::calendar::DAY_US;
 
 /// A parsed search.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -846,47 +846,7 @@ fn include(
 // ----------------------------------------------------------------------------------------
 // Dates
 
-/// Days from 1970-01-01 to the given proleptic Gregorian date (Howard Hinnant's
-/// `days_from_civil`).
-pub(crate) fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = if y >= 0 { y } else { y - 399 } / 400;
-    let yoe = y - era * 400;
-    let mp = (i64::from(m) + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
-}
-
-/// The (year, month 1–12) of a day counted from 1970-01-01 (`civil_from_days`).
-pub(crate) fn civil_from_days(z: i64) -> (i64, u32) {
-    let z = z + 719_468;
-    let era = if z >= 0 { z } else { z - 146_096 } / 146_097;
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let m = u32::try_from(m).unwrap_or(1);
-    (if m <= 2 { y + 1 } else { y }, m)
-}
-
-pub(crate) fn days_in_month(y: i64, m: u32) -> u32 {
-    match m {
-        2 if (y % 4 == 0 && y % 100 != 0) || y % 400 == 0 => 29,
-        2 => 28,
-        4 | 6 | 9 | 11 => 30,
-        _ => 31,
-    }
-}
-
-fn digits(b: &[u8], at: usize, n: usize) -> Option<u32> {
-    let s = b.get(at..at + n)?;
-    s.iter().try_fold(0u32, |acc, &c| {
-        c.is_ascii_digit().then(|| acc * 10 + u32::from(c - b'0'))
-    })
-}
+pub(crate) use super::calendar::{civil_from_days, days_from_civil};
 
 /// Reads a FHIR date or dateTime as a search value into the range its precision implies:
 /// `2020` is the year, `2020-03` the month, `2020-03-14T10:00Z` that minute,
@@ -894,114 +854,7 @@ fn digits(b: &[u8], at: usize, n: usize) -> Option<u32> {
 /// is truncated to a one-microsecond range). No zone means UTC; a space where the zone's
 /// sign belongs is read as `+` (a `+` that was form-decoded). `None` when malformed.
 pub fn parse_date(s: &str) -> Option<DateRange> {
-    let b = s.as_bytes();
-    let year = i64::from(digits(b, 0, 4)?);
-    if year == 0 {
-        return None;
-    }
-    let us = |days: i64| days * DAY_US;
-    if b.len() == 4 {
-        return Some(DateRange {
-            start: us(days_from_civil(year, 1, 1)),
-            end: us(days_from_civil(year + 1, 1, 1)),
-        });
-    }
-    if b.get(4) != Some(&b'-') {
-        return None;
-    }
-    let month = digits(b, 5, 2)?;
-    if !(1..=12).contains(&month) {
-        return None;
-    }
-    if b.len() == 7 {
-        let (ny, nm) = if month == 12 {
-            (year + 1, 1)
-        } else {
-            (year, month + 1)
-        };
-        return Some(DateRange {
-            start: us(days_from_civil(year, month, 1)),
-            end: us(days_from_civil(ny, nm, 1)),
-        });
-    }
-    if b.get(7) != Some(&b'-') {
-        return None;
-    }
-    let day = digits(b, 8, 2)?;
-    if day == 0 || day > days_in_month(year, month) {
-        return None;
-    }
-    let day_start = us(days_from_civil(year, month, day));
-    if b.len() == 10 {
-        return Some(DateRange {
-            start: day_start,
-            end: day_start + DAY_US,
-        });
-    }
-    if b.get(10) != Some(&b'T') || b.get(13) != Some(&b':') {
-        return None;
-    }
-    let hour = digits(b, 11, 2)?;
-    let minute = digits(b, 14, 2)?;
-    if hour > 23 || minute > 59 {
-        return None;
-    }
-    let mut at = 16;
-    let mut width: i64 = 60_000_000;
-    let mut offset_in_minute: i64 = 0;
-    if b.get(at) == Some(&b':') {
-        let second = digits(b, at + 1, 2)?;
-        if second > 59 {
-            return None;
-        }
-        offset_in_minute = i64::from(second) * 1_000_000;
-        width = 1_000_000;
-        at += 3;
-        if b.get(at) == Some(&b'.') {
-            at += 1;
-            let frac_start = at;
-            while b.get(at).is_some_and(u8::is_ascii_digit) {
-                at += 1;
-            }
-            let n = at - frac_start;
-            if n == 0 || n > 12 {
-                return None;
-            }
-            let mut frac_us: i64 = 0;
-            for (i, &c) in b[frac_start..at].iter().take(6).enumerate() {
-                frac_us += i64::from(c - b'0') * 10i64.pow(5 - u32::try_from(i).ok()?);
-            }
-            offset_in_minute += frac_us;
-            width = if n >= 6 {
-                1
-            } else {
-                10i64.pow(6 - u32::try_from(n).ok()?)
-            };
-        }
-    }
-    let zone_us: i64 = match b.get(at) {
-        None => 0,
-        Some(b'Z') if b.len() == at + 1 => 0,
-        Some(&sign @ (b'+' | b'-' | b' ')) if b.len() == at + 6 && b[at + 3] == b':' => {
-            let zh = digits(b, at + 1, 2)?;
-            let zm = digits(b, at + 4, 2)?;
-            if zh > 14 || zm > 59 {
-                return None;
-            }
-            let off = (i64::from(zh) * 60 + i64::from(zm)) * 60_000_000;
-            if sign == b'-' { -off } else { off }
-        }
-        _ => return None,
-    };
-    let start = day_start
-        + i64::from(hour) * 3_600_000_000
-        + i64::from(minute) * 60_000_000
-        + offset_in_minute
-        - zone_us;
-    Some(DateRange {
-        start,
-        end: start + width,
-    })
+    super::calendar::date_range(&s.replace(' ', "+"))
 }
 
 /// The `ap` window: `range` widened on each side by 10% of its distance from `now`, and at
@@ -1252,14 +1105,13 @@ mod tests {
             "2020-01-01T",
             "2020-01-01T24:00",
             "2020-01-01T10:60",
-            "2020-01-01T10:00:60",
+            "2020-01-01T10:00:61",
             "2020-01-01T10:00Z1",
             "2020-01-01T10:00+1:00",
             "2020-01-01T10:00+15:00",
             "2020-01-01T10:00:00.",
             "2020-01-01Z",
             "２０２０",
-            "2020-01-01T10:00:00.1234567890123",
         ] {
             assert!(parse_date(bad).is_none(), "{bad}");
         }

@@ -303,8 +303,9 @@ fn date_lookup(prefix: Prefix, search: DateRange) -> Option<Vec<String>> {
 mod tests {
     use super::*;
     use crate::definitions::SearchParamType;
+    use crate::search::calendar::days_in_month;
     use crate::search::matching::matches;
-    use crate::search::query::{days_in_month, parse_at, parse_date};
+    use crate::search::query::{parse_at, parse_date};
     use crate::search::{Decimal, RefValue};
     use proptest::prelude::*;
     use proptest::sample::select;

@@ -345,6 +345,16 @@ fn delete_terms<'a>(
     Ok(())
 }
 
+/// Replaces the index terms of record heads: deletes their old terms, inserts the new.
+fn replace_head_terms<'a>(
+    tx: &mut ::postgres::Transaction<'_>,
+    (delete, insert): (&Statement, &Statement),
+    heads: impl Iterator<Item = (&'a str, &'a str, &'a str, &'a [TermHash])> + Clone,
+) -> Result<(), ::postgres::Error> {
+    delete_terms(tx, delete, heads.clone().map(|(o, t, i, _)| (o, t, i)))?;
+    insert_terms(tx, insert, heads)
+}
+
 impl Backend for PostgresBackend {
     fn location(&self) -> String {
         self.location.clone()
@@ -818,17 +828,9 @@ impl Backend for PostgresBackend {
                 heads.push(r);
             }
         }
-        delete_terms(
+        replace_head_terms(
             &mut tx,
-            &st_delete_terms,
-            heads
-                .iter()
-                .map(|r| (r.org.as_str(), r.rtype.as_str(), r.id.as_str())),
-        )
-        .map_err(&m)?;
-        insert_terms(
-            &mut tx,
-            &st_insert_terms,
+            (&st_delete_terms, &st_insert_terms),
             heads.iter().map(|r| {
                 (
                     r.org.as_str(),
@@ -861,17 +863,9 @@ impl Backend for PostgresBackend {
                 heads.push(r);
             }
         }
-        delete_terms(
+        replace_head_terms(
             &mut tx,
-            &st_delete_terms,
-            heads
-                .iter()
-                .map(|r| (r.org.as_str(), r.rtype.as_str(), r.id.as_str())),
-        )
-        .map_err(&m)?;
-        insert_terms(
-            &mut tx,
-            &st_insert_terms,
+            (&st_delete_terms, &st_insert_terms),
             heads.iter().map(|r| {
                 (
                     r.org.as_str(),

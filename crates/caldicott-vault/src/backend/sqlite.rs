@@ -243,6 +243,20 @@ fn current_schema(c: &Connection) -> Result<i64, rusqlite::Error> {
     )
 }
 
+/// Replaces the index terms of one record head: deletes its old terms, inserts the new.
+fn replace_head_terms(
+    delete: &mut rusqlite::CachedStatement<'_>,
+    insert: &mut rusqlite::CachedStatement<'_>,
+    (org, rtype, id): (&str, &str, &str),
+    terms: &[TermHash],
+) -> rusqlite::Result<()> {
+    delete.execute(params![org, rtype, id])?;
+    for t in terms {
+        insert.execute(params![org, rtype, &t[..], id])?;
+    }
+    Ok(())
+}
+
 impl Backend for SqliteBackend {
     fn location(&self) -> String {
         self.path.display().to_string()
@@ -720,14 +734,13 @@ impl Backend for SqliteBackend {
                     })
                     .map_err(&m)?;
                 if head == 1 {
-                    del_terms
-                        .execute(params![r.org, r.rtype, r.id])
-                        .map_err(&m)?;
-                    for t in &r.terms {
-                        ins_term
-                            .execute(params![r.org, r.rtype, &t[..], r.id])
-                            .map_err(&m)?;
-                    }
+                    replace_head_terms(
+                        &mut del_terms,
+                        &mut ins_term,
+                        (&r.org, &r.rtype, &r.id),
+                        &r.terms,
+                    )
+                    .map_err(&m)?;
                 }
             }
         }
@@ -752,16 +765,14 @@ impl Backend for SqliteBackend {
                         x.get(0)
                     })
                     .map_err(&m)?;
-                if head != 1 {
-                    continue;
-                }
-                del_terms
-                    .execute(params![r.org, r.rtype, r.id])
+                if head == 1 {
+                    replace_head_terms(
+                        &mut del_terms,
+                        &mut ins_term,
+                        (&r.org, &r.rtype, &r.id),
+                        &r.terms,
+                    )
                     .map_err(&m)?;
-                for t in &r.terms {
-                    ins_term
-                        .execute(params![r.org, r.rtype, &t[..], r.id])
-                        .map_err(&m)?;
                 }
             }
         }
