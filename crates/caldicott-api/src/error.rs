@@ -212,3 +212,32 @@ impl From<caldicott_fhir::search::query::QueryError> for ApiError {
         ApiError::bad_request(e.to_string())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn vault_errors_map_to_statuses_without_detail_leaking() {
+        let conflict: ApiError = VaultError::Conflict {
+            rtype: "Patient".into(),
+            id: "p1".into(),
+            expected: "version 1".into(),
+            found: "version 2".into(),
+        }
+        .into();
+        assert_eq!(conflict.status, StatusCode::CONFLICT);
+        assert_eq!(conflict.outcome()["issue"][0]["code"], "conflict");
+        let integrity: ApiError = VaultError::Integrity {
+            org: "A81001".into(),
+            rtype: "Patient".into(),
+            id: "p1".into(),
+            version: 3,
+        }
+        .into();
+        assert_eq!(integrity.status, StatusCode::INTERNAL_SERVER_ERROR);
+        assert!(!integrity.outcome().to_string().contains("A81001"));
+        let big: ApiError = VaultError::TooLarge(1 << 30).into();
+        assert_eq!(big.status, StatusCode::PAYLOAD_TOO_LARGE);
+    }
+}

@@ -23,6 +23,9 @@ pub const INDEX_SCHEME: &str = "caldicott-fhir-terms-2";
 /// Resource types clients may read but never write through the API.
 pub const READ_ONLY_TYPES: &[&str] = &["AuditEvent"];
 
+/// How often an update without `If-Match` is retried after losing a race (then 409).
+const WRITE_RETRIES: u32 = 16;
+
 /// Entries kept in the id → organisation cache before it is emptied and refilled. A
 /// `(type, id)` never moves between organisations, so cached entries never go stale.
 const LOCATION_CACHE_MAX: usize = 1 << 20;
@@ -234,36 +237,60 @@ impl Store {
                 .at(format!("{rtype}.id")));
             }
         }
-        let head = self.current(rtype, id)?;
-        let (expect, version, org) = match (&head, if_match) {
-            (None, Some(_)) => {
-                return Err(ApiError::precondition(format!(
-                    "If-Match was given but {rtype}/{id} does not exist"
-                )));
+        // Without If-Match the last writer wins: a write that lost a race to another is
+        // prepared again over the new head. With If-Match, losing the race is a 412.
+        let mut attempt = 0;
+        loop {
+            let head = self.current(rtype, id)?;
+            let (expect, version, org) = match (&head, if_match) {
+                (None, Some(_)) => {
+                    return Err(ApiError::precondition(format!(
+                        "If-Match was given but {rtype}/{id} does not exist"
+                    )));
+                }
+                (None, None) => (Expect::Absent, VersionId::FIRST, None),
+                (Some(h), Some(want)) if h.version != want => {
+                    return Err(ApiError::precondition(format!(
+                        "{rtype}/{id} is at version {}, not {want} as If-Match requires",
+                        h.version
+                    )));
+                }
+                (Some(h), _) => (
+                    Expect::Version(h.version),
+                    h.version.next(),
+                    Some(h.org.clone()),
+                ),
+            };
+            let at = now_micros();
+            let mut p = self.prepare(
+                rtype,
+                id,
+                resource.clone(),
+                version,
+                at,
+                org,
+                &HashMap::new(),
+            )?;
+            p.write.expect = expect;
+            match self.vault.put_batch_at(std::slice::from_ref(&p.write), at) {
+                Ok(_) => {
+                    let created = head.as_ref().is_none_or(|h| h.deleted);
+                    return Ok(Written {
+                        record: record_of(p, at),
+                        created,
+                    });
+                }
+                Err(caldicott_vault::VaultError::Conflict { .. }) if if_match.is_some() => {
+                    return Err(ApiError::precondition(format!(
+                        "{rtype}/{id} was changed by another request since the version If-Match names"
+                    )));
+                }
+                Err(caldicott_vault::VaultError::Conflict { .. }) if attempt < WRITE_RETRIES => {
+                    attempt += 1;
+                }
+                Err(e) => return Err(e.into()),
             }
-            (None, None) => (Expect::Absent, VersionId::FIRST, None),
-            (Some(h), Some(want)) if h.version != want => {
-                return Err(ApiError::precondition(format!(
-                    "{rtype}/{id} is at version {}, not {want} as If-Match requires",
-                    h.version
-                )));
-            }
-            (Some(h), _) => (
-                Expect::Version(h.version),
-                h.version.next(),
-                Some(h.org.clone()),
-            ),
-        };
-        let at = now_micros();
-        let mut p = self.prepare(rtype, id, resource, version, at, org, &HashMap::new())?;
-        p.write.expect = expect;
-        self.vault
-            .put_batch_at(std::slice::from_ref(&p.write), at)?;
-        let created = head.as_ref().is_none_or(|h| h.deleted);
-        Ok(Written {
-            record: record_of(p, at),
-            created,
-        })
+        }
     }
 
     /// `patch` with a JSON Patch document (RFC 6902), applied to the current version and

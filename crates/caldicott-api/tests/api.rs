@@ -168,6 +168,49 @@ fn read_write_version_and_delete(s: &Server) {
     assert_eq!(back["meta"]["versionId"], "4");
 }
 
+fn concurrent_updates_all_land_as_versions(s: &Server) {
+    let p = create(s, &patient("9434765919", "Smith", "Ann", "1970", "female"));
+    let id = p["id"].as_str().unwrap().to_owned();
+    std::thread::scope(|scope| {
+        for t in 0..6 {
+            let (p, id) = (p.clone(), id.clone());
+            scope.spawn(move || {
+                for i in 0..10 {
+                    let mut v = p.clone();
+                    v["birthDate"] = json!(format!("19{:02}", 10 + t * 10 + i));
+                    // Without If-Match the last writer wins: every update is stored.
+                    s.put_json(&format!("/fhir/Patient/{id}"), &v, &[])
+                        .expect(200);
+                }
+            });
+        }
+    });
+    let h = s
+        .get(&format!("/fhir/Patient/{id}/_history?_count=100"))
+        .expect(200)
+        .json();
+    assert_eq!(h["total"], 61);
+    let latest = s.get(&format!("/fhir/Patient/{id}")).expect(200).json();
+    assert_eq!(latest["meta"]["versionId"], "61");
+}
+
+fn a_huge_declared_body_is_refused_at_once(s: &Server) {
+    use std::io::{Read, Write};
+    let mut c = std::net::TcpStream::connect(s.addr).unwrap();
+    c.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .unwrap();
+    write!(
+        c,
+        "POST /fhir/Patient HTTP/1.1\r\nHost: x\r\nContent-Type: application/fhir+json\r\nContent-Length: 104857600\r\n\r\n{{"
+    )
+    .unwrap();
+    let mut buf = [0u8; 4096];
+    let n = c.read(&mut buf).unwrap();
+    let text = String::from_utf8_lossy(&buf[..n]);
+    assert!(text.starts_with("HTTP/1.1 413"), "{text}");
+    assert!(text.contains("OperationOutcome"), "{text}");
+}
+
 fn numbers_and_key_order_survive(s: &Server) {
     let p = create(
         s,
@@ -976,6 +1019,8 @@ macro_rules! on_both_backends {
 on_both_backends!(
     read_write_version_and_delete,
     numbers_and_key_order_survive,
+    concurrent_updates_all_land_as_versions,
+    a_huge_declared_body_is_refused_at_once,
     bad_input_gets_an_operation_outcome,
     search_by_every_parameter_type,
     paging_sorting_counting_and_includes,
