@@ -9,7 +9,9 @@
 //! these 2-core machines are noisy.
 //!
 //! Options (after `--`): `--quick` for a short smoke run; `--rounds N`; `--batch N`
-//! (records per write transaction, default 5,000).
+//! (records per write transaction, default 5,000); `--control`, an A/A run that drives
+//! both databases through the unencrypted path, to measure the comparison's own bias (a
+//! ratio far from 1.000 there is not encryption's doing).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -75,12 +77,22 @@ struct Bench<'a> {
     run: usize,
 }
 
-impl Bench<'_> {
+impl<'a> Bench<'a> {
+    fn new(db: &'a (Vault, Box<dyn Backend>), org: &OdsCode, run: usize) -> Self {
+        Bench {
+            vault: &db.0,
+            raw: db.1.as_ref(),
+            org: org.clone(),
+            rtype: ResourceType::new("Observation").unwrap(),
+            run,
+        }
+    }
+
     fn ids(&self, tag: &str, n: usize) -> Vec<String> {
         (0..n).map(|i| format!("{tag}-{}-{i}", self.run)).collect()
     }
 
-    fn raw_rows<'a>(&'a self, ids: &'a [String]) -> Vec<RowWrite<'a>> {
+    fn raw_rows<'r>(&'r self, ids: &'r [String]) -> Vec<RowWrite<'r>> {
         let now = now_micros();
         ids.iter()
             .enumerate()
@@ -161,38 +173,30 @@ impl Bench<'_> {
     }
 }
 
-/// Runs every comparison on one kind of backend. The two sides use two separate databases
-/// (two SQLite files, or two PostgreSQL schemas) holding the same organisation, ids and
-/// index values, so that neither benefits from where its rows sit in shared b-trees (in one
-/// shared database the side whose organisation sorted last looked up to 10 points faster).
+/// Runs every comparison on one kind of backend. There are two databases (two SQLite
+/// files, or two PostgreSQL schemas), each reachable both through a vault and directly, and
+/// the two sides swap databases every round: whatever one database's position gives it (a
+/// control run showed ~15% on single-record puts between two identical databases) falls
+/// on both sides alike. Within a round the sides alternate chunk by chunk.
 fn run_backend(
     name: &str,
-    make_plain: &dyn Fn() -> Box<dyn Backend>,
-    make_enc: &dyn Fn() -> Box<dyn Backend>,
+    make_a: &dyn Fn() -> Box<dyn Backend>,
+    make_b: &dyn Fn() -> Box<dyn Backend>,
     sizes: &Sizes,
+    control: bool,
 ) {
     let kek = Arc::new(LocalKek::generate().unwrap().0);
-    let b = make_enc();
-    b.migrate().unwrap();
-    let vault = Vault::open(b, kek).unwrap();
-    let raw = make_plain();
-    raw.migrate().unwrap();
     let org = OdsCode::parse("A81001").unwrap();
-    let mut plain = Bench {
-        vault: &vault,
-        raw: raw.as_ref(),
-        org: org.clone(),
-        rtype: ResourceType::new("Observation").unwrap(),
-        run: 0,
+    let open = |make: &dyn Fn() -> Box<dyn Backend>| {
+        let b = make();
+        b.migrate().unwrap();
+        let vault = Vault::open(b, kek.clone()).unwrap();
+        vault.ensure_org(&org).unwrap();
+        (vault, make())
     };
-    let mut enc = Bench {
-        vault: &vault,
-        raw: raw.as_ref(),
-        org,
-        rtype: ResourceType::new("Observation").unwrap(),
-        run: 0,
-    };
-    vault.ensure_org(&enc.org).unwrap();
+    let dbs = [open(make_a), open(make_b)];
+    // In a control run the "encrypted" side writes unencrypted rows too.
+    let encrypted = !control;
 
     let mut results: Vec<(String, Vec<f64>, Vec<f64>)> = Vec::new();
     let mut record = |label: String, p: f64, e: f64| {
@@ -203,15 +207,18 @@ fn run_backend(
             results.push((label, vec![p], vec![e]));
         }
     };
-    for _ in 0..sizes.rounds {
-        // Plain and encrypted writes alternate chunk by chunk, so that both pay their
-        // share of SQLite's WAL checkpoints and the disk's moods.
+    for round in 0..sizes.rounds {
+        let (pdb, edb) = (&dbs[round % 2], &dbs[(round + 1) % 2]);
+        let (mut plain, mut enc) = (
+            Bench::new(pdb, &org, round * 10),
+            Bench::new(edb, &org, round * 10),
+        );
         for (label, n, batch, chunk, tag) in [
             (
                 "put, one record per transaction".to_string(),
                 sizes.single_puts,
                 1,
-                25,
+                5,
                 "s",
             ),
             (
@@ -226,34 +233,31 @@ fn run_backend(
             enc.run += 1;
             let (ids_p, ids_e) = (plain.ids(tag, n), enc.ids(tag, n));
             let (mut tp, mut te) = (0.0, 0.0);
-            // Whichever side writes first after the other pays for the switch (the other
-            // connection's writes invalidate its page cache), so the order alternates too.
+            // Whichever side writes first after the other pays for the switch, so the
+            // order alternates too.
             for (k, (cp, ce)) in ids_p.chunks(chunk).zip(ids_e.chunks(chunk)).enumerate() {
                 if k % 2 == 0 {
                     tp += plain.put(cp, batch, false).as_secs_f64();
-                    te += enc.put(ce, batch, true).as_secs_f64();
+                    te += enc.put(ce, batch, encrypted).as_secs_f64();
                 } else {
-                    te += enc.put(ce, batch, true).as_secs_f64();
+                    te += enc.put(ce, batch, encrypted).as_secs_f64();
                     tp += plain.put(cp, batch, false).as_secs_f64();
                 }
             }
             record(label, rate(n, tp), rate(n, te));
         }
-        let ids_p: Vec<ResourceId> = plain
-            .ids("b", sizes.gets)
-            .iter()
-            .map(|s| ResourceId::new(s).unwrap())
-            .collect();
-        let ids_e: Vec<ResourceId> = enc
-            .ids("b", sizes.gets)
-            .iter()
-            .map(|s| ResourceId::new(s).unwrap())
-            .collect();
+        let ids = |b: &Bench| -> Vec<ResourceId> {
+            b.ids("b", sizes.gets)
+                .iter()
+                .map(|s| ResourceId::new(s).unwrap())
+                .collect()
+        };
+        let (ids_p, ids_e) = (ids(&plain), ids(&enc));
         let p = plain.get(&ids_p, 1, false);
-        let e = enc.get(&ids_e, 1, true);
+        let e = enc.get(&ids_e, 1, encrypted);
         record("get by id, one at a time".into(), p, e);
         let p = plain.get(&ids_p, sizes.get_batch, false);
-        let e = enc.get(&ids_e, sizes.get_batch, true);
+        let e = enc.get(&ids_e, sizes.get_batch, encrypted);
         record(format!("get, batches of {}", sizes.get_batch), p, e);
     }
     for (label, p, e) in results {
@@ -269,12 +273,13 @@ fn run_backend(
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let quick = args.iter().any(|a| a == "--quick");
+    let control = args.iter().any(|a| a == "--control");
     let rounds = args
         .iter()
         .position(|a| a == "--rounds")
         .and_then(|i| args.get(i + 1))
         .and_then(|s| s.parse().ok())
-        .unwrap_or(if quick { 1 } else { 5 });
+        .unwrap_or(if quick { 2 } else { 6 });
     let batch: Option<usize> = args
         .iter()
         .position(|a| a == "--batch")
@@ -303,7 +308,12 @@ fn main() {
         sizes.batch = b;
     }
     println!(
-        "records of {RECORD} bytes; median of {rounds} alternating rounds; rates in records/s"
+        "records of {RECORD} bytes; median of {rounds} alternating rounds; rates in records/s{}",
+        if control {
+            " (CONTROL RUN: both sides unencrypted)"
+        } else {
+            ""
+        }
     );
     println!();
     println!("| backend | operation | unencrypted | encrypted | ratio | encryption cost |");
@@ -315,6 +325,7 @@ fn main() {
         &|| Box::new(SqliteBackend::open(&plain_db, true).unwrap()),
         &|| Box::new(SqliteBackend::open(&enc_db, true).unwrap()),
         &sizes,
+        control,
     );
     match (PgSchema::create(), PgSchema::create()) {
         (Some(plain_schema), Some(enc_schema)) => {
@@ -324,6 +335,7 @@ fn main() {
                 &|| Box::new(PostgresBackend::connect(&plain_url).unwrap()),
                 &|| Box::new(PostgresBackend::connect(&enc_url).unwrap()),
                 &sizes,
+                control,
             );
         }
         _ => println!(
