@@ -430,11 +430,10 @@ impl Vault {
         };
         // Large batches are sealed on every core: encryption then costs a fraction of the
         // time the database spends writing.
-        let threads = std::thread::available_parallelism().map_or(1, |n| n.get());
-        if writes.len() < PARALLEL_SEAL_MIN || threads < 2 {
+        if writes.len() < PARALLEL_SEAL_MIN || cores() < 2 {
             return writes.iter().enumerate().map(seal).collect();
         }
-        let chunk = writes.len().div_ceil(threads);
+        let chunk = writes.len().div_ceil(cores());
         std::thread::scope(|s| {
             let handles: Vec<_> = writes
                 .chunks(chunk)
@@ -973,6 +972,13 @@ impl Vault {
         v.sort();
         v
     }
+}
+
+/// The number of cores, asked once: `available_parallelism` reads cgroup files on Linux
+/// (~9 µs a call), too slow for every single-record write.
+fn cores() -> usize {
+    static CORES: std::sync::OnceLock<usize> = std::sync::OnceLock::new();
+    *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()))
 }
 
 fn describe_expect(e: Expect) -> String {
