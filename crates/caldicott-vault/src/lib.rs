@@ -35,7 +35,7 @@ pub use backend::sqlite::SqliteBackend;
 pub use backend::{Backend, BackendError, UserRow, now_micros};
 pub use crypto::IndexTerm;
 pub use keys::{DataKey, KekId, KeyError, KeyProvider, LocalKek};
-pub use vault::{Expect, Indexer, KeyStatus, Record, Vault, VaultError, Write};
+pub use vault::{DirEntry, Expect, Indexer, KeyStatus, Record, Vault, VaultError, Write};
 
 /// Opens a backend from a database location: a `postgres://` or `postgresql://` URL, or
 /// else the path of a SQLite file.

@@ -6,11 +6,12 @@ use std::sync::{Arc, RwLock};
 use caldicott_core::{OdsCode, ResourceId, ResourceType, VersionId};
 
 use crate::backend::{
-    Backend, BackendError, DataKeyRow, NewRecord, RawRecord, Reencrypted, RowExpect, RowWrite,
-    TermsOf, now_micros,
+    Backend, BackendError, DataKeyRow, DirRow, NewRecord, RawRecord, Reencrypted, RowExpect,
+    RowWrite, TermsOf, now_micros,
 };
 use crate::crypto::{IndexTerm, RecordKeys, TermHash, payload_body, record_aad};
 use crate::keys::{DataKey, KeyError, KeyProvider};
+use zeroize::Zeroize;
 
 /// How many times a write with [`Expect::Any`] retries after losing a race.
 const ANY_RETRIES: u32 = 64;
@@ -968,9 +969,155 @@ impl Vault {
     /// Organisations that have a data key.
     pub fn organisations(&self) -> Vec<String> {
         let ring = self.keyring.read().unwrap_or_else(|p| p.into_inner());
-        let mut v: Vec<String> = ring.keys().cloned().collect();
+        let mut v: Vec<String> = ring
+            .keys()
+            .filter(|o| o.as_str() != DIRECTORY_OWNER)
+            .cloned()
+            .collect();
         v.sort();
         v
+    }
+
+    /// The directory's keys, made on first use.
+    fn directory_keys(&self) -> Result<(u32, Arc<RecordKeys>), VaultError> {
+        if let Some(k) = self.active_keys(DIRECTORY_OWNER) {
+            return Ok(k);
+        }
+        match self.add_data_key(DIRECTORY_OWNER, 1) {
+            Ok(()) => {}
+            Err(VaultError::Backend(BackendError::Db { .. })) => self.reload_keys()?,
+            Err(e) => return Err(e),
+        }
+        self.active_keys(DIRECTORY_OWNER).ok_or_else(|| {
+            VaultError::Key(KeyError::Malformed {
+                origin: "the directory".into(),
+                reason: "no active data key",
+            })
+        })
+    }
+
+    /// One directory entry (a user, an organisation, a token...), decrypted, with its
+    /// version; `None` if there is none.
+    pub fn dir_get(&self, kind: &str, key: &str) -> Result<Option<DirEntry>, VaultError> {
+        self.backend
+            .dir_get(kind, key)?
+            .map(|r| self.open_dir(r))
+            .transpose()
+    }
+
+    /// Writes a directory entry sealed under the directory's data key, if its current
+    /// version is `expect` (`None`: it must be new); returns the new version. A lost race
+    /// is `VaultError::Conflict`.
+    pub fn dir_put(
+        &self,
+        kind: &str,
+        key: &str,
+        value: &[u8],
+        expect: Option<VersionId>,
+    ) -> Result<VersionId, VaultError> {
+        let (dek_version, keys) = self.directory_keys()?;
+        let version = expect.map_or(VersionId::FIRST, VersionId::next);
+        let aad = dir_aad(kind, key, version.get(), dek_version);
+        let value = keys.seal(&aad, value).map_err(|_| KeyError::Random)?;
+        let row = DirRow {
+            kind: kind.to_owned(),
+            key: key.to_owned(),
+            version: version.get(),
+            dek_version,
+            value,
+            updated_at: now_micros(),
+        };
+        match self.backend.dir_put(&row, expect.map(VersionId::get)) {
+            Ok(()) => Ok(version),
+            Err(BackendError::Conflict { .. }) => Err(VaultError::Conflict {
+                rtype: kind.to_owned(),
+                id: key.to_owned(),
+                expected: expect.map_or("no entry".into(), |v| format!("version {v}")),
+                found: "another".into(),
+            }),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes a directory entry; whether there was one.
+    pub fn dir_delete(&self, kind: &str, key: &str) -> Result<bool, VaultError> {
+        Ok(self.backend.dir_delete(kind, key)?)
+    }
+
+    /// Up to `limit` entries of a kind in key order, after `after`, decrypted.
+    pub fn dir_list(
+        &self,
+        kind: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DirEntry>, VaultError> {
+        self.backend
+            .dir_list(kind, after, limit)?
+            .into_iter()
+            .map(|r| self.open_dir(r))
+            .collect()
+    }
+
+    fn open_dir(&self, r: DirRow) -> Result<DirEntry, VaultError> {
+        let integrity = || VaultError::Integrity {
+            org: DIRECTORY_OWNER.into(),
+            rtype: r.kind.clone(),
+            id: r.key.clone(),
+            version: r.version,
+        };
+        let keys = self
+            .keys_for(DIRECTORY_OWNER, r.dek_version)
+            .ok_or_else(integrity)?;
+        let aad = dir_aad(&r.kind, &r.key, r.version, r.dek_version);
+        let mut buf = r.value.clone();
+        let plain = keys
+            .open_in_place(&aad, &mut buf)
+            .map_err(|_| integrity())?;
+        let body = payload_body(&buf[plain.clone()]).ok_or_else(integrity)?;
+        let value = buf[plain.start + body.start..plain.start + body.end].to_vec();
+        buf.zeroize();
+        let version = VersionId::new(r.version).ok_or_else(integrity)?;
+        Ok(DirEntry {
+            key: r.key,
+            version,
+            value: zeroize::Zeroizing::new(value),
+            updated_at: r.updated_at,
+        })
+    }
+}
+
+/// The owner name of the directory's data keys: not an ODS code, so no organisation can
+/// have it, and never listed among the organisations.
+const DIRECTORY_OWNER: &str = "~directory";
+
+fn dir_aad(kind: &str, key: &str, version: u64, dek_version: u32) -> Vec<u8> {
+    let mut a = Vec::with_capacity(64 + kind.len() + key.len());
+    for part in [kind.as_bytes(), key.as_bytes()] {
+        a.extend_from_slice(&(part.len() as u32).to_be_bytes());
+        a.extend_from_slice(part);
+    }
+    a.extend_from_slice(b"caldicott directory v1");
+    a.extend_from_slice(&version.to_be_bytes());
+    a.extend_from_slice(&dek_version.to_be_bytes());
+    a
+}
+
+/// A directory entry read back and decrypted. The value is wiped from memory when dropped.
+pub struct DirEntry {
+    pub key: String,
+    pub version: VersionId,
+    pub value: zeroize::Zeroizing<Vec<u8>>,
+    /// Microseconds since the Unix epoch.
+    pub updated_at: i64,
+}
+
+impl std::fmt::Debug for DirEntry {
+    /// Omits the value: it may be a secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("DirEntry")
+            .field("key", &self.key)
+            .field("version", &self.version)
+            .finish()
     }
 }
 

@@ -42,6 +42,32 @@ impl Db {
         }
     }
 
+    /// Fails if the bytes appear in any directory value.
+    fn exec_check_absent(&self, needle: &[u8]) {
+        let values: Vec<Vec<u8>> = match self {
+            Db::Sqlite(d) => {
+                let c = rusqlite_conn(&d.path().join("vault.db"));
+                let mut st = c.prepare("SELECT value FROM directory").unwrap();
+                st.query_map([], |r| r.get(0))
+                    .unwrap()
+                    .map(Result::unwrap)
+                    .collect()
+            }
+            Db::Postgres(s) => {
+                let mut c = ::postgres::Client::connect(&s.url, ::postgres::NoTls).unwrap();
+                c.query("SELECT value FROM directory", &[])
+                    .unwrap()
+                    .iter()
+                    .map(|r| r.get(0))
+                    .collect()
+            }
+        };
+        assert!(!values.is_empty());
+        for v in values {
+            assert!(!v.windows(needle.len()).any(|w| w == needle));
+        }
+    }
+
     fn exec(&self, sql: &str) {
         match self {
             Db::Sqlite(d) => {
@@ -595,6 +621,56 @@ fn reindexing_replaces_terms_of_current_records(f: &Fixture) {
     );
 }
 
+fn the_directory_seals_versions_and_lists(f: &Fixture) {
+    let v = &f.vault;
+    assert!(v.dir_get("user", "ann").unwrap().is_none());
+    let v1 = v
+        .dir_put("user", "ann", b"{\"role\":\"gp\"}", None)
+        .unwrap();
+    assert_eq!(v1, VersionId::FIRST);
+    // A second create, or an update from a stale version, loses.
+    assert!(matches!(
+        v.dir_put("user", "ann", b"x", None),
+        Err(VaultError::Conflict { .. })
+    ));
+    let v2 = v
+        .dir_put("user", "ann", b"{\"role\":\"nurse\"}", Some(v1))
+        .unwrap();
+    assert!(matches!(
+        v.dir_put("user", "ann", b"y", Some(v1)),
+        Err(VaultError::Conflict { .. })
+    ));
+    let got = v.dir_get("user", "ann").unwrap().unwrap();
+    assert_eq!(
+        (got.version, got.value.as_slice()),
+        (v2, &b"{\"role\":\"nurse\"}"[..])
+    );
+    for k in ["bob", "cat", "dan"] {
+        v.dir_put("user", k, k.as_bytes(), None).unwrap();
+    }
+    v.dir_put("token", "t1", b"secret", None).unwrap();
+    let page: Vec<String> = v
+        .dir_list("user", Some("ann"), 2)
+        .unwrap()
+        .into_iter()
+        .map(|e| e.key)
+        .collect();
+    assert_eq!(page, ["bob", "cat"]);
+    assert!(v.dir_delete("user", "cat").unwrap());
+    assert!(!v.dir_delete("user", "cat").unwrap());
+    assert_eq!(v.dir_list("user", None, 10).unwrap().len(), 3);
+    // Sealed: the value is not in the database in clear, and the directory's key is not an
+    // organisation.
+    f.db.exec_check_absent(b"secret");
+    assert_eq!(v.organisations(), Vec::<String>::new());
+    // A value moved to another key fails its integrity check.
+    f.db.exec("UPDATE directory SET value = (SELECT value FROM directory WHERE kind = 'user' AND key = 'bob') WHERE kind = 'user' AND key = 'dan'");
+    assert!(matches!(
+        v.dir_get("user", "dan"),
+        Err(VaultError::Integrity { .. })
+    ));
+}
+
 fn scans_page_through_current_records(f: &Fixture) {
     let (o, t) = (org("A81001"), rt("Patient"));
     let writes: Vec<Write> = (0..25)
@@ -1019,6 +1095,7 @@ conformance!(
     organisations_are_isolated,
     an_id_belongs_to_one_organisation,
     scans_page_through_current_records,
+    the_directory_seals_versions_and_lists,
     reindexing_replaces_terms_of_current_records,
     commits_mix_writes_and_deletions_atomically,
     changes_list_versions_newest_first,

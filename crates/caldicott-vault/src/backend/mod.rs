@@ -122,6 +122,19 @@ pub struct TermsOf {
     pub terms: Vec<TermHash>,
 }
 
+/// One sealed entry of the directory (users, organisations, tokens, opt-outs...): the vault
+/// seals `value`; the backend stores it opaquely.
+#[derive(Clone, Debug)]
+pub struct DirRow {
+    pub kind: String,
+    pub key: String,
+    pub version: u64,
+    pub dek_version: u32,
+    pub value: Vec<u8>,
+    /// Microseconds since the Unix epoch.
+    pub updated_at: i64,
+}
+
 /// A user account row (identity rules live elsewhere; this is storage only).
 #[derive(Clone, Debug)]
 pub struct UserRow {
@@ -224,6 +237,21 @@ pub trait Backend: Send + Sync {
     /// Replaces the index terms of records whose head is still at the given version (the
     /// others were rewritten meanwhile, with terms of their own): re-indexing.
     fn replace_terms(&self, rows: &[TermsOf]) -> Result<(), BackendError>;
+
+    /// One directory entry.
+    fn dir_get(&self, kind: &str, key: &str) -> Result<Option<DirRow>, BackendError>;
+    /// Writes a directory entry if its current version is `expect` (`None`: it must not
+    /// exist); otherwise `Conflict`.
+    fn dir_put(&self, row: &DirRow, expect: Option<u64>) -> Result<(), BackendError>;
+    /// Deletes a directory entry; whether it existed.
+    fn dir_delete(&self, kind: &str, key: &str) -> Result<bool, BackendError>;
+    /// Up to `limit` entries of a kind in key order, after `after`.
+    fn dir_list(
+        &self,
+        kind: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DirRow>, BackendError>;
 
     /// Adds a user.
     fn add_user(&self, user: &UserRow) -> Result<(), BackendError>;

@@ -57,6 +57,15 @@ const MIGRATIONS: &[(i64, &str)] = &[
         "CREATE UNIQUE INDEX heads_by_id ON heads (rtype, id);
          CREATE INDEX records_by_time ON records (written_at);",
     ),
+    (
+        3,
+        // The sealed directory: users, organisations, tokens and other small records of
+        // the deployment, each encrypted by the vault.
+        "CREATE TABLE directory (
+            kind TEXT NOT NULL, key TEXT NOT NULL, version BIGINT NOT NULL,
+            dek_version BIGINT NOT NULL, value BYTEA NOT NULL, updated_at BIGINT NOT NULL,
+            PRIMARY KEY (kind, key));",
+    ),
 ];
 
 const MAX_CONNECTIONS: usize = 8;
@@ -353,6 +362,17 @@ fn replace_head_terms<'a>(
 ) -> Result<(), ::postgres::Error> {
     delete_terms(tx, delete, heads.clone().map(|(o, t, i, _)| (o, t, i)))?;
     insert_terms(tx, insert, heads)
+}
+
+fn dir_row(r: &Row) -> DirRow {
+    DirRow {
+        kind: r.get(0),
+        key: r.get(1),
+        version: r.get::<_, i64>(2) as u64,
+        dek_version: r.get::<_, i64>(3) as u32,
+        value: r.get(4),
+        updated_at: r.get(5),
+    }
 }
 
 impl Backend for PostgresBackend {
@@ -877,6 +897,68 @@ impl Backend for PostgresBackend {
         )
         .map_err(&m)?;
         tx.commit().map_err(&m)
+    }
+
+    fn dir_get(&self, kind: &str, key: &str) -> Result<Option<DirRow>, BackendError> {
+        let rows = self
+            .conn()?
+            .query(
+                "SELECT kind, key, version, dek_version, value, updated_at FROM directory WHERE kind = $1 AND key = $2",
+                &[&kind, &key],
+            )
+            .map_err(pg_err("reading the directory"))?;
+        Ok(rows.first().map(dir_row))
+    }
+
+    fn dir_put(&self, row: &DirRow, expect: Option<u64>) -> Result<(), BackendError> {
+        let m = pg_err("writing the directory");
+        let mut c = self.conn()?;
+        let n = match expect {
+            None => c.execute(
+                "INSERT INTO directory (kind, key, version, dek_version, value, updated_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING",
+                &[&row.kind, &row.key, &(row.version as i64), &i64::from(row.dek_version), &row.value, &row.updated_at],
+            ),
+            Some(v) => c.execute(
+                "UPDATE directory SET version = $3, dek_version = $4, value = $5, updated_at = $6 WHERE kind = $1 AND key = $2 AND version = $7",
+                &[&row.kind, &row.key, &(row.version as i64), &i64::from(row.dek_version), &row.value, &row.updated_at, &(v as i64)],
+            ),
+        }
+        .map_err(&m)?;
+        if n != 1 {
+            return Err(BackendError::Conflict {
+                rtype: row.kind.clone(),
+                id: row.key.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn dir_delete(&self, kind: &str, key: &str) -> Result<bool, BackendError> {
+        let n = self
+            .conn()?
+            .execute(
+                "DELETE FROM directory WHERE kind = $1 AND key = $2",
+                &[&kind, &key],
+            )
+            .map_err(pg_err("deleting from the directory"))?;
+        Ok(n == 1)
+    }
+
+    fn dir_list(
+        &self,
+        kind: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DirRow>, BackendError> {
+        let rows = self
+            .conn()?
+            .query(
+                "SELECT kind, key, version, dek_version, value, updated_at FROM directory
+                 WHERE kind = $1 AND key COLLATE \"C\" > $2 ORDER BY key COLLATE \"C\" LIMIT $3",
+                &[&kind, &after.unwrap_or(""), &(limit as i64)],
+            )
+            .map_err(pg_err("listing the directory"))?;
+        Ok(rows.iter().map(dir_row).collect())
     }
 
     fn add_user(&self, u: &UserRow) -> Result<(), BackendError> {

@@ -56,6 +56,15 @@ const MIGRATIONS: &[(i64, &str)] = &[
         "CREATE UNIQUE INDEX heads_by_id ON heads (rtype, id);
          CREATE INDEX records_by_time ON records (written_at);",
     ),
+    (
+        3,
+        // The sealed directory: users, organisations, tokens and other small records of
+        // the deployment, each encrypted by the vault.
+        "CREATE TABLE directory (
+            kind TEXT NOT NULL, key TEXT NOT NULL, version INTEGER NOT NULL,
+            dek_version INTEGER NOT NULL, value BLOB NOT NULL, updated_at INTEGER NOT NULL,
+            PRIMARY KEY (kind, key));",
+    ),
 ];
 
 /// The SQLite backend.
@@ -204,6 +213,20 @@ fn classify(location: &str, e: rusqlite::Error) -> BackendError {
             reason: e.to_string(),
         },
     }
+}
+
+fn dir_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<DirRow> {
+    Ok(DirRow {
+        kind: r.get(0)?,
+        key: r.get(1)?,
+        version: r.get::<_, i64>(2)? as u64,
+        dek_version: r.get::<_, i64>(3)? as u32,
+        value: match r.get_ref(4)? {
+            rusqlite::types::ValueRef::Blob(b) | rusqlite::types::ValueRef::Text(b) => b.to_vec(),
+            _ => Vec::new(),
+        },
+        updated_at: r.get(5)?,
+    })
 }
 
 fn row_to_record(r: &rusqlite::Row<'_>) -> rusqlite::Result<RawRecord> {
@@ -777,6 +800,68 @@ impl Backend for SqliteBackend {
             }
         }
         tx.commit().map_err(&m)
+    }
+
+    fn dir_get(&self, kind: &str, key: &str) -> Result<Option<DirRow>, BackendError> {
+        let c = self.reader();
+        let m = self.map("reading the directory");
+        let mut st = c
+            .prepare_cached("SELECT kind, key, version, dek_version, value, updated_at FROM directory WHERE kind = ?1 AND key = ?2")
+            .map_err(&m)?;
+        st.query_row(params![kind, key], dir_row)
+            .optional()
+            .map_err(&m)
+    }
+
+    fn dir_put(&self, row: &DirRow, expect: Option<u64>) -> Result<(), BackendError> {
+        let c = self.writer();
+        let m = self.map("writing the directory");
+        let n = match expect {
+            None => c
+                .prepare_cached("INSERT INTO directory (kind, key, version, dek_version, value, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING")
+                .map_err(&m)?
+                .execute(params![row.kind, row.key, row.version as i64, row.dek_version, row.value, row.updated_at])
+                .map_err(&m)?,
+            Some(v) => c
+                .prepare_cached("UPDATE directory SET version = ?3, dek_version = ?4, value = ?5, updated_at = ?6 WHERE kind = ?1 AND key = ?2 AND version = ?7")
+                .map_err(&m)?
+                .execute(params![row.kind, row.key, row.version as i64, row.dek_version, row.value, row.updated_at, v as i64])
+                .map_err(&m)?,
+        };
+        if n != 1 {
+            return Err(BackendError::Conflict {
+                rtype: row.kind.clone(),
+                id: row.key.clone(),
+            });
+        }
+        Ok(())
+    }
+
+    fn dir_delete(&self, kind: &str, key: &str) -> Result<bool, BackendError> {
+        self.writer()
+            .execute(
+                "DELETE FROM directory WHERE kind = ?1 AND key = ?2",
+                params![kind, key],
+            )
+            .map(|n| n == 1)
+            .map_err(self.map("deleting from the directory"))
+    }
+
+    fn dir_list(
+        &self,
+        kind: &str,
+        after: Option<&str>,
+        limit: usize,
+    ) -> Result<Vec<DirRow>, BackendError> {
+        let c = self.reader();
+        let m = self.map("listing the directory");
+        let mut st = c
+            .prepare_cached("SELECT kind, key, version, dek_version, value, updated_at FROM directory WHERE kind = ?1 AND key > ?2 ORDER BY key LIMIT ?3")
+            .map_err(&m)?;
+        let rows = st
+            .query_map(params![kind, after.unwrap_or(""), limit as i64], dir_row)
+            .map_err(&m)?;
+        rows.collect::<Result<_, _>>().map_err(&m)
     }
 
     fn add_user(&self, u: &UserRow) -> Result<(), BackendError> {
