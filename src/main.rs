@@ -14,6 +14,7 @@ macro_rules! say {
     }};
 }
 
+mod admin;
 mod config;
 mod datadir;
 mod import;
@@ -28,7 +29,7 @@ use std::sync::Arc;
 
 use anyhow::{Context, bail};
 use caldicott_core::OdsCode;
-use caldicott_vault::{KeyProvider, LocalKek, UserRow, Vault};
+use caldicott_vault::{KeyProvider, LocalKek, Vault};
 use clap::{Parser, Subcommand};
 
 use crate::config::Config;
@@ -125,6 +126,21 @@ enum Command {
         #[arg(long)]
         report: PathBuf,
     },
+    /// Organisations of the deployment.
+    Org {
+        #[command(subcommand)]
+        command: admin::OrgCommand,
+    },
+    /// Users.
+    User {
+        #[command(subcommand)]
+        command: admin::UserCommand,
+    },
+    /// API tokens.
+    Token {
+        #[command(subcommand)]
+        command: admin::TokenCommand,
+    },
     /// Key management.
     Keys {
         #[command(subcommand)]
@@ -213,6 +229,9 @@ impl Command {
             Command::Db {
                 command: DbCommand::Migrate { data, .. },
             } => Some(data),
+            Command::Org { command } => Some(command.data_dir()),
+            Command::User { command } => Some(command.data_dir()),
+            Command::Token { command } => Some(command.data_dir()),
             Command::Init { .. }
             | Command::Demo { .. }
             | Command::Synth { .. }
@@ -340,6 +359,9 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { command } => keys(command),
+        Command::Org { command } => admin::org(command),
+        Command::User { command } => admin::user(command),
+        Command::Token { command } => admin::token(command),
         Command::Db {
             command: DbCommand::Migrate { data, database },
         } => {
@@ -398,7 +420,7 @@ fn init(
     let location = dir.database_location();
     let backend = caldicott_vault::open_backend(&location, true)?;
     backend.migrate()?;
-    if !backend.users()?.is_empty() {
+    if backend.meta("deployment.organisation")?.is_some() {
         bail!(
             "the database at {} already holds a deployment; refusing to initialise over it",
             backend.location()
@@ -406,17 +428,10 @@ fn init(
     }
     backend.set_meta("deployment.organisation", org.as_str().as_bytes())?;
     let database_shown = backend.location();
-    let vault = Vault::open(backend, kek)?;
-    vault.ensure_org(&org)?;
-    let password = caldicott_identity::generate_password()?;
-    vault.backend().add_user(&UserRow {
-        name: admin.to_owned(),
-        org: org.to_string(),
-        role: "sysadmin".into(),
-        password_phc: caldicott_identity::hash_password(&password)?,
-        created_at: caldicott_vault::backend::now_micros(),
-        disabled: false,
-    })?;
+    let vault = Arc::new(Vault::open(backend, kek)?);
+    let directory = caldicott_access::Directory::new(Arc::clone(&vault));
+    directory.add_org(&org, &format!("Organisation {org}"))?;
+    let (_, password) = directory.add_user(admin, &org, caldicott_policy::Role::Sysadmin, None)?;
     config.write_new(data)?;
     Ok(InitOutcome {
         admin: admin.to_owned(),

@@ -666,3 +666,94 @@ fn anonymise_refuses_bad_input_and_leaves_no_output() {
         "no temporary files left"
     );
 }
+
+#[test]
+fn organisations_users_and_tokens_from_the_command_line() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    ok(caldicott().args(["init", "--data"]).arg(&data));
+    let cmd = |args: &[&str]| {
+        let mut c = caldicott();
+        c.args(args).arg("--data").arg(&data);
+        c
+    };
+    ok(&mut cmd(&[
+        "org",
+        "add",
+        "--ods",
+        "A81001",
+        "--name",
+        "Castle Practice",
+    ]));
+    assert!(ok(&mut cmd(&["org", "list"])).contains("A81001\tCastle Practice"));
+    let added = ok(&mut cmd(&[
+        "user", "add", "--org", "A81001", "--role", "gp", "ann",
+    ]));
+    assert!(added.contains("one-time password"), "{added}");
+    // The token alone on stdout, for scripts.
+    let token = ok(&mut cmd(&[
+        "token",
+        "issue",
+        "--user",
+        "ann",
+        "--scope",
+        "user/*.read",
+        "--purpose",
+        "direct-care",
+        "--ttl",
+        "1h",
+    ]));
+    assert!(
+        token.trim().starts_with("cdt_") && token.lines().count() == 1,
+        "{token}"
+    );
+    ok(&mut cmd(&["user", "disable", "ann"]));
+    assert!(ok(&mut cmd(&["user", "list"])).contains("ann\tA81001\tgp\tdisabled"));
+    // Bad input: one clear line each.
+    let e = fails(&mut cmd(&[
+        "user", "add", "--org", "A81001", "--role", "doctor", "bob",
+    ]));
+    assert!(e.contains("gp") && e.contains("care-worker"), "{e}");
+    let e = fails(&mut cmd(&[
+        "user", "add", "--org", "Z99999", "--role", "gp", "bob",
+    ]));
+    assert!(e.contains("not known"), "{e}");
+    let e = fails(&mut cmd(&[
+        "token",
+        "issue",
+        "--user",
+        "ann",
+        "--scope",
+        "user/*.read",
+        "--purpose",
+        "direct-care",
+    ]));
+    assert!(e.contains("disabled"), "{e}");
+    ok(&mut cmd(&["user", "enable", "ann"]));
+    let e = fails(&mut cmd(&[
+        "token",
+        "issue",
+        "--user",
+        "ann",
+        "--scope",
+        "user/*.read",
+        "--purpose",
+        "gossip",
+    ]));
+    assert!(e.contains("direct-care"), "{e}");
+    let e = fails(&mut cmd(&[
+        "token",
+        "issue",
+        "--user",
+        "ann",
+        "--scope",
+        "everything",
+        "--purpose",
+        "direct-care",
+    ]));
+    assert!(e.contains("--scope"), "{e}");
+    // The database holds neither the token nor the password in clear.
+    let db = std::fs::read(data.join("vault.db")).unwrap();
+    let tok = token.trim().as_bytes();
+    assert!(!db.windows(tok.len()).any(|w| w == tok));
+}

@@ -32,7 +32,7 @@ pub mod testing;
 
 pub use backend::postgres::PostgresBackend;
 pub use backend::sqlite::SqliteBackend;
-pub use backend::{Backend, BackendError, UserRow, now_micros};
+pub use backend::{Backend, BackendError, now_micros};
 pub use crypto::IndexTerm;
 pub use keys::{DataKey, KekId, KeyError, KeyProvider, LocalKek};
 pub use vault::{DirEntry, Expect, Indexer, KeyStatus, Record, Vault, VaultError, Write};

@@ -945,8 +945,10 @@ impl Vault {
         self.reload_keys()?;
         let counts = self.backend.records_per_key()?;
         let ring = self.keyring.read().unwrap_or_else(|p| p.into_inner());
+        // The directory's key is not an organisation's; its rotation is its own matter.
         let mut out: BTreeMap<String, KeyStatus> = ring
             .iter()
+            .filter(|(org, _)| org.as_str() != DIRECTORY_OWNER)
             .map(|(org, k)| {
                 (
                     org.clone(),

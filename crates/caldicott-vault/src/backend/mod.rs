@@ -135,17 +135,6 @@ pub struct DirRow {
     pub updated_at: i64,
 }
 
-/// A user account row (identity rules live elsewhere; this is storage only).
-#[derive(Clone, Debug)]
-pub struct UserRow {
-    pub name: String,
-    pub org: String,
-    pub role: String,
-    pub password_phc: String,
-    pub created_at: i64,
-    pub disabled: bool,
-}
-
 /// The operations the vault needs from a database.
 pub trait Backend: Send + Sync {
     /// A short description for errors and logs (a file path or a URL without password).
@@ -252,11 +241,6 @@ pub trait Backend: Send + Sync {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<DirRow>, BackendError>;
-
-    /// Adds a user.
-    fn add_user(&self, user: &UserRow) -> Result<(), BackendError>;
-    /// All users.
-    fn users(&self) -> Result<Vec<UserRow>, BackendError>;
 }
 
 /// Microseconds since the Unix epoch, now.

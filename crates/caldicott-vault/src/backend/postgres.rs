@@ -66,6 +66,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
             dek_version BIGINT NOT NULL, value BYTEA NOT NULL, updated_at BIGINT NOT NULL,
             PRIMARY KEY (kind, key));",
     ),
+    (
+        4,
+        // Users live in the sealed directory now (`caldicott-access`).
+        "DROP TABLE users;",
+    ),
 ];
 
 const MAX_CONNECTIONS: usize = 8;
@@ -959,36 +964,5 @@ impl Backend for PostgresBackend {
             )
             .map_err(pg_err("listing the directory"))?;
         Ok(rows.iter().map(dir_row).collect())
-    }
-
-    fn add_user(&self, u: &UserRow) -> Result<(), BackendError> {
-        self.conn()?
-            .execute(
-                "INSERT INTO users (name, org, role, password_phc, created_at, disabled) VALUES ($1, $2, $3, $4, $5, $6)",
-                &[&u.name, &u.org, &u.role, &u.password_phc, &u.created_at, &u.disabled],
-            )
-            .map(|_| ())
-            .map_err(pg_err("adding a user"))
-    }
-
-    fn users(&self) -> Result<Vec<UserRow>, BackendError> {
-        let rows = self
-            .conn()?
-            .query(
-                "SELECT name, org, role, password_phc, created_at, disabled FROM users ORDER BY name",
-                &[],
-            )
-            .map_err(pg_err("reading users"))?;
-        Ok(rows
-            .iter()
-            .map(|r| UserRow {
-                name: r.get(0),
-                org: r.get(1),
-                role: r.get(2),
-                password_phc: r.get(3),
-                created_at: r.get(4),
-                disabled: r.get(5),
-            })
-            .collect())
     }
 }

@@ -65,6 +65,11 @@ const MIGRATIONS: &[(i64, &str)] = &[
             dek_version INTEGER NOT NULL, value BLOB NOT NULL, updated_at INTEGER NOT NULL,
             PRIMARY KEY (kind, key));",
     ),
+    (
+        4,
+        // Users live in the sealed directory now (`caldicott-access`).
+        "DROP TABLE users;",
+    ),
 ];
 
 /// The SQLite backend.
@@ -860,37 +865,6 @@ impl Backend for SqliteBackend {
             .map_err(&m)?;
         let rows = st
             .query_map(params![kind, after.unwrap_or(""), limit as i64], dir_row)
-            .map_err(&m)?;
-        rows.collect::<Result<_, _>>().map_err(&m)
-    }
-
-    fn add_user(&self, u: &UserRow) -> Result<(), BackendError> {
-        self.writer()
-            .execute(
-                "INSERT INTO users (name, org, role, password_phc, created_at, disabled) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                params![u.name, u.org, u.role, u.password_phc, u.created_at, u.disabled],
-            )
-            .map(|_| ())
-            .map_err(self.map("adding a user"))
-    }
-
-    fn users(&self) -> Result<Vec<UserRow>, BackendError> {
-        let c = self.reader();
-        let m = self.map("reading users");
-        let mut st = c
-            .prepare("SELECT name, org, role, password_phc, created_at, disabled FROM users ORDER BY name")
-            .map_err(&m)?;
-        let rows = st
-            .query_map([], |r| {
-                Ok(UserRow {
-                    name: r.get(0)?,
-                    org: r.get(1)?,
-                    role: r.get(2)?,
-                    password_phc: r.get(3)?,
-                    created_at: r.get(4)?,
-                    disabled: r.get(5)?,
-                })
-            })
             .map_err(&m)?;
         rows.collect::<Result<_, _>>().map_err(&m)
     }

@@ -1,0 +1,389 @@
+//! Organisations, users and tokens as sealed directory entries.
+
+use std::sync::Arc;
+
+use aws_lc_rs::digest;
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use base64::Engine as _;
+use caldicott_core::{OdsCode, VersionId};
+use caldicott_policy::{Purpose, Role, Scopes};
+use caldicott_vault::Vault;
+use serde::{Deserialize, Serialize};
+use zeroize::Zeroizing;
+
+use crate::error::{AccessError, AuthError};
+
+const ORG: &str = "organisation";
+const USER: &str = "user";
+const TOKEN: &str = "token";
+
+/// Every token starts with this, so that a leaked one is recognisable by secret scanners.
+pub const TOKEN_PREFIX: &str = "cdt_";
+/// The longest a token may live: 90 days.
+pub const MAX_TOKEN_TTL_SECS: u64 = 90 * 24 * 3600;
+
+/// An organisation of the deployment, by ODS code.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Organisation {
+    pub ods: String,
+    pub name: String,
+    /// Microseconds since the Unix epoch.
+    pub created_at: i64,
+}
+
+/// A user account.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct User {
+    pub name: String,
+    /// The ODS code of the user's organisation.
+    pub org: String,
+    /// The role's command-line name (`gp`, `care-worker`, ...).
+    pub role: String,
+    /// Argon2id PHC string of the password.
+    pub password_phc: String,
+    /// Whether the one-time password from `user add` must be changed at first sign-in.
+    pub must_change_password: bool,
+    pub disabled: bool,
+    /// The `Practitioner/<id>` this user is in the FHIR record (for care-team
+    /// relationships), if any.
+    #[serde(default)]
+    pub practitioner: Option<String>,
+    /// The base32 TOTP secret once enrolled (sealed with the entry).
+    #[serde(default)]
+    pub totp_secret: Option<String>,
+    pub created_at: i64,
+}
+
+impl std::fmt::Debug for User {
+    /// Leaves out the password hash and the TOTP secret.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("User")
+            .field("name", &self.name)
+            .field("org", &self.org)
+            .field("role", &self.role)
+            .field("disabled", &self.disabled)
+            .field("mfa_enrolled", &self.totp_secret.is_some())
+            .finish()
+    }
+}
+
+impl User {
+    /// The user's role, parsed.
+    pub fn role(&self) -> Result<Role, AccessError> {
+        self.role
+            .parse()
+            .map_err(|_| AccessError::Damaged(format!("user {} has an unknown role", self.name)))
+    }
+}
+
+/// An issued token, as stored (under the SHA-256 of the token).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TokenRecord {
+    pub user: String,
+    /// SMART scopes, space-separated.
+    pub scopes: String,
+    /// The purpose of use's command-line name.
+    pub purpose: String,
+    pub issued_at: i64,
+    pub expires_at: i64,
+}
+
+/// A request's verified identity: the user as they are now, and what the token grants.
+#[derive(Debug, Clone)]
+pub struct Authenticated {
+    pub user: User,
+    pub role: Role,
+    pub scopes: Scopes,
+    pub purpose: Purpose,
+    pub expires_at: i64,
+}
+
+/// The directory over one vault.
+pub struct Directory {
+    vault: Arc<Vault>,
+}
+
+impl Directory {
+    pub fn new(vault: Arc<Vault>) -> Self {
+        Directory { vault }
+    }
+
+    fn get<T: for<'de> Deserialize<'de>>(
+        &self,
+        kind: &str,
+        key: &str,
+    ) -> Result<Option<(VersionId, T)>, AccessError> {
+        let Some(e) = self.vault.dir_get(kind, key)? else {
+            return Ok(None);
+        };
+        let v = serde_json::from_slice(&e.value)
+            .map_err(|_| AccessError::Damaged(format!("{kind} {key}")))?;
+        Ok(Some((e.version, v)))
+    }
+
+    fn put<T: Serialize>(
+        &self,
+        kind: &str,
+        key: &str,
+        value: &T,
+        expect: Option<VersionId>,
+    ) -> Result<(), AccessError> {
+        let bytes = Zeroizing::new(
+            serde_json::to_vec(value).map_err(|_| AccessError::Damaged(key.to_owned()))?,
+        );
+        self.vault.dir_put(kind, key, &bytes, expect)?;
+        Ok(())
+    }
+
+    fn list<T: for<'de> Deserialize<'de>>(&self, kind: &str) -> Result<Vec<T>, AccessError> {
+        let mut out = Vec::new();
+        let mut after: Option<String> = None;
+        loop {
+            let page = self.vault.dir_list(kind, after.as_deref(), 500)?;
+            let Some(last) = page.last() else { break };
+            after = Some(last.key.clone());
+            for e in page {
+                out.push(
+                    serde_json::from_slice(&e.value)
+                        .map_err(|_| AccessError::Damaged(format!("{kind} {}", e.key)))?,
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Adds an organisation (and makes its data key).
+    pub fn add_org(&self, ods: &OdsCode, name: &str) -> Result<Organisation, AccessError> {
+        let name = name.trim();
+        if name.is_empty() || name.chars().count() > 200 || name.chars().any(char::is_control) {
+            return Err(AccessError::BadOrganisationName);
+        }
+        let org = Organisation {
+            ods: ods.to_string(),
+            name: name.to_owned(),
+            created_at: caldicott_vault::now_micros(),
+        };
+        match self.put(ORG, ods.as_str(), &org, None) {
+            Err(AccessError::Conflict) => Err(AccessError::OrganisationExists(ods.to_string())),
+            other => other,
+        }?;
+        self.vault.ensure_org(ods)?;
+        Ok(org)
+    }
+
+    /// One organisation.
+    pub fn org(&self, ods: &str) -> Result<Option<Organisation>, AccessError> {
+        Ok(self.get(ORG, ods)?.map(|(_, o)| o))
+    }
+
+    /// Every organisation, by ODS code.
+    pub fn orgs(&self) -> Result<Vec<Organisation>, AccessError> {
+        self.list(ORG)
+    }
+
+    /// Adds a user to a known organisation; returns the user and a one-time password that
+    /// must be changed at first sign-in (shown once, never stored in clear).
+    pub fn add_user(
+        &self,
+        name: &str,
+        org: &OdsCode,
+        role: Role,
+        practitioner: Option<String>,
+    ) -> Result<(User, Zeroizing<String>), AccessError> {
+        check_user_name(name)?;
+        if self.org(org.as_str())?.is_none() {
+            return Err(AccessError::UnknownOrganisation(org.to_string()));
+        }
+        let password = caldicott_identity::generate_password()?;
+        let user = User {
+            name: name.to_owned(),
+            org: org.to_string(),
+            role: role.to_string(),
+            password_phc: caldicott_identity::hash_password(&password)?,
+            must_change_password: true,
+            disabled: false,
+            practitioner,
+            totp_secret: None,
+            created_at: caldicott_vault::now_micros(),
+        };
+        match self.put(USER, name, &user, None) {
+            Err(AccessError::Conflict) => Err(AccessError::UserExists(name.to_owned())),
+            other => other,
+        }?;
+        Ok((user, password))
+    }
+
+    /// One user.
+    pub fn user(&self, name: &str) -> Result<Option<User>, AccessError> {
+        Ok(self.get(USER, name)?.map(|(_, u)| u))
+    }
+
+    /// Every user, by name.
+    pub fn users(&self) -> Result<Vec<User>, AccessError> {
+        self.list(USER)
+    }
+
+    /// Changes a user with `f`, retrying if someone else changed the entry meanwhile.
+    fn update_user(&self, name: &str, f: impl Fn(&mut User)) -> Result<User, AccessError> {
+        for _ in 0..8 {
+            let Some((version, mut user)) = self.get::<User>(USER, name)? else {
+                return Err(AccessError::UnknownUser(name.to_owned()));
+            };
+            f(&mut user);
+            match self.put(USER, name, &user, Some(version)) {
+                Ok(()) => return Ok(user),
+                Err(AccessError::Conflict) => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(AccessError::Conflict)
+    }
+
+    /// Disables or re-enables a user. A disabled user's tokens stop working at once: every
+    /// request re-reads the user.
+    pub fn set_disabled(&self, name: &str, disabled: bool) -> Result<User, AccessError> {
+        self.update_user(name, |u| u.disabled = disabled)
+    }
+
+    /// Forgets a user's TOTP enrolment: they enrol again at next sign-in.
+    pub fn reset_mfa(&self, name: &str) -> Result<User, AccessError> {
+        self.update_user(name, |u| u.totp_secret = None)
+    }
+
+    /// Issues a token for a user with the given scopes and purpose of use, valid for
+    /// `ttl_secs`. Returns the token, shown once; only its hash is stored.
+    pub fn issue_token(
+        &self,
+        user: &str,
+        scopes: &Scopes,
+        purpose: Purpose,
+        ttl_secs: u64,
+    ) -> Result<Zeroizing<String>, AccessError> {
+        if ttl_secs == 0 || ttl_secs > MAX_TOKEN_TTL_SECS {
+            return Err(AccessError::BadTtl);
+        }
+        let Some(u) = self.user(user)? else {
+            return Err(AccessError::UnknownUser(user.to_owned()));
+        };
+        if u.disabled {
+            return Err(AccessError::UserDisabled(user.to_owned()));
+        }
+        let role = u.role()?;
+        // Machine clients hold `system/` scopes, people `user/` scopes: refuse a token the
+        // policy would refuse on every request anyway.
+        let wants_system = scopes.iter().any(|s| s.to_string().starts_with("system/"));
+        if wants_system != (role == Role::System) {
+            return Err(AccessError::Policy(if role == Role::System {
+                "a system client's token takes system/ scopes".into()
+            } else {
+                "a person's token takes user/ scopes".into()
+            }));
+        }
+        if scopes.is_empty() {
+            return Err(AccessError::Policy(
+                "a token needs at least one scope".into(),
+            ));
+        }
+        let mut raw = Zeroizing::new([0u8; 32]);
+        SystemRandom::new()
+            .fill(&mut raw[..])
+            .map_err(|_| AccessError::Damaged("no randomness".into()))?;
+        let token = Zeroizing::new(format!(
+            "{TOKEN_PREFIX}{}",
+            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&raw[..])
+        ));
+        let now = caldicott_vault::now_micros();
+        let record = TokenRecord {
+            user: user.to_owned(),
+            scopes: scopes.to_string(),
+            purpose: purpose.to_string(),
+            issued_at: now,
+            expires_at: now.saturating_add((ttl_secs as i64).saturating_mul(1_000_000)),
+        };
+        self.put(TOKEN, &token_key(&token), &record, None)?;
+        Ok(token)
+    }
+
+    /// Revokes a token; whether it existed.
+    pub fn revoke_token(&self, token: &str) -> Result<bool, AccessError> {
+        Ok(self.vault.dir_delete(TOKEN, &token_key(token))?)
+    }
+
+    /// Verifies a bearer token at time `now_us`: it must be known, unexpired, and its
+    /// user enabled and of a known role.
+    pub fn authenticate(&self, token: &str, now_us: i64) -> Result<Authenticated, AuthError> {
+        if !token.starts_with(TOKEN_PREFIX) || token.len() > 128 {
+            return Err(AuthError::Invalid);
+        }
+        let record: TokenRecord = match self.get(TOKEN, &token_key(token)) {
+            Ok(Some((_, r))) => r,
+            Ok(None) => return Err(AuthError::Invalid),
+            Err(_) => return Err(AuthError::Unavailable),
+        };
+        if now_us >= record.expires_at {
+            return Err(AuthError::Invalid);
+        }
+        let user = match self.user(&record.user) {
+            Ok(Some(u)) => u,
+            Ok(None) => return Err(AuthError::Invalid),
+            Err(_) => return Err(AuthError::Unavailable),
+        };
+        if user.disabled {
+            return Err(AuthError::Disabled);
+        }
+        let role = user.role().map_err(|_| AuthError::Invalid)?;
+        let scopes = record.scopes.parse().map_err(|_| AuthError::Invalid)?;
+        let purpose = record.purpose.parse().map_err(|_| AuthError::Invalid)?;
+        Ok(Authenticated {
+            user,
+            role,
+            scopes,
+            purpose,
+            expires_at: record.expires_at,
+        })
+    }
+}
+
+/// The directory key of a token: the hex SHA-256 of the token text.
+fn token_key(token: &str) -> String {
+    digest::digest(&digest::SHA256, token.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn check_user_name(name: &str) -> Result<(), AccessError> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name.as_bytes()[0].is_ascii_alphanumeric()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b"._-".contains(&b));
+    if ok {
+        Ok(())
+    } else {
+        Err(AccessError::BadUserName(name.to_owned()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_names() {
+        assert!(check_user_name("ann.smith").is_ok());
+        assert!(check_user_name("gp-1").is_ok());
+        for bad in ["", "Ann", ".x", "a b", "ann@nhs.net", &"a".repeat(65)] {
+            assert!(check_user_name(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn token_keys_are_hashes() {
+        let k = token_key("cdt_abc");
+        assert_eq!(k.len(), 64);
+        assert!(!k.contains("abc"));
+    }
+}

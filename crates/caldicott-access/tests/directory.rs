@@ -1,0 +1,170 @@
+//! The directory on both backends: organisations, users, tokens, and authentication.
+
+use std::sync::Arc;
+
+use caldicott_access::{AccessError, AuthError, Directory};
+use caldicott_core::OdsCode;
+use caldicott_policy::{Purpose, Role};
+use caldicott_vault::testing::PgSchema;
+use caldicott_vault::{Backend, LocalKek, PostgresBackend, SqliteBackend, Vault};
+
+enum Db {
+    Sqlite(tempfile::TempDir),
+    Postgres(PgSchema),
+}
+
+impl Db {
+    fn backend(&self) -> Box<dyn Backend> {
+        match self {
+            Db::Sqlite(d) => {
+                Box::new(SqliteBackend::open(&d.path().join("vault.db"), true).unwrap())
+            }
+            Db::Postgres(s) => Box::new(PostgresBackend::connect(&s.url).unwrap()),
+        }
+    }
+
+    /// Every byte the database holds in its directory, for grepping.
+    fn directory_bytes(&self) -> Vec<u8> {
+        let b = self.backend();
+        let mut out = Vec::new();
+        for kind in ["organisation", "user", "token"] {
+            for r in b.dir_list(kind, None, 10_000).unwrap() {
+                out.extend_from_slice(r.key.as_bytes());
+                out.extend_from_slice(&r.value);
+            }
+        }
+        out
+    }
+}
+
+fn directory(db: &Db) -> Directory {
+    let b = db.backend();
+    b.migrate().unwrap();
+    let kek = Arc::new(LocalKek::generate().unwrap().0);
+    Directory::new(Arc::new(Vault::open(b, kek).unwrap()))
+}
+
+fn ods(s: &str) -> OdsCode {
+    OdsCode::parse(s).unwrap()
+}
+
+fn organisations_users_and_tokens(db: Db) {
+    let d = directory(&db);
+    d.add_org(&ods("A81001"), "Castle Family Practice").unwrap();
+    assert!(matches!(
+        d.add_org(&ods("A81001"), "Again"),
+        Err(AccessError::OrganisationExists(_))
+    ));
+    assert!(matches!(
+        d.add_org(&ods("B82002"), "  "),
+        Err(AccessError::BadOrganisationName)
+    ));
+    assert!(matches!(
+        d.add_user("ann", &ods("Z99999"), Role::Gp, None),
+        Err(AccessError::UnknownOrganisation(_))
+    ));
+    let (ann, password) = d
+        .add_user(
+            "ann",
+            &ods("A81001"),
+            Role::Gp,
+            Some("Practitioner/p1".into()),
+        )
+        .unwrap();
+    assert!(ann.must_change_password);
+    assert!(caldicott_identity::verify_password(&password, &ann.password_phc).unwrap());
+    assert!(matches!(
+        d.add_user("ann", &ods("A81001"), Role::Gp, None),
+        Err(AccessError::UserExists(_))
+    ));
+    d.add_user("bot", &ods("A81001"), Role::System, None)
+        .unwrap();
+    assert_eq!(d.users().unwrap().len(), 2);
+    assert_eq!(d.orgs().unwrap()[0].name, "Castle Family Practice");
+
+    // Tokens: issued once, verified, scoped; people take user/ scopes, systems system/.
+    let scopes = "user/*.read".parse().unwrap();
+    let token = d
+        .issue_token("ann", &scopes, Purpose::DirectCare, 3600)
+        .unwrap();
+    assert!(token.starts_with("cdt_"));
+    let now = caldicott_vault::now_micros();
+    let who = d.authenticate(&token, now).unwrap();
+    assert_eq!(
+        (who.user.name.as_str(), who.role, who.purpose),
+        ("ann", Role::Gp, Purpose::DirectCare)
+    );
+    assert!(matches!(
+        d.issue_token(
+            "ann",
+            &"system/*.read".parse().unwrap(),
+            Purpose::DirectCare,
+            60
+        ),
+        Err(AccessError::Policy(_))
+    ));
+    assert!(matches!(
+        d.issue_token("bot", &scopes, Purpose::DirectCare, 60),
+        Err(AccessError::Policy(_))
+    ));
+    assert!(matches!(
+        d.issue_token("ann", &scopes, Purpose::DirectCare, 0),
+        Err(AccessError::BadTtl)
+    ));
+    // Expired, unknown, tampered, revoked.
+    assert_eq!(
+        d.authenticate(&token, now + 3_601_000_000).unwrap_err(),
+        AuthError::Invalid
+    );
+    assert_eq!(
+        d.authenticate("cdt_nope", now).unwrap_err(),
+        AuthError::Invalid
+    );
+    assert_eq!(
+        d.authenticate("Bearer x", now).unwrap_err(),
+        AuthError::Invalid
+    );
+    let other = d
+        .issue_token("ann", &scopes, Purpose::Research, 3600)
+        .unwrap();
+    assert!(d.revoke_token(&other).unwrap());
+    assert_eq!(d.authenticate(&other, now).unwrap_err(), AuthError::Invalid);
+    // Disabling the user stops every token at once; enabling restores them.
+    d.set_disabled("ann", true).unwrap();
+    assert_eq!(
+        d.authenticate(&token, now).unwrap_err(),
+        AuthError::Disabled
+    );
+    assert!(matches!(
+        d.issue_token("ann", &scopes, Purpose::DirectCare, 60),
+        Err(AccessError::UserDisabled(_))
+    ));
+    d.set_disabled("ann", false).unwrap();
+    assert!(d.authenticate(&token, now).is_ok());
+    // Nothing secret is in the database in clear: not the token, the password, the
+    // password hash or the practitioner reference.
+    let raw = db.directory_bytes();
+    for secret in [
+        token.as_str(),
+        password.as_str(),
+        ann.password_phc.as_str(),
+        "Practitioner/p1",
+        "Castle",
+    ] {
+        assert!(
+            !raw.windows(secret.len()).any(|w| w == secret.as_bytes()),
+            "found {secret:?} in clear"
+        );
+    }
+}
+
+#[test]
+fn sqlite() {
+    organisations_users_and_tokens(Db::Sqlite(tempfile::tempdir().unwrap()));
+}
+
+#[test]
+fn postgres() {
+    let Some(s) = PgSchema::create() else { return };
+    organisations_users_and_tokens(Db::Postgres(s));
+}
