@@ -89,6 +89,71 @@ pub enum UserCommand {
 }
 
 #[derive(Subcommand)]
+pub enum OptoutCommand {
+    /// Loads an opt-out list (one NHS number per line), replacing the previous one of its
+    /// kind. Only keyed hashes of the numbers are stored.
+    Import {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, env = "CALDICOTT_DATABASE")]
+        database: Option<String>,
+        /// The list is of Type 1 opt-outs (recorded at the GP practice) rather than the
+        /// National Data Opt-out.
+        #[arg(long)]
+        type1: bool,
+        file: PathBuf,
+    },
+}
+
+impl OptoutCommand {
+    pub fn data_dir(&self) -> &Path {
+        match self {
+            OptoutCommand::Import { data, .. } => data,
+        }
+    }
+}
+
+pub fn optout(c: OptoutCommand) -> anyhow::Result<()> {
+    let OptoutCommand::Import {
+        data,
+        database,
+        type1,
+        file,
+    } = c;
+    let text = std::fs::read_to_string(&file)
+        .with_context(|| format!("cannot read {}", file.display()))?;
+    let mut numbers = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        // The error names the line, never the number.
+        let n = caldicott_core::NhsNumber::parse(line).map_err(|e| {
+            anyhow::anyhow!(
+                "{} line {}: not a valid NHS number ({e})",
+                file.display(),
+                i + 1
+            )
+        })?;
+        numbers.push(n);
+    }
+    let dir = crate::load(&data, database)?;
+    let vault = dir.open_vault()?;
+    let kind = if type1 {
+        caldicott_access::optout::OptOutKind::Type1
+    } else {
+        caldicott_access::optout::OptOutKind::National
+    };
+    let n = caldicott_access::optout::replace(&vault, kind, &numbers)?;
+    say!(
+        "loaded {n} {} opt-outs (replacing the previous list)",
+        if type1 { "Type 1" } else { "National Data" }
+    );
+    Ok(())
+}
+
+#[derive(Subcommand)]
 pub enum TokenCommand {
     /// Issues an API token and prints only the token on standard output.
     Issue {

@@ -141,6 +141,11 @@ enum Command {
         #[command(subcommand)]
         command: admin::TokenCommand,
     },
+    /// National Data Opt-out and Type 1 opt-out lists.
+    Optout {
+        #[command(subcommand)]
+        command: admin::OptoutCommand,
+    },
     /// Key management.
     Keys {
         #[command(subcommand)]
@@ -232,6 +237,7 @@ impl Command {
             Command::Org { command } => Some(command.data_dir()),
             Command::User { command } => Some(command.data_dir()),
             Command::Token { command } => Some(command.data_dir()),
+            Command::Optout { command } => Some(command.data_dir()),
             Command::Init { .. }
             | Command::Demo { .. }
             | Command::Synth { .. }
@@ -362,6 +368,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Org { command } => admin::org(command),
         Command::User { command } => admin::user(command),
         Command::Token { command } => admin::token(command),
+        Command::Optout { command } => admin::optout(command),
         Command::Db {
             command: DbCommand::Migrate { data, database },
         } => {

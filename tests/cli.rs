@@ -757,3 +757,27 @@ fn organisations_users_and_tokens_from_the_command_line() {
     let tok = token.trim().as_bytes();
     assert!(!db.windows(tok.len()).any(|w| w == tok));
 }
+
+#[test]
+fn opt_out_lists_load_as_keyed_hashes() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    ok(caldicott().args(["init", "--data"]).arg(&data));
+    let list = t.path().join("optouts.txt");
+    std::fs::write(&list, "# national data opt-out\n9434765919\n900 000 0009\n").unwrap();
+    let out = ok(caldicott()
+        .args(["optout", "import", "--data"])
+        .arg(&data)
+        .arg(&list));
+    assert!(out.contains("loaded 2 National Data opt-outs"), "{out}");
+    let db = std::fs::read(data.join("vault.db")).unwrap();
+    assert!(!db.windows(10).any(|w| w == b"9434765919"));
+    std::fs::write(&list, "9434765919\n9434765918\n").unwrap();
+    let e = fails(
+        caldicott()
+            .args(["optout", "import", "--type1", "--data"])
+            .arg(&data)
+            .arg(&list),
+    );
+    assert!(e.contains("line 2") && !e.contains("9434765918"), "{e}");
+}

@@ -9,7 +9,8 @@
 //! role; disabling a user revokes every token at once, because each request re-reads the
 //! user), and token issue and verification. Tokens are opaque random values shown once;
 //! only their SHA-256 is stored, as the key of their entry, so a copy of the database
-//! holds no usable token.
+//! holds no usable token. The National Data Opt-out and Type 1 lists ([`optout`]) are kept
+//! as keyed hashes of NHS numbers.
 //!
 //! What it is not: the access decision (that is `caldicott-policy`, pure), the FHIR facts
 //! the decision needs (the API gathers them), password hashing and TOTP (those are
@@ -19,6 +20,7 @@
 
 mod directory;
 mod error;
+pub mod optout;
 
 pub use directory::{
     Authenticated, Directory, MAX_TOKEN_TTL_SECS, Organisation, TOKEN_PREFIX, TokenRecord, User,

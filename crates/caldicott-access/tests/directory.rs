@@ -25,9 +25,13 @@ impl Db {
 
     /// Every byte the database holds in its directory, for grepping.
     fn directory_bytes(&self) -> Vec<u8> {
+        self.directory_bytes_of(&["organisation", "user", "token"])
+    }
+
+    fn directory_bytes_of(&self, kinds: &[&str]) -> Vec<u8> {
         let b = self.backend();
         let mut out = Vec::new();
-        for kind in ["organisation", "user", "token"] {
+        for kind in kinds {
             for r in b.dir_list(kind, None, 10_000).unwrap() {
                 out.extend_from_slice(r.key.as_bytes());
                 out.extend_from_slice(&r.value);
@@ -167,4 +171,53 @@ fn sqlite() {
 fn postgres() {
     let Some(s) = PgSchema::create() else { return };
     organisations_users_and_tokens(Db::Postgres(s));
+}
+
+fn opt_out_lists(db: Db) {
+    use caldicott_access::optout::{self, OptOutKind, OptOuts};
+    use caldicott_core::NhsNumber;
+    let b = db.backend();
+    b.migrate().unwrap();
+    let kek = Arc::new(LocalKek::generate().unwrap().0);
+    let vault = Vault::open(b, kek).unwrap();
+    let n = |s: &str| NhsNumber::parse(s).unwrap();
+    let list = [n("9434765919"), n("9000000009"), n("9434765919")];
+    assert_eq!(
+        optout::replace(&vault, OptOutKind::National, &list).unwrap(),
+        2
+    );
+    optout::replace(&vault, OptOutKind::Type1, &[n("9000000017")]).unwrap();
+    assert_eq!(
+        optout::check(&vault, &n("943 476 5919")).unwrap(),
+        OptOuts {
+            national: true,
+            type1: false
+        }
+    );
+    assert_eq!(
+        optout::check(&vault, &n("9000000017")).unwrap(),
+        OptOuts {
+            national: false,
+            type1: true
+        }
+    );
+    // A new snapshot replaces the old: opting back in works.
+    optout::replace(&vault, OptOutKind::National, &[n("9000000009")]).unwrap();
+    assert!(!optout::check(&vault, &n("9434765919")).unwrap().national);
+    // The numbers are not in the database.
+    let raw = db.directory_bytes_of(&["optout-national", "optout-type1"]);
+    for s in ["9434765919", "9000000009", "9000000017"] {
+        assert!(!raw.windows(10).any(|w| w == s.as_bytes()));
+    }
+}
+
+#[test]
+fn opt_outs_sqlite() {
+    opt_out_lists(Db::Sqlite(tempfile::tempdir().unwrap()));
+}
+
+#[test]
+fn opt_outs_postgres() {
+    let Some(s) = PgSchema::create() else { return };
+    opt_out_lists(Db::Postgres(s));
 }

@@ -1041,6 +1041,44 @@ impl Vault {
         }
     }
 
+    /// A keyed hash of `value` under the directory's index key, as text: for lists kept by
+    /// value without the value (opted-out NHS numbers). Stable while the directory's data
+    /// key is.
+    pub fn dir_keyed_hash(&self, kind: &str, value: &str) -> Result<String, VaultError> {
+        let (_, keys) = self.directory_keys()?;
+        Ok(keys
+            .term(kind, value)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect())
+    }
+
+    /// Replaces every entry of `kind` with these `(key, value)` pairs, sealed, in one
+    /// transaction.
+    pub fn dir_replace_kind(
+        &self,
+        kind: &str,
+        entries: &[(String, Vec<u8>)],
+    ) -> Result<(), VaultError> {
+        let (dek_version, keys) = self.directory_keys()?;
+        let now = now_micros();
+        let rows = entries
+            .iter()
+            .map(|(key, value)| {
+                let aad = dir_aad(kind, key, 1, dek_version);
+                Ok(DirRow {
+                    kind: kind.to_owned(),
+                    key: key.clone(),
+                    version: 1,
+                    dek_version,
+                    value: keys.seal(&aad, value).map_err(|_| KeyError::Random)?,
+                    updated_at: now,
+                })
+            })
+            .collect::<Result<Vec<_>, VaultError>>()?;
+        Ok(self.backend.dir_replace_kind(kind, &rows)?)
+    }
+
     /// Deletes a directory entry; whether there was one.
     pub fn dir_delete(&self, kind: &str, key: &str) -> Result<bool, VaultError> {
         Ok(self.backend.dir_delete(kind, key)?)

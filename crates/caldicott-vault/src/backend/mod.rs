@@ -234,6 +234,9 @@ pub trait Backend: Send + Sync {
     fn dir_put(&self, row: &DirRow, expect: Option<u64>) -> Result<(), BackendError>;
     /// Deletes a directory entry; whether it existed.
     fn dir_delete(&self, kind: &str, key: &str) -> Result<bool, BackendError>;
+    /// Replaces every entry of a kind with `rows`, in one transaction (a list loaded whole,
+    /// such as the National Data Opt-out).
+    fn dir_replace_kind(&self, kind: &str, rows: &[DirRow]) -> Result<(), BackendError>;
     /// Up to `limit` entries of a kind in key order, after `after`.
     fn dir_list(
         &self,

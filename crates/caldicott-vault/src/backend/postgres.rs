@@ -949,6 +949,29 @@ impl Backend for PostgresBackend {
         Ok(n == 1)
     }
 
+    fn dir_replace_kind(&self, kind: &str, rows: &[DirRow]) -> Result<(), BackendError> {
+        let m = pg_err("replacing directory entries");
+        let mut c = self.conn()?;
+        let mut tx = c.transaction().map_err(&m)?;
+        tx.execute("DELETE FROM directory WHERE kind = $1", &[&kind])
+            .map_err(&m)?;
+        for chunk in rows.chunks(10_000) {
+            let keys: Vec<&str> = chunk.iter().map(|r| r.key.as_str()).collect();
+            let versions: Vec<i64> = chunk.iter().map(|r| r.version as i64).collect();
+            let deks: Vec<i64> = chunk.iter().map(|r| i64::from(r.dek_version)).collect();
+            let values: Vec<&[u8]> = chunk.iter().map(|r| r.value.as_slice()).collect();
+            let times: Vec<i64> = chunk.iter().map(|r| r.updated_at).collect();
+            tx.execute(
+                "INSERT INTO directory (kind, key, version, dek_version, value, updated_at)
+                 SELECT $1, * FROM UNNEST($2::TEXT[], $3::BIGINT[], $4::BIGINT[], $5::BYTEA[], $6::BIGINT[])
+                 ON CONFLICT DO NOTHING",
+                &[&kind, &keys, &versions, &deks, &values, &times],
+            )
+            .map_err(&m)?;
+        }
+        tx.commit().map_err(&m)
+    }
+
     fn dir_list(
         &self,
         kind: &str,

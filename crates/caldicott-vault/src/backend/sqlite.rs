@@ -852,6 +852,33 @@ impl Backend for SqliteBackend {
             .map_err(self.map("deleting from the directory"))
     }
 
+    fn dir_replace_kind(&self, kind: &str, rows: &[DirRow]) -> Result<(), BackendError> {
+        let mut c = self.writer();
+        let m = self.map("replacing directory entries");
+        let tx = c
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&m)?;
+        tx.execute("DELETE FROM directory WHERE kind = ?1", params![kind])
+            .map_err(&m)?;
+        {
+            let mut ins = tx
+                .prepare_cached("INSERT INTO directory (kind, key, version, dek_version, value, updated_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6) ON CONFLICT DO NOTHING")
+                .map_err(&m)?;
+            for r in rows {
+                ins.execute(params![
+                    kind,
+                    r.key,
+                    r.version as i64,
+                    r.dek_version,
+                    r.value,
+                    r.updated_at
+                ])
+                .map_err(&m)?;
+            }
+        }
+        tx.commit().map_err(&m)
+    }
+
     fn dir_list(
         &self,
         kind: &str,
