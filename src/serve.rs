@@ -58,6 +58,7 @@ pub fn serve(
         .with_context(|| "the configuration's organisation is not an ODS code")?;
     let api = caldicott_api::FhirApi {
         store: Arc::new(caldicott_api::Store::new(Arc::clone(&vault), default_org)),
+        directory: Arc::new(caldicott_access::Directory::new(Arc::clone(&vault))),
         exports: Arc::new(
             caldicott_api::Exports::new(dir.path.join("exports"))
                 .context("cannot prepare the export directory")?,

@@ -265,20 +265,17 @@ fn import_loads_bundles_as_the_api_would_and_resumes() {
             .arg(&data),
     );
     let cert = data.join("tls/cert.pem");
-    let (status, body) = https_get(
-        &server.url,
-        &cert,
-        &format!("/fhir/Observation?patient=Patient/{pid}"),
-    );
+    let token = common::gp_token(&data);
+    let get = |path: &str| https_get_as(&server.url, &cert, path, Some(&token));
+    // Without a token the API answers 401.
+    let (status, _) = https_get(&server.url, &cert, "/fhir/Patient");
+    assert_eq!(status, 401);
+    let (status, body) = get(&format!("/fhir/Observation?patient=Patient/{pid}"));
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("\"total\":1"), "{body}");
-    let (_, body) = https_get(&server.url, &cert, "/fhir/Patient?identifier=9434765919");
+    let (_, body) = get("/fhir/Patient?identifier=9434765919");
     assert!(body.contains(pid), "{body}");
-    let (_, body) = https_get(
-        &server.url,
-        &cert,
-        &format!("/fhir/Condition?subject={pid}"),
-    );
+    let (_, body) = get(&format!("/fhir/Condition?subject={pid}"));
     assert!(body.contains("\"total\":1"), "{body}");
 }
 

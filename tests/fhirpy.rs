@@ -45,6 +45,8 @@ fn fhirpy_creates_searches_pages_and_deletes_over_tls() {
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
             .arg(&data),
     );
+    // A GP at the deployment's organisation, with a direct-care token.
+    let token = gp_token(&data);
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/fhir_client_check.py");
     let out = Command::new(&python)
         .arg(&script)
@@ -56,6 +58,7 @@ fn fhirpy_creates_searches_pages_and_deletes_over_tls() {
         .env_remove("CURL_CA_BUNDLE")
         .env_remove("SSL_CERT_FILE")
         .env_remove("SSL_CERT_DIR")
+        .env("CALDICOTT_FHIR_TOKEN", &token)
         .env("PYTHONDONTWRITEBYTECODE", "1")
         .env("PYTHONUNBUFFERED", "1")
         .stdin(Stdio::null())

@@ -152,6 +152,11 @@ impl Drop for Server {
 /// A GET over TLS, trusting only the given certificate. Returns the status and the
 /// whole response text.
 pub fn https_get(base: &str, cert_pem: &Path, path: &str) -> (u16, String) {
+    https_get_as(base, cert_pem, path, None)
+}
+
+/// [`https_get`] with a bearer token.
+pub fn https_get_as(base: &str, cert_pem: &Path, path: &str, token: Option<&str>) -> (u16, String) {
     use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
     let addr = base.strip_prefix("https://").unwrap();
     let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
@@ -170,9 +175,12 @@ pub fn https_get(base: &str, cert_pem: &Path, path: &str) -> (u16, String) {
             .unwrap();
     let sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     let mut tls = rustls::StreamOwned::new(conn, sock);
+    let auth = token
+        .map(|t| format!("Authorization: Bearer {t}\r\n"))
+        .unwrap_or_default();
     write!(
         tls,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n"
+        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}\r\n"
     )
     .unwrap();
     let mut resp = Vec::new();
@@ -184,4 +192,31 @@ pub fn https_get(base: &str, cert_pem: &Path, path: &str) -> (u16, String) {
         .and_then(|s| s.parse().ok())
         .unwrap_or(0);
     (status, text)
+}
+
+/// A GP at the deployment's own organisation (LOCAL) and a direct-care token for them,
+/// made with the command line.
+pub fn gp_token(data: &Path) -> String {
+    ok(caldicott()
+        .args([
+            "user", "add", "--org", "LOCAL", "--role", "gp", "test-gp", "--data",
+        ])
+        .arg(data));
+    ok(caldicott()
+        .args([
+            "token",
+            "issue",
+            "--user",
+            "test-gp",
+            "--scope",
+            "user/*.*",
+            "--purpose",
+            "direct-care",
+            "--ttl",
+            "1h",
+            "--data",
+        ])
+        .arg(data))
+    .trim()
+    .to_owned()
 }

@@ -127,8 +127,12 @@ def main():
 
     http = Requests()
     # requests trusts exactly the server's certificate; verification is never turned off.
+    # Every request but metadata carries a bearer token (caldicott token issue).
+    token = os.environ.get("CALDICOTT_FHIR_TOKEN", "")
+    expect(token.startswith("cdt_"), "CALDICOTT_FHIR_TOKEN holds a Caldicott token")
     client = SyncFHIRClient(
         base,
+        authorization=f"Bearer {token}",
         requests_config={"verify": ca, "timeout": 60, "hooks": {"response": [http.hook]}},
     )
 
@@ -335,7 +339,7 @@ def main():
         raise Failure(f"Patient/{gone['id']} can still be read after delete")
     except ResourceNotFound:
         pass
-    r = requests.get(f"{base}/Patient/{gone['id']}", headers={"Accept": "application/fhir+json"}, verify=ca, timeout=60)
+    r = requests.get(f"{base}/Patient/{gone['id']}", headers={"Accept": "application/fhir+json", "Authorization": f"Bearer {token}"}, verify=ca, timeout=60)
     expect_eq(r.status_code, 410, f"status of reading deleted Patient/{gone['id']} (body {r.text[:300]})")
     okafor = [r for r in live() if r["family"].lower().startswith("okafor")]
     check_search(patients.search(family="Okafor").sort("birthdate"), by_birth(okafor), "family=Okafor after delete")

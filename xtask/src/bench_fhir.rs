@@ -312,7 +312,11 @@ fn bench(args: &FhirArgs, settings: &Settings, steps: &mut Steps) -> Result<()> 
     let file = steps.run("synth", "caldicott synth", || {
         deployment.synth(settings.patients, args.seed)
     })?;
-    let workload = Arc::new(Workload::from_ndjson(&file)?);
+    let mut workload = Workload::from_ndjson(&file)?;
+    let practice = workload
+        .keep_largest_practice()
+        .context("the synthetic file registers no patient with a practice")?;
+    let workload = Arc::new(workload);
     for &scenario in &settings.scenarios {
         workload.check_supports(scenario)?;
     }
@@ -325,6 +329,16 @@ fn bench(args: &FhirArgs, settings: &Settings, steps: &mut Steps) -> Result<()> 
         import.seconds,
         report::thousands(import.resources as f64 / import.seconds)
     );
+
+    // The load runs as a GP of the chosen practice, with a direct-care token.
+    let token = steps.run("token", "caldicott org add, user add, token issue", || {
+        deployment.gp_token(&practice)
+    })?;
+    let mut headers: Vec<(HeaderName, HeaderValue)> = settings.headers.to_vec();
+    headers.push((
+        hyper::header::AUTHORIZATION,
+        HeaderValue::try_from(format!("Bearer {token}"))?,
+    ));
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(settings.client_threads)
@@ -340,7 +354,7 @@ fn bench(args: &FhirArgs, settings: &Settings, steps: &mut Steps) -> Result<()> 
         workload: Arc::clone(&workload),
         bundle_size: settings.bundle_size,
         host: HeaderValue::try_from(format!("localhost:{}", addr.port()))?,
-        headers: Arc::clone(&settings.headers),
+        headers: headers.into(),
     };
 
     let mut runs = Vec::new();

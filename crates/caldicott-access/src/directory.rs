@@ -98,14 +98,32 @@ pub struct Authenticated {
     pub expires_at: i64,
 }
 
+/// How long a verified token is trusted without reading the directory again: 10 s. A
+/// user disabled or a token revoked through this process stops working at once; through
+/// another process (the command line, another server) within this time.
+pub const AUTH_CACHE_TTL_US: i64 = 10_000_000;
+const AUTH_CACHE_MAX: usize = 100_000;
+
 /// The directory over one vault.
 pub struct Directory {
     vault: Arc<Vault>,
+    /// Verified tokens by the hash of the token, with when they were verified.
+    verified: std::sync::Mutex<std::collections::HashMap<String, (Authenticated, i64)>>,
 }
 
 impl Directory {
     pub fn new(vault: Arc<Vault>) -> Self {
-        Directory { vault }
+        Directory {
+            vault,
+            verified: std::sync::Mutex::new(std::collections::HashMap::new()),
+        }
+    }
+
+    fn forget_verified(&self) {
+        self.verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
     }
 
     fn get<T: for<'de> Deserialize<'de>>(
@@ -242,7 +260,9 @@ impl Directory {
     /// Disables or re-enables a user. A disabled user's tokens stop working at once: every
     /// request re-reads the user.
     pub fn set_disabled(&self, name: &str, disabled: bool) -> Result<User, AccessError> {
-        self.update_user(name, |u| u.disabled = disabled)
+        let u = self.update_user(name, |u| u.disabled = disabled)?;
+        self.forget_verified();
+        Ok(u)
     }
 
     /// Forgets a user's TOTP enrolment: they enrol again at next sign-in.
@@ -306,7 +326,9 @@ impl Directory {
 
     /// Revokes a token; whether it existed.
     pub fn revoke_token(&self, token: &str) -> Result<bool, AccessError> {
-        Ok(self.vault.dir_delete(TOKEN, &token_key(token))?)
+        let gone = self.vault.dir_delete(TOKEN, &token_key(token))?;
+        self.forget_verified();
+        Ok(gone)
     }
 
     /// Verifies a bearer token at time `now_us`: it must be known, unexpired, and its
@@ -315,7 +337,29 @@ impl Directory {
         if !token.starts_with(TOKEN_PREFIX) || token.len() > 128 {
             return Err(AuthError::Invalid);
         }
-        let record: TokenRecord = match self.get(TOKEN, &token_key(token)) {
+        let key = token_key(token);
+        if let Some((a, at)) = self
+            .verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&key)
+            && now_us - at < AUTH_CACHE_TTL_US
+            && now_us < a.expires_at
+        {
+            return Ok(a.clone());
+        }
+        let a = self.verify(&key, now_us)?;
+        let mut m = self.verified.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() >= AUTH_CACHE_MAX {
+            m.clear();
+        }
+        m.insert(key, (a.clone(), now_us));
+        Ok(a)
+    }
+
+    /// [`Directory::authenticate`] without the cache.
+    fn verify(&self, key: &str, now_us: i64) -> Result<Authenticated, AuthError> {
+        let record: TokenRecord = match self.get(TOKEN, key) {
             Ok(Some((_, r))) => r,
             Ok(None) => return Err(AuthError::Invalid),
             Err(_) => return Err(AuthError::Unavailable),

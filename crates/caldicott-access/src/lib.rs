@@ -23,6 +23,7 @@ mod error;
 pub mod optout;
 
 pub use directory::{
-    Authenticated, Directory, MAX_TOKEN_TTL_SECS, Organisation, TOKEN_PREFIX, TokenRecord, User,
+    AUTH_CACHE_TTL_US, Authenticated, Directory, MAX_TOKEN_TTL_SECS, Organisation, TOKEN_PREFIX,
+    TokenRecord, User,
 };
 pub use error::{AccessError, AuthError};

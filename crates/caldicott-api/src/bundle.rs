@@ -15,9 +15,11 @@ use caldicott_vault::{Expect, Record, Write, now_micros};
 use serde_json::{Value, json};
 
 use crate::error::ApiError;
+use crate::guard::Guard;
 use crate::response::{BundleWriter, etag};
 use crate::search;
 use crate::store::{Store, instant, new_id, writable};
+use caldicott_policy::Action;
 
 /// Most entries accepted in one Bundle.
 pub const MAX_ENTRIES: usize = 10_000;
@@ -64,7 +66,12 @@ enum Plan {
 }
 
 /// Processes a `batch` or `transaction` Bundle; returns the response Bundle's bytes.
-pub fn process(store: &Store, base: &str, bundle: Value) -> Result<Vec<u8>, ApiError> {
+pub fn process(
+    store: &Store,
+    base: &str,
+    bundle: Value,
+    guard: &Guard,
+) -> Result<Vec<u8>, ApiError> {
     if bundle.get("resourceType").and_then(Value::as_str) != Some("Bundle") {
         return Err(ApiError::bad_request(
             "POST to the base URL takes a Bundle of type batch or transaction",
@@ -91,9 +98,9 @@ pub fn process(store: &Store, base: &str, bundle: Value) -> Result<Vec<u8>, ApiE
                 .enumerate()
                 .map(|(i, e)| parse_entry(i, e, base))
                 .collect::<Result<Vec<_>, _>>()?;
-            transaction(store, base, entries)
+            transaction(store, base, entries, guard)
         }
-        "batch" => Ok(batch(store, base, raw)),
+        "batch" => Ok(batch(store, base, raw, guard)),
         _ => Err(
             ApiError::bad_request("Bundle.type must be batch or transaction to be processed")
                 .at("Bundle.type"),
@@ -196,7 +203,12 @@ fn split_url(url: &str) -> Result<(ResourceType, Option<ResourceId>, Option<Stri
     Ok((rtype, id, query))
 }
 
-fn transaction(store: &Store, base: &str, mut entries: Vec<Entry>) -> Result<Vec<u8>, ApiError> {
+fn transaction(
+    store: &Store,
+    base: &str,
+    mut entries: Vec<Entry>,
+    guard: &Guard,
+) -> Result<Vec<u8>, ApiError> {
     let fail = |i: usize, e: ApiError| -> ApiError {
         let mut e = e;
         for issue in &mut e.issues {
@@ -211,7 +223,7 @@ fn transaction(store: &Store, base: &str, mut entries: Vec<Entry>) -> Result<Vec
     let mut plans = Vec::with_capacity(entries.len());
     let mut rewrite: HashMap<String, String> = HashMap::new();
     for (i, e) in entries.iter().enumerate() {
-        let plan = resolve(store, e).map_err(|err| fail(i, err))?;
+        let plan = resolve(store, e, guard).map_err(|err| fail(i, err))?;
         if let (Some(full), Plan::Create { rtype, id } | Plan::Update { rtype, id }) =
             (&e.full_url, &plan)
         {
@@ -308,6 +320,36 @@ fn transaction(store: &Store, base: &str, mut entries: Vec<Entry>) -> Result<Vec
                     .prepare(rtype, id, resource, version, at, org, &pending)
                     .map_err(|err| fail(i, err))?;
                 p.write.expect = expect;
+                // The caller must be allowed the record as it is and as it will be.
+                match &head {
+                    Some(h) if !h.deleted => {
+                        if !guard
+                            .permits_record(Action::Read, h)
+                            .map_err(|err| fail(i, err))?
+                        {
+                            return Err(fail(
+                                i,
+                                ApiError::not_found(format!("{rtype}/{id} is not known")),
+                            ));
+                        }
+                        guard
+                            .require_record(Action::Update, h)
+                            .map_err(|err| fail(i, err))?;
+                        guard
+                            .require_write(Action::Update, &p.write)
+                            .map_err(|err| fail(i, err))?;
+                    }
+                    _ => guard
+                        .require_write(Action::Create, &p.write)
+                        .map_err(|err| fail(i, err))?,
+                }
+                if rtype.as_str() == "Patient"
+                    && let Ok(v) = serde_json::from_slice::<Value>(&p.write.body)
+                {
+                    guard
+                        .pending_patient(p.write.org.as_str(), &v)
+                        .map_err(|err| fail(i, err))?;
+                }
                 pending.insert(format!("{rtype}/{id}"), p.write.org.clone());
                 writes.push((i, p.write, version));
             }
@@ -326,6 +368,18 @@ fn transaction(store: &Store, base: &str, mut entries: Vec<Entry>) -> Result<Vec
                         ApiError::not_found(format!("{rtype}/{id} is not known")),
                     ));
                 };
+                if !guard
+                    .permits_record(Action::Read, &h)
+                    .map_err(|err| fail(i, err))?
+                {
+                    return Err(fail(
+                        i,
+                        ApiError::not_found(format!("{rtype}/{id} is not known")),
+                    ));
+                }
+                guard
+                    .require_record(Action::Delete, &h)
+                    .map_err(|err| fail(i, err))?;
                 if let Some(want) = e.if_match
                     && want != h.version
                 {
@@ -365,6 +419,9 @@ fn transaction(store: &Store, base: &str, mut entries: Vec<Entry>) -> Result<Vec
         .collect();
     if !all.is_empty() {
         store.vault().commit(&all, first_delete, at)?;
+        for w in &all {
+            store.facts().written(w.rtype.as_str());
+        }
     }
     // 5. The response, entry by entry in request order.
     let mut responses: Vec<Value> = vec![Value::Null; entries.len()];
@@ -398,7 +455,7 @@ fn transaction(store: &Store, base: &str, mut entries: Vec<Entry>) -> Result<Vec
             Plan::Delete { .. } if responses[i].is_null() => {
                 responses[i] = json!({ "response": { "status": "204 No Content" } });
             }
-            Plan::Read => responses[i] = read_entry(store, base, &entries[i].url),
+            Plan::Read => responses[i] = read_entry(store, base, &entries[i].url, guard),
             _ => {}
         }
     }
@@ -411,7 +468,7 @@ fn transaction(store: &Store, base: &str, mut entries: Vec<Entry>) -> Result<Vec
 
 /// Decides what one transaction entry does: assigns ids to creates, runs conditional
 /// criteria.
-fn resolve(store: &Store, e: &Entry) -> Result<Plan, ApiError> {
+fn resolve(store: &Store, e: &Entry, guard: &Guard) -> Result<Plan, ApiError> {
     let (rtype, id, query) = split_url(&e.url)?;
     if e.method != Method::Get {
         writable(&rtype)?;
@@ -431,7 +488,7 @@ fn resolve(store: &Store, e: &Entry) -> Result<Plan, ApiError> {
                 id: new_id(),
             },
             Some(criteria) => {
-                let found = search::matching(store, &rtype, criteria, 2)?;
+                let found = search::matching_visible(store, &rtype, criteria, 2, guard)?;
                 match found.len() {
                     0 => Plan::Create {
                         rtype,
@@ -456,7 +513,7 @@ fn resolve(store: &Store, e: &Entry) -> Result<Plan, ApiError> {
         }
         (Method::Put, Some(id), None) => Plan::Update { rtype, id },
         (Method::Put, None, Some(criteria)) => {
-            let found = search::matching(store, &rtype, &criteria, 2)?;
+            let found = search::matching_visible(store, &rtype, &criteria, 2, guard)?;
             match found.len() {
                 0 => {
                     let id = e
@@ -486,7 +543,7 @@ fn resolve(store: &Store, e: &Entry) -> Result<Plan, ApiError> {
         }
         (Method::Delete, Some(id), None) => Plan::Delete { rtype, id },
         (Method::Delete, None, Some(criteria)) => {
-            let found = search::matching(store, &rtype, &criteria, 2)?;
+            let found = search::matching_visible(store, &rtype, &criteria, 2, guard)?;
             match found.len() {
                 0 => Plan::Nothing {
                     status: "204 No Content",
@@ -533,8 +590,8 @@ pub fn rewrite_references(v: &mut Value, map: &HashMap<String, String>) {
 }
 
 /// A GET entry's response: the resource or a searchset, or the error as an outcome.
-fn read_entry(store: &Store, base: &str, url: &str) -> Value {
-    match read_url(store, base, url) {
+fn read_entry(store: &Store, base: &str, url: &str, guard: &Guard) -> Value {
+    match read_url(store, base, url, guard) {
         Ok(v) => v,
         Err(e) => json!({
             "response": { "status": status_line(e.status), "outcome": e.outcome() }
@@ -542,7 +599,7 @@ fn read_entry(store: &Store, base: &str, url: &str) -> Value {
     }
 }
 
-fn read_url(store: &Store, base: &str, url: &str) -> Result<Value, ApiError> {
+fn read_url(store: &Store, base: &str, url: &str, guard: &Guard) -> Result<Value, ApiError> {
     let (rtype, id, query) = split_url(url)?;
     let parse = |b: &[u8]| {
         serde_json::from_slice::<Value>(b)
@@ -550,7 +607,7 @@ fn read_url(store: &Store, base: &str, url: &str) -> Result<Value, ApiError> {
     };
     match (id, query) {
         (Some(id), _) => {
-            let r = store.read(&rtype, &id)?;
+            let r = store.read(&rtype, &id, guard)?;
             Ok(json!({
                 "resource": parse(&r.body)?,
                 "response": { "status": "200 OK", "etag": etag(&r), "lastModified": instant(r.written_at) }
@@ -561,7 +618,7 @@ fn read_url(store: &Store, base: &str, url: &str) -> Result<Value, ApiError> {
                 form_urlencoded::parse(q.unwrap_or_default().as_bytes())
                     .map(|(k, v)| (k.into_owned(), v.into_owned()))
                     .collect();
-            let page = search::search(store, &rtype, &pairs, search::Handling::Lenient)?;
+            let page = search::search(store, &rtype, &pairs, search::Handling::Lenient, guard)?;
             let bundle = crate::http::searchset(base, &rtype, &page)?;
             Ok(json!({ "resource": parse(&bundle)?, "response": { "status": "200 OK" } }))
         }
@@ -573,10 +630,10 @@ fn status_line(s: StatusCode) -> String {
 }
 
 /// A batch: each entry on its own; failures are reported in place.
-fn batch(store: &Store, base: &str, raw: Vec<Value>) -> Vec<u8> {
+fn batch(store: &Store, base: &str, raw: Vec<Value>, guard: &Guard) -> Vec<u8> {
     let mut out = BundleWriter::new("batch-response", None, &[]);
     for (i, e) in raw.into_iter().enumerate() {
-        let v = match parse_entry(i, e, base).and_then(|e| batch_entry(store, base, e)) {
+        let v = match parse_entry(i, e, base).and_then(|e| batch_entry(store, base, e, guard)) {
             Ok(v) => v,
             Err(err) => json!({
                 "response": { "status": status_line(err.status), "outcome": err.outcome() }
@@ -587,7 +644,7 @@ fn batch(store: &Store, base: &str, raw: Vec<Value>) -> Vec<u8> {
     out.finish()
 }
 
-fn batch_entry(store: &Store, base: &str, e: Entry) -> Result<Value, ApiError> {
+fn batch_entry(store: &Store, base: &str, e: Entry, guard: &Guard) -> Result<Value, ApiError> {
     let written = |w: crate::store::Written| {
         json!({ "response": {
             "status": if w.created { "201 Created" } else { "200 OK" },
@@ -597,10 +654,10 @@ fn batch_entry(store: &Store, base: &str, e: Entry) -> Result<Value, ApiError> {
         }})
     };
     match e.method {
-        Method::Get => read_url(store, base, &e.url),
-        Method::Post | Method::Put | Method::Delete => match resolve(store, &e)? {
+        Method::Get => read_url(store, base, &e.url, guard),
+        Method::Post | Method::Put | Method::Delete => match resolve(store, &e, guard)? {
             Plan::Create { rtype, id } if e.method == Method::Post => {
-                let w = store.create(&rtype, e.resource.unwrap_or(Value::Null))?;
+                let w = store.create(&rtype, e.resource.unwrap_or(Value::Null), guard)?;
                 let _ = id;
                 Ok(written(w))
             }
@@ -609,10 +666,10 @@ fn batch_entry(store: &Store, base: &str, e: Entry) -> Result<Value, ApiError> {
                 if let Value::Object(o) = &mut r {
                     o.entry("id").or_insert_with(|| json!(id.as_str()));
                 }
-                Ok(written(store.update(&rtype, &id, r, e.if_match)?))
+                Ok(written(store.update(&rtype, &id, r, e.if_match, guard)?))
             }
             Plan::Delete { rtype, id } => {
-                store.delete(&rtype, &id, e.if_match)?;
+                store.delete(&rtype, &id, e.if_match, guard)?;
                 Ok(json!({ "response": { "status": "204 No Content" } }))
             }
             Plan::Nothing { status, found } => {
@@ -623,7 +680,7 @@ fn batch_entry(store: &Store, base: &str, e: Entry) -> Result<Value, ApiError> {
                 }
                 Ok(json!({ "response": resp }))
             }
-            Plan::Read => read_url(store, base, &e.url),
+            Plan::Read => read_url(store, base, &e.url, guard),
         },
     }
 }

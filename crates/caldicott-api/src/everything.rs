@@ -7,6 +7,7 @@ use caldicott_core::{ResourceId, ResourceType};
 use caldicott_fhir::definitions;
 
 use crate::error::ApiError;
+use crate::guard::Guard;
 use crate::response::BundleWriter;
 use crate::search;
 use crate::store::Store;
@@ -14,9 +15,14 @@ use crate::store::Store;
 /// Most compartment resources returned in one `$everything` response.
 pub const MAX_EVERYTHING: usize = 10_000;
 
-pub fn patient_everything(store: &Store, base: &str, id: &ResourceId) -> Result<Vec<u8>, ApiError> {
+pub fn patient_everything(
+    store: &Store,
+    base: &str,
+    id: &ResourceId,
+    guard: &Guard,
+) -> Result<Vec<u8>, ApiError> {
     let patient_type = ResourceType::new("Patient").map_err(|_| ApiError::internal("type"))?;
-    let patient = store.read(&patient_type, id)?;
+    let patient = store.read(&patient_type, id, guard)?;
     let reference = format!("Patient/{id}");
     let mut records = Vec::new();
     let mut seen = HashSet::new();
@@ -28,7 +34,7 @@ pub fn patient_everything(store: &Store, base: &str, id: &ResourceId) -> Result<
         let rtype = ResourceType::new(t).map_err(|_| ApiError::internal("type"))?;
         for p in params {
             let criteria = format!("{p}={reference}");
-            for r in search::matching(store, &rtype, &criteria, MAX_EVERYTHING)? {
+            for r in search::matching_visible(store, &rtype, &criteria, MAX_EVERYTHING, guard)? {
                 if seen.insert((r.rtype.to_string(), r.id.to_string())) {
                     records.push(r);
                 }

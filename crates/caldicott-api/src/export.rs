@@ -24,9 +24,11 @@ use serde_json::{Value, json};
 use zeroize::Zeroizing;
 
 use crate::error::{ApiError, IssueType, information};
+use crate::guard::Guard;
 use crate::http::{FhirApi, content_location, parse_instant};
 use crate::response;
 use crate::store::{Store, instant, new_id};
+use caldicott_policy::Action;
 
 /// Resources per output file before a new file is started.
 const LINES_PER_FILE: u64 = 100_000;
@@ -52,6 +54,8 @@ enum State {
 
 struct Job {
     id: String,
+    /// The user who started it: only they may see its status and files.
+    owner: String,
     key: Zeroizing<[u8; 32]>,
     state: Mutex<State>,
     progress: AtomicU64,
@@ -103,6 +107,7 @@ impl Exports {
 /// Kick-off: checks the request and starts the job; 202 with the status URL.
 pub fn kick_off(
     api: &FhirApi,
+    guard: &Guard,
     headers: &HeaderMap,
     query: Option<&str>,
     base: &str,
@@ -111,6 +116,15 @@ pub fn kick_off(
 ) -> Result<Response, ApiError> {
     if *method != Method::GET {
         return Err(ApiError::not_supported("$export is started with GET"));
+    }
+    // Bulk export is for machine clients with system/ scopes (the policy decides each
+    // resource too); a person exports through the sharing pipeline instead.
+    if guard.caller().auth.role != caldicott_policy::Role::System {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            IssueType::Security,
+            "bulk export is for system clients",
+        ));
     }
     let async_ok = headers
         .get_all("prefer")
@@ -164,6 +178,7 @@ pub fn kick_off(
             let g = api.store.read(
                 &ResourceType::new("Group").map_err(|_| ApiError::internal("type"))?,
                 gid,
+                guard,
             )?;
             let v: Value = serde_json::from_slice(&g.body)
                 .map_err(|_| ApiError::internal("stored Group is not JSON"))?;
@@ -196,6 +211,7 @@ pub fn kick_off(
     aws_lc_rs::rand::fill(&mut key[..]).map_err(|_| ApiError::internal("no randomness"))?;
     let job = Arc::new(Job {
         id: new_id().to_string(),
+        owner: guard.caller().auth.user.name.clone(),
         key,
         state: Mutex::new(State::Running),
         progress: AtomicU64::new(0),
@@ -222,6 +238,8 @@ pub fn kick_off(
         query.map(|q| format!("?{q}")).unwrap_or_default()
     );
     let store = Arc::clone(&api.store);
+    let directory = Arc::clone(&api.directory);
+    let caller = guard.caller().clone();
     let dir = api.exports.dir.join(&job.id);
     let api_base = base.to_owned();
     let base = base.to_owned();
@@ -234,11 +252,13 @@ pub fn kick_off(
     let j = Arc::clone(&job);
     std::thread::spawn(move || {
         let started = caldicott_vault::now_micros();
-        let result = run(&store, &j, &dir, &spec, &base).map(|outputs| {
+        // Each exported resource is decided for the caller, as a search would be.
+        let guard = Guard::new(&store, &directory, &caller);
+        let result = run(&store, &guard, &j, &dir, &spec, &base).map(|outputs| {
             json!({
                 "transactionTime": instant(started),
                 "request": request,
-                "requiresAccessToken": false,
+                "requiresAccessToken": true,
                 "output": outputs,
                 "error": [],
             })
@@ -270,6 +290,7 @@ struct Spec {
 /// Writes the job's files; returns the manifest's `output` entries.
 fn run(
     store: &Store,
+    guard: &Guard,
     job: &Job,
     dir: &std::path::Path,
     spec: &Spec,
@@ -316,6 +337,12 @@ fn run(
                         if !in_scope {
                             continue;
                         }
+                    }
+                    if !guard
+                        .permits_record(Action::Export, &r)
+                        .map_err(|e| e.to_string())?
+                    {
+                        continue;
                     }
                     if writer.as_ref().is_some_and(|w| w.lines >= LINES_PER_FILE)
                         && let Some(w) = writer.take()
@@ -429,6 +456,14 @@ impl SealedWriter {
     }
 }
 
+/// A job, if the caller started it (anyone else's looks like none).
+fn owned_job(api: &FhirApi, guard: &Guard, job_id: &str) -> Result<Arc<Job>, ApiError> {
+    api.exports
+        .get(job_id)
+        .filter(|j| j.owner == guard.caller().auth.user.name)
+        .ok_or_else(|| ApiError::not_found("no such export job"))
+}
+
 /// Reads a file back, checking every chunk.
 fn open_file(
     job: &Job,
@@ -460,14 +495,11 @@ fn open_file(
 /// error outcome if it failed; DELETE cancels and removes the job.
 pub fn status(
     api: &FhirApi,
+    guard: &Guard,
     job_id: &str,
     method: &Method,
-    _base: &str,
 ) -> Result<Response, ApiError> {
-    let job = api
-        .exports
-        .get(job_id)
-        .ok_or_else(|| ApiError::not_found("no such export job"))?;
+    let job = owned_job(api, guard, job_id)?;
     if *method == Method::DELETE {
         api.exports.remove(job_id);
         return Ok(response::value(
@@ -512,11 +544,8 @@ pub fn status(
 }
 
 /// One output file, decrypted, as NDJSON.
-pub fn file(api: &FhirApi, job_id: &str, name: &str) -> Result<Response, ApiError> {
-    let job = api
-        .exports
-        .get(job_id)
-        .ok_or_else(|| ApiError::not_found("no such export job"))?;
+pub fn file(api: &FhirApi, guard: &Guard, job_id: &str, name: &str) -> Result<Response, ApiError> {
+    let job = owned_job(api, guard, job_id)?;
     let (path, chunks) = job
         .files
         .lock()

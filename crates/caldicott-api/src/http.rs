@@ -15,6 +15,7 @@ use serde_json::Value;
 use crate::bundle::{self, parse_etag};
 use crate::error::{ApiError, IssueType, information};
 use crate::export::Exports;
+use crate::guard::{Caller, Guard};
 use crate::response::{self, BundleWriter};
 use crate::search::{self, Page};
 use crate::store::Store;
@@ -36,6 +37,8 @@ pub struct ApiConfig {
 /// The API's shared state.
 pub struct FhirApi {
     pub store: Arc<Store>,
+    /// Users and tokens: every request but `metadata` must carry a valid bearer token.
+    pub directory: Arc<caldicott_access::Directory>,
     pub exports: Arc<Exports>,
     pub config: ApiConfig,
 }
@@ -176,36 +179,75 @@ fn check_accept(call: &Call) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// The caller of a request, from its `Authorization: Bearer` token (401 otherwise).
+fn authenticate(api: &FhirApi, headers: &HeaderMap) -> Result<Caller, ApiError> {
+    use caldicott_access::AuthError;
+    let result = match headers.get(header::AUTHORIZATION) {
+        None => Err(AuthError::Missing),
+        Some(v) => match v.to_str().ok().and_then(|v| {
+            let (scheme, token) = v.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        }) {
+            None => Err(AuthError::Malformed),
+            Some(token) => api
+                .directory
+                .authenticate(token, caldicott_vault::now_micros()),
+        },
+    };
+    match result {
+        Ok(auth) => Ok(Caller { auth }),
+        Err(AuthError::Unavailable) => Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            IssueType::Exception,
+            "the directory cannot be read; try again later",
+        )),
+        Err(e) => Err(ApiError::new(
+            StatusCode::UNAUTHORIZED,
+            IssueType::Security,
+            e.to_string(),
+        )),
+    }
+}
+
 fn route(api: &FhirApi, call: Call) -> Result<Response, ApiError> {
     let segs: Vec<&str> = call.segments.iter().map(String::as_str).collect();
     let m = &call.method;
+    // The CapabilityStatement is public, as SMART clients read it before they sign in.
+    if segs.as_slice() == ["metadata"] && *m == Method::GET {
+        return Ok(response::value(
+            StatusCode::OK,
+            &capability::statement(&call.base),
+        ));
+    }
+    let caller = authenticate(api, &call.headers)?;
+    let guard = Guard::new(&api.store, &api.directory, &caller);
+    let guard = &guard;
     match segs.as_slice() {
         [] => match *m {
             Method::POST => {
                 let bundle = json_body(&call)?;
-                let out = bundle::process(&api.store, &call.base, bundle)?;
+                let out = bundle::process(&api.store, &call.base, bundle, guard)?;
                 Ok(response::fhir(StatusCode::OK, out))
             }
             _ => Err(method_not_allowed()),
         },
-        ["metadata"] if *m == Method::GET => Ok(response::value(
-            StatusCode::OK,
-            &capability::statement(&call.base),
-        )),
-        ["_history"] if *m == Method::GET => history(api, &call, None, None),
+        ["_history"] if *m == Method::GET => history(api, &call, None, None, guard),
         ["$export"] => crate::export::kick_off(
             api,
+            guard,
             &call.headers,
             call.query.as_deref(),
             &call.base,
             crate::export::Level::System,
             m,
         ),
-        ["$export-status", job] => crate::export::status(api, job, m, &call.base),
-        ["$export-file", job, file] if *m == Method::GET => crate::export::file(api, job, file),
+        ["$export-status", job] => crate::export::status(api, guard, job, m),
+        ["$export-file", job, file] if *m == Method::GET => {
+            crate::export::file(api, guard, job, file)
+        }
         [t, rest @ ..] => {
             let rtype = resource_type(t)?;
-            typed(api, &call, rtype, rest)
+            typed(api, &call, rtype, rest, guard)
         }
     }
 }
@@ -215,15 +257,18 @@ fn typed(
     call: &Call,
     rtype: ResourceType,
     rest: &[&str],
+    guard: &Guard,
 ) -> Result<Response, ApiError> {
     let store = &api.store;
     let m = &call.method;
     match rest {
         [] => match *m {
-            Method::GET => search_response(api, call, &rtype, query_pairs(call.query.as_deref())),
-            Method::POST => create(api, call, &rtype),
-            Method::PUT => conditional_update(api, call, &rtype),
-            Method::DELETE => conditional_delete(api, call, &rtype),
+            Method::GET => {
+                search_response(api, call, &rtype, query_pairs(call.query.as_deref()), guard)
+            }
+            Method::POST => create(api, call, &rtype, guard),
+            Method::PUT => conditional_update(api, call, &rtype, guard),
+            Method::DELETE => conditional_delete(api, call, &rtype, guard),
             _ => Err(method_not_allowed()),
         },
         ["_search"] if *m == Method::POST => {
@@ -237,11 +282,12 @@ fn typed(
             pairs.extend(
                 form_urlencoded::parse(&call.body).map(|(k, v)| (k.into_owned(), v.into_owned())),
             );
-            search_response(api, call, &rtype, pairs)
+            search_response(api, call, &rtype, pairs, guard)
         }
-        ["_history"] if *m == Method::GET => history(api, call, Some(&rtype), None),
+        ["_history"] if *m == Method::GET => history(api, call, Some(&rtype), None, guard),
         ["$export"] if rtype.as_str() == "Patient" => crate::export::kick_off(
             api,
+            guard,
             &call.headers,
             call.query.as_deref(),
             &call.base,
@@ -252,7 +298,7 @@ fn typed(
             let id = resource_id(id)?;
             match *m {
                 Method::GET | Method::HEAD => {
-                    let r = store.read(&rtype, &id)?;
+                    let r = store.read(&rtype, &id, guard)?;
                     if let Some(inm) = call
                         .headers
                         .get(header::IF_NONE_MATCH)
@@ -267,7 +313,7 @@ fn typed(
                 }
                 Method::PUT => {
                     let body = json_body(call)?;
-                    let w = store.update(&rtype, &id, body, if_match(&call.headers)?)?;
+                    let w = store.update(&rtype, &id, body, if_match(&call.headers)?, guard)?;
                     Ok(written(call, w))
                 }
                 Method::PATCH => {
@@ -280,11 +326,11 @@ fn typed(
                     let patch = crate::json::parse_strict(&call.body).map_err(|e| {
                         ApiError::bad_request(format!("the patch is not valid JSON: {e}"))
                     })?;
-                    let w = store.patch(&rtype, &id, patch, if_match(&call.headers)?)?;
+                    let w = store.patch(&rtype, &id, patch, if_match(&call.headers)?, guard)?;
                     Ok(written(call, w))
                 }
                 Method::DELETE => {
-                    store.delete(&rtype, &id, if_match(&call.headers)?)?;
+                    store.delete(&rtype, &id, if_match(&call.headers)?, guard)?;
                     Ok(response::value(
                         StatusCode::OK,
                         &information(&format!("{rtype}/{id} deleted")),
@@ -295,24 +341,25 @@ fn typed(
         }
         [id, "_history"] if *m == Method::GET => {
             let id = resource_id(id)?;
-            history(api, call, Some(&rtype), Some(&id))
+            history(api, call, Some(&rtype), Some(&id), guard)
         }
         [id, "_history", v] if *m == Method::GET => {
             let id = resource_id(id)?;
             let v = VersionId::parse(v)
                 .map_err(|_| ApiError::not_found(format!("{rtype}/{id} has no such version")))?;
-            let r = store.vread(&rtype, &id, v)?;
+            let r = store.vread(&rtype, &id, v, guard)?;
             read_response(&rtype, call.query.as_deref(), r)
         }
         [id, "$everything"] if rtype.as_str() == "Patient" && *m == Method::GET => {
             let id = resource_id(id)?;
-            let out = everything::patient_everything(store, &call.base, &id)?;
+            let out = everything::patient_everything(store, &call.base, &id, guard)?;
             Ok(response::fhir(StatusCode::OK, out))
         }
         [id, "$export"] if rtype.as_str() == "Group" => {
             let id = resource_id(id)?;
             crate::export::kick_off(
                 api,
+                guard,
                 &call.headers,
                 call.query.as_deref(),
                 &call.base,
@@ -463,14 +510,19 @@ fn written(call: &Call, w: crate::store::Written) -> Response {
     r
 }
 
-fn create(api: &FhirApi, call: &Call, rtype: &ResourceType) -> Result<Response, ApiError> {
+fn create(
+    api: &FhirApi,
+    call: &Call,
+    rtype: &ResourceType,
+    guard: &Guard,
+) -> Result<Response, ApiError> {
     let body = json_body(call)?;
     if let Some(criteria) = call
         .headers
         .get("if-none-exist")
         .and_then(|v| v.to_str().ok())
     {
-        let found = search::matching(&api.store, rtype, criteria, 2)?;
+        let found = search::matching_visible(&api.store, rtype, criteria, 2, guard)?;
         match found.len() {
             0 => {}
             1 => {
@@ -485,7 +537,7 @@ fn create(api: &FhirApi, call: &Call, rtype: &ResourceType) -> Result<Response, 
             }
         }
     }
-    let w = api.store.create(rtype, body)?;
+    let w = api.store.create(rtype, body, guard)?;
     Ok(written(call, w))
 }
 
@@ -493,10 +545,11 @@ fn conditional_update(
     api: &FhirApi,
     call: &Call,
     rtype: &ResourceType,
+    guard: &Guard,
 ) -> Result<Response, ApiError> {
     let criteria = call.query.as_deref().unwrap_or("");
     let mut body = json_body(call)?;
-    let found = search::matching(&api.store, rtype, criteria, 2)?;
+    let found = search::matching_visible(&api.store, rtype, criteria, 2, guard)?;
     let id = match found.len() {
         0 => body
             .get("id")
@@ -525,7 +578,7 @@ fn conditional_update(
     }
     let w = api
         .store
-        .update(rtype, &id, body, if_match(&call.headers)?)?;
+        .update(rtype, &id, body, if_match(&call.headers)?, guard)?;
     Ok(written(call, w))
 }
 
@@ -533,16 +586,17 @@ fn conditional_delete(
     api: &FhirApi,
     call: &Call,
     rtype: &ResourceType,
+    guard: &Guard,
 ) -> Result<Response, ApiError> {
     let criteria = call.query.as_deref().unwrap_or("");
-    let found = search::matching(&api.store, rtype, criteria, 2)?;
+    let found = search::matching_visible(&api.store, rtype, criteria, 2, guard)?;
     match found.len() {
         0 => Ok(response::value(
             StatusCode::OK,
             &information("nothing matched; nothing deleted"),
         )),
         1 => {
-            api.store.delete(rtype, &found[0].id, None)?;
+            api.store.delete(rtype, &found[0].id, None, guard)?;
             Ok(response::value(
                 StatusCode::OK,
                 &information(&format!("{rtype}/{} deleted", found[0].id)),
@@ -559,8 +613,9 @@ fn search_response(
     call: &Call,
     rtype: &ResourceType,
     pairs: Vec<(String, String)>,
+    guard: &Guard,
 ) -> Result<Response, ApiError> {
-    let page = search::search(&api.store, rtype, &pairs, handling(&call.headers))?;
+    let page = search::search(&api.store, rtype, &pairs, handling(&call.headers), guard)?;
     Ok(response::fhir(
         StatusCode::OK,
         searchset(&call.base, rtype, &page)?,
@@ -668,6 +723,7 @@ fn history(
     call: &Call,
     rtype: Option<&ResourceType>,
     id: Option<&ResourceId>,
+    guard: &Guard,
 ) -> Result<Response, ApiError> {
     let pairs = query_pairs(call.query.as_deref());
     let mut since = i64::MIN;
@@ -704,7 +760,7 @@ fn history(
     }
     let mut records = match (rtype, id) {
         (Some(t), Some(i)) => {
-            let mut all = api.store.instance_history(t, i)?;
+            let mut all = api.store.instance_history(t, i, guard)?;
             all.retain(|r| r.written_at >= since);
             all
         }
@@ -713,6 +769,7 @@ fn history(
             since,
             i64::MAX,
             offset.saturating_add(count).saturating_add(1),
+            guard,
         )?,
     };
     let more = records.len() > offset + count;

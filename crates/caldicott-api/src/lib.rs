@@ -26,6 +26,7 @@ pub mod capability;
 pub mod error;
 pub mod everything;
 pub mod export;
+pub mod guard;
 pub mod http;
 pub mod json;
 pub mod response;

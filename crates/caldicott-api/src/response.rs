@@ -27,9 +27,16 @@ pub fn value(status: StatusCode, v: &Value) -> Response {
     fhir(status, serde_json::to_vec(v).unwrap_or_default())
 }
 
-/// An error as its `OperationOutcome`.
+/// An error as its `OperationOutcome` (a 401 also says how to authenticate).
 pub fn error(e: &ApiError) -> Response {
-    value(e.status, &e.outcome())
+    let mut r = value(e.status, &e.outcome());
+    if e.status == StatusCode::UNAUTHORIZED {
+        r.headers_mut().insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static("Bearer realm=\"caldicott\""),
+        );
+    }
+    r
 }
 
 /// The weak ETag of a version: `W/"3"`.

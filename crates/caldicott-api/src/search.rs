@@ -16,7 +16,9 @@ use caldicott_vault::{IndexTerm, Record};
 use serde_json::Value;
 
 use crate::error::ApiError;
+use crate::guard::Guard;
 use crate::store::Store;
+use caldicott_policy::Action;
 
 /// Page size when the client gives no `_count`.
 pub const DEFAULT_COUNT: usize = 50;
@@ -94,10 +96,11 @@ pub fn search(
     rtype: &ResourceType,
     pairs: &[(String, String)],
     handling: Handling,
+    guard: &Guard,
 ) -> Result<Page, ApiError> {
     let (query, pairs, ignored) = parse(rtype, pairs, handling)?;
     let pairs = pairs.as_slice();
-    let hits = find(store, rtype, &query.params, &query)?;
+    let hits = find(store, rtype, &query.params, &query, Some(guard))?;
     let total = hits.len();
     let count = query.control.count.unwrap_or(DEFAULT_COUNT);
     let offset = query.control.offset;
@@ -119,7 +122,7 @@ pub fn search(
         ignored,
     };
     if !summary_count {
-        page.included = includes(store, rtype, &page)?;
+        page.included = includes(store, rtype, &page, guard)?;
     }
     Ok(page)
 }
@@ -130,6 +133,7 @@ fn find(
     rtype: &ResourceType,
     params: &[ParamQuery],
     query: &Query,
+    guard: Option<&Guard>,
 ) -> Result<Vec<Hit>, ApiError> {
     let codes: Vec<&str> = params
         .iter()
@@ -152,6 +156,9 @@ fn find(
             if params
                 .iter()
                 .all(|p| matching::matches(p, values(&extracted, &p.code)))
+                && guard.map_or(Ok(true), |g| {
+                    g.permits(Action::Search, r.rtype.as_str(), r.org.as_str(), &v)
+                })?
             {
                 let sort = query
                     .control
@@ -292,7 +299,12 @@ fn fetch(store: &Store, rtype: &ResourceType, hits: &[&Hit]) -> Result<Vec<Recor
 }
 
 /// `_include` and `_revinclude` for one page.
-fn includes(store: &Store, rtype: &ResourceType, page: &Page) -> Result<Vec<Record>, ApiError> {
+fn includes(
+    store: &Store,
+    rtype: &ResourceType,
+    page: &Page,
+    guard: &Guard,
+) -> Result<Vec<Record>, ApiError> {
     let mut seen: HashSet<(String, String)> = page
         .matches
         .iter()
@@ -309,6 +321,7 @@ fn includes(store: &Store, rtype: &ResourceType, page: &Page) -> Result<Vec<Reco
             for target in referenced(r, inc)? {
                 if let Some(found) = store.current(&target.0, &target.1)?
                     && !found.deleted
+                    && guard.permits_record(Action::Read, &found)?
                 {
                     add(found, &mut out);
                 }
@@ -330,7 +343,7 @@ fn includes(store: &Store, rtype: &ResourceType, page: &Page) -> Result<Vec<Reco
         for chunk in refs.chunks(100) {
             let pairs = vec![(rev.def.code.to_owned(), chunk.join(","))];
             let q = query::parse(source.as_str(), &pairs)?;
-            let hits = find(store, &source, &q.params, &q)?;
+            let hits = find(store, &source, &q.params, &q, Some(guard))?;
             let hit_refs: Vec<&Hit> = hits.iter().take(MAX_INCLUDED).collect();
             for r in fetch(store, &source, &hit_refs)? {
                 add(r, &mut out);
@@ -362,6 +375,18 @@ fn referenced(r: &Record, inc: &Include) -> Result<Vec<(ResourceType, ResourceId
     Ok(out)
 }
 
+/// [`matching`] limited to what the caller may read: for conditional interactions, whose
+/// outcome must not depend on records the caller cannot see.
+pub fn matching_visible(
+    store: &Store,
+    rtype: &ResourceType,
+    criteria: &str,
+    limit: usize,
+    guard: &Guard,
+) -> Result<Vec<Record>, ApiError> {
+    matching_with(store, rtype, criteria, limit, Some(guard))
+}
+
 /// The records matching a conditional interaction's criteria (`If-None-Exist`,
 /// conditional update and delete): at most `limit`, then the caller decides on 0, 1 or
 /// many.
@@ -370,6 +395,16 @@ pub fn matching(
     rtype: &ResourceType,
     criteria: &str,
     limit: usize,
+) -> Result<Vec<Record>, ApiError> {
+    matching_with(store, rtype, criteria, limit, None)
+}
+
+fn matching_with(
+    store: &Store,
+    rtype: &ResourceType,
+    criteria: &str,
+    limit: usize,
+    guard: Option<&Guard>,
 ) -> Result<Vec<Record>, ApiError> {
     let pairs: Vec<(String, String)> = form_urlencoded::parse(criteria.as_bytes())
         .map(|(k, v)| (k.into_owned(), v.into_owned()))
@@ -380,7 +415,7 @@ pub fn matching(
         ));
     }
     let q = query::parse(rtype.as_str(), &pairs)?;
-    let hits = find(store, rtype, &q.params, &q)?;
+    let hits = find(store, rtype, &q.params, &q, guard)?;
     let page: Vec<&Hit> = hits.iter().take(limit).collect();
     fetch(store, rtype, &page)
 }

@@ -14,6 +14,8 @@ use caldicott_vault::{Expect, IndexTerm, Record, Vault, Write, now_micros};
 use serde_json::{Map, Value, json};
 
 use crate::error::{ApiError, Issue, IssueType};
+use crate::guard::Guard;
+use caldicott_policy::Action;
 
 /// Names what resources are indexed by: the search parameters' extraction and the term
 /// scheme of `caldicott_fhir::search::terms`. Change it whenever either changes what terms
@@ -24,7 +26,7 @@ pub const INDEX_SCHEME: &str = "caldicott-fhir-terms-2";
 pub const READ_ONLY_TYPES: &[&str] = &["AuditEvent"];
 
 /// How often an update without `If-Match` is retried after losing a race (then 409).
-const WRITE_RETRIES: u32 = 16;
+const WRITE_RETRIES: u32 = 24;
 
 /// Entries kept in the id → organisation cache before it is emptied and refilled. A
 /// `(type, id)` never moves between organisations, so cached entries never go stale.
@@ -50,6 +52,66 @@ pub struct Store {
     vault: Arc<Vault>,
     default_org: OdsCode,
     located: RwLock<HashMap<(String, String), OdsCode>>,
+    facts: FactsCache,
+}
+
+/// What the access policy knew about a patient, relative to one kind of caller
+/// (organisation and practitioner), shared between requests for [`FACTS_TTL_US`] and
+/// forgotten at once when this process writes anything the facts come from (a Patient, a
+/// CareTeam, an EpisodeOfCare or a Consent). Other processes' writes are seen within the
+/// lifetime.
+#[derive(Default)]
+pub struct FactsCache {
+    generation: std::sync::atomic::AtomicU64,
+    entries: std::sync::Mutex<HashMap<FactsKey, (caldicott_policy::PatientFacts, i64, u64)>>,
+}
+
+/// (caller's organisation, caller's practitioner, patient reference).
+type FactsKey = (String, Option<String>, String);
+
+/// How long shared patient facts are trusted: 5 s.
+pub const FACTS_TTL_US: i64 = 5_000_000;
+const FACTS_CACHE_MAX: usize = 100_000;
+
+/// Resource types whose writes change what the access policy knows about patients.
+const FACT_TYPES: &[&str] = &["Patient", "CareTeam", "EpisodeOfCare", "Consent"];
+
+impl FactsCache {
+    pub fn get(&self, key: &FactsKey, now_us: i64) -> Option<caldicott_policy::PatientFacts> {
+        let generation = self.generation.load(std::sync::atomic::Ordering::Acquire);
+        let m = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        m.get(key)
+            .filter(|(_, at, g)| *g == generation && now_us - at < FACTS_TTL_US)
+            .map(|(f, _, _)| f.clone())
+    }
+
+    /// The current generation: read it before gathering facts, and give it to
+    /// [`FactsCache::put`], so that facts gathered across a write are never kept.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(std::sync::atomic::Ordering::Acquire)
+    }
+
+    pub fn put(
+        &self,
+        key: FactsKey,
+        facts: caldicott_policy::PatientFacts,
+        now_us: i64,
+        generation: u64,
+    ) {
+        let mut m = self.entries.lock().unwrap_or_else(|p| p.into_inner());
+        if m.len() >= FACTS_CACHE_MAX {
+            m.clear();
+        }
+        m.insert(key, (facts, now_us, generation));
+    }
+
+    /// Forgets everything if a write of `rtype` may have changed the facts.
+    pub fn written(&self, rtype: &str) {
+        if FACT_TYPES.contains(&rtype) {
+            self.generation
+                .fetch_add(1, std::sync::atomic::Ordering::AcqRel);
+        }
+    }
 }
 
 impl Store {
@@ -60,11 +122,17 @@ impl Store {
             vault,
             default_org,
             located: RwLock::new(HashMap::new()),
+            facts: FactsCache::default(),
         }
     }
 
     pub fn vault(&self) -> &Vault {
         &self.vault
+    }
+
+    /// The patient facts shared between requests.
+    pub fn facts(&self) -> &FactsCache {
+        &self.facts
     }
 
     pub fn default_org(&self) -> &OdsCode {
@@ -123,9 +191,16 @@ impl Store {
     }
 
     /// `read`: the current version; 404 if it never existed, 410 if deleted.
-    pub fn read(&self, rtype: &ResourceType, id: &ResourceId) -> Result<Record, ApiError> {
+    pub fn read(
+        &self,
+        rtype: &ResourceType,
+        id: &ResourceId,
+        guard: &Guard,
+    ) -> Result<Record, ApiError> {
+        let not_found = || ApiError::not_found(format!("{rtype}/{id} is not known"));
         match self.current(rtype, id)? {
-            None => Err(ApiError::not_found(format!("{rtype}/{id} is not known"))),
+            None => Err(not_found()),
+            Some(r) if !guard.permits_record(Action::Read, &r)? => Err(not_found()),
             Some(r) if r.deleted => Err(ApiError::gone(format!(
                 "{rtype}/{id} was deleted (version {})",
                 r.version
@@ -140,6 +215,7 @@ impl Store {
         rtype: &ResourceType,
         id: &ResourceId,
         version: VersionId,
+        guard: &Guard,
     ) -> Result<Record, ApiError> {
         let not_found = || ApiError::not_found(format!("{rtype}/{id} has no version {version}"));
         let Some(org) = self.locate(rtype, id)? else {
@@ -147,6 +223,7 @@ impl Store {
         };
         match self.vault.get_version(&org, rtype, id, version)? {
             None => Err(not_found()),
+            Some(r) if !guard.permits_record(Action::Read, &r)? => Err(not_found()),
             Some(r) if r.deleted => Err(ApiError::gone(format!(
                 "version {version} of {rtype}/{id} is its deletion"
             ))),
@@ -159,11 +236,22 @@ impl Store {
         &self,
         rtype: &ResourceType,
         id: &ResourceId,
+        guard: &Guard,
     ) -> Result<Vec<Record>, ApiError> {
+        let not_found = || ApiError::not_found(format!("{rtype}/{id} is not known"));
         let Some(org) = self.locate(rtype, id)? else {
-            return Err(ApiError::not_found(format!("{rtype}/{id} is not known")));
+            return Err(not_found());
         };
-        Ok(self.vault.history(&org, rtype, id)?)
+        let mut kept = Vec::new();
+        for r in self.vault.history(&org, rtype, id)? {
+            if guard.permits_record(Action::History, &r)? {
+                kept.push(r);
+            }
+        }
+        if kept.is_empty() {
+            return Err(not_found());
+        }
+        Ok(kept)
     }
 
     /// Versions written in `[since, before)`, of one type or all, newest first, across
@@ -174,10 +262,15 @@ impl Store {
         since: i64,
         before: i64,
         limit: usize,
+        guard: &Guard,
     ) -> Result<Vec<Record>, ApiError> {
         let mut all = Vec::new();
         for org in self.organisations() {
-            all.extend(self.vault.changes(&org, rtype, since, before, limit)?);
+            for r in self.vault.changes(&org, rtype, since, before, limit)? {
+                if guard.permits_record(Action::History, &r)? {
+                    all.push(r);
+                }
+            }
         }
         all.sort_by(|a, b| {
             b.written_at
@@ -191,7 +284,12 @@ impl Store {
     }
 
     /// `create`: a new resource with a server-assigned id (any id in the body is replaced).
-    pub fn create(&self, rtype: &ResourceType, resource: Value) -> Result<Written, ApiError> {
+    pub fn create(
+        &self,
+        rtype: &ResourceType,
+        resource: Value,
+        guard: &Guard,
+    ) -> Result<Written, ApiError> {
         writable(rtype)?;
         let id = new_id();
         let at = now_micros();
@@ -204,8 +302,10 @@ impl Store {
             None,
             &HashMap::new(),
         )?;
+        guard.require_write(Action::Create, &p.write)?;
         self.vault
             .put_batch_at(std::slice::from_ref(&p.write), at)?;
+        self.facts.written(rtype.as_str());
         Ok(Written {
             record: record_of(p, at),
             created: true,
@@ -220,6 +320,7 @@ impl Store {
         id: &ResourceId,
         resource: Value,
         if_match: Option<VersionId>,
+        guard: &Guard,
     ) -> Result<Written, ApiError> {
         writable(rtype)?;
         match resource.get("id").and_then(Value::as_str) {
@@ -272,8 +373,20 @@ impl Store {
                 &HashMap::new(),
             )?;
             p.write.expect = expect;
+            // The caller must be allowed the record as it is and as it will be.
+            match &head {
+                Some(h) if !h.deleted => {
+                    if !guard.permits_record(Action::Read, h)? {
+                        return Err(ApiError::not_found(format!("{rtype}/{id} is not known")));
+                    }
+                    guard.require_record(Action::Update, h)?;
+                    guard.require_write(Action::Update, &p.write)?;
+                }
+                _ => guard.require_write(Action::Create, &p.write)?,
+            }
             match self.vault.put_batch_at(std::slice::from_ref(&p.write), at) {
                 Ok(_) => {
+                    self.facts.written(rtype.as_str());
                     let created = head.as_ref().is_none_or(|h| h.deleted);
                     return Ok(Written {
                         record: record_of(p, at),
@@ -287,6 +400,12 @@ impl Store {
                 }
                 Err(caldicott_vault::VaultError::Conflict { .. }) if attempt < WRITE_RETRIES => {
                     attempt += 1;
+                    // Back off a little, growing, with jitter from the clock, so that
+                    // writers contending for one record stop colliding.
+                    let jitter = (now_micros().unsigned_abs() % 1000) as u64;
+                    std::thread::sleep(std::time::Duration::from_micros(
+                        (200 << attempt.min(6)) + jitter,
+                    ));
                 }
                 Err(e) => return Err(e.into()),
             }
@@ -301,11 +420,12 @@ impl Store {
         id: &ResourceId,
         patch: Value,
         if_match: Option<VersionId>,
+        guard: &Guard,
     ) -> Result<Written, ApiError> {
         writable(rtype)?;
         let patch: json_patch::Patch = serde_json::from_value(patch)
             .map_err(|e| ApiError::bad_request(format!("not a JSON Patch document: {e}")))?;
-        let current = self.read(rtype, id)?;
+        let current = self.read(rtype, id, guard)?;
         if let Some(want) = if_match
             && current.version != want
         {
@@ -325,7 +445,7 @@ impl Store {
                 "a patch may not change the resource's type or id",
             ));
         }
-        self.update(rtype, id, doc, Some(current.version))
+        self.update(rtype, id, doc, Some(current.version), guard)
     }
 
     /// `delete`: a tombstone version. Deleting what is already deleted changes nothing;
@@ -335,11 +455,17 @@ impl Store {
         rtype: &ResourceType,
         id: &ResourceId,
         if_match: Option<VersionId>,
+        guard: &Guard,
     ) -> Result<Option<VersionId>, ApiError> {
         writable(rtype)?;
+        let not_found = || ApiError::not_found(format!("{rtype}/{id} is not known"));
         let Some(head) = self.current(rtype, id)? else {
-            return Err(ApiError::not_found(format!("{rtype}/{id} is not known")));
+            return Err(not_found());
         };
+        if !guard.permits_record(Action::Read, &head)? {
+            return Err(not_found());
+        }
+        guard.require_record(Action::Delete, &head)?;
         if let Some(want) = if_match
             && head.version != want
         {
@@ -354,6 +480,7 @@ impl Store {
         let v = self
             .vault
             .delete(&head.org, rtype, id, Expect::Version(head.version))?;
+        self.facts.written(rtype.as_str());
         Ok(Some(v))
     }
 

@@ -663,7 +663,7 @@ fn transactions_are_all_or_nothing(s: &Server) {
     );
     assert_eq!(
         ids_of(s, &format!("Observation?patient={pid}")),
-        [oid.clone()]
+        std::slice::from_ref(&oid)
     );
 
     // A transaction whose third entry is invalid leaves nothing behind.
@@ -920,9 +920,24 @@ fn capability_statement_is_true(s: &Server) {
 
 fn bulk_export_round_trip(s: &Server) {
     let ids = cohort(s);
-    s.get("/fhir/$export").expect(400).outcome();
+    // Bulk export is for system clients; each one sees only what it may export.
+    s.request("GET", "/fhir/$export", &[("Prefer", "respond-async")], b"")
+        .expect(403)
+        .outcome();
+    let bot = common::user_token(
+        &s.directory,
+        "bot",
+        "A81001",
+        caldicott_policy::Role::System,
+        "system/*.*",
+        None,
+    );
+    let bot = Some(bot.as_str());
+    let get = |path: &str| s.request_as(bot, "GET", path, &[], b"");
+    get("/fhir/$export").expect(400).outcome();
     let kick = s
-        .request(
+        .request_as(
+            bot,
             "GET",
             "/fhir/$export?_type=Patient,Observation",
             &[
@@ -935,7 +950,7 @@ fn bulk_export_round_trip(s: &Server) {
     let status_url = kick.header("content-location").unwrap().to_owned();
     let path = format!("/fhir{}", status_url.split_once("/fhir").unwrap().1);
     let manifest = loop {
-        let r = s.get(&path);
+        let r = get(&path);
         if r.status == 200 {
             break r.json();
         }
@@ -946,9 +961,7 @@ fn bulk_export_round_trip(s: &Server) {
     let mut lines = 0;
     for o in outputs {
         let url = o["url"].as_str().unwrap();
-        let file = s
-            .get(&format!("/fhir{}", url.split_once("/fhir").unwrap().1))
-            .expect(200);
+        let file = get(&format!("/fhir{}", url.split_once("/fhir").unwrap().1)).expect(200);
         assert_eq!(file.header("content-type"), Some("application/fhir+ndjson"));
         let text = String::from_utf8(file.body).unwrap();
         for l in text.lines() {
@@ -966,7 +979,8 @@ fn bulk_export_round_trip(s: &Server) {
         &json!({"resourceType": "Group", "type": "person", "actual": true, "member": [{"entity": {"reference": format!("Patient/{}", ids[0])}}]}),
     );
     let kick = s
-        .request(
+        .request_as(
+            bot,
             "GET",
             &format!("/fhir/Group/{}/$export", g["id"].as_str().unwrap()),
             &[("Prefer", "respond-async")],
@@ -982,7 +996,7 @@ fn bulk_export_round_trip(s: &Server) {
             .1
     );
     let manifest = loop {
-        let r = s.get(&path);
+        let r = get(&path);
         if r.status == 200 {
             break r.json();
         }
@@ -998,8 +1012,169 @@ fn bulk_export_round_trip(s: &Server) {
         total, 4,
         "the member, their two observations and the Group (in the compartment by member)"
     );
-    s.request("DELETE", &path, &[], b"").expect(202);
+    // Another caller cannot see the job.
     s.get(&path).expect(404);
+    s.request_as(bot, "DELETE", &path, &[], b"").expect(202);
+    get(&path).expect(404);
+}
+
+fn access_is_decided_on_every_path(s: &Server) {
+    use caldicott_policy::Role;
+    let ids = cohort(s);
+    let p0 = ids[0].clone();
+    // No token, a malformed one, an unknown one: 401 with a challenge. metadata is public.
+    let r = s
+        .request_as(None, "GET", &format!("/fhir/Patient/{p0}"), &[], b"")
+        .expect(401);
+    assert_eq!(
+        r.header("www-authenticate"),
+        Some("Bearer realm=\"caldicott\"")
+    );
+    r.outcome();
+    s.raw_request(
+        "GET",
+        "/fhir/Patient",
+        &[("Authorization", "Basic abc")],
+        b"",
+    )
+    .expect(401)
+    .outcome();
+    s.request_as(Some("cdt_forged"), "GET", "/fhir/Patient", &[], b"")
+        .expect(401)
+        .outcome();
+    s.request_as(None, "GET", "/fhir/metadata", &[], b"")
+        .expect(200);
+
+    // Another organisation's GP sees nothing of A81001's patients, by any path, and a
+    // refused record looks exactly like a missing one.
+    let other = common::user_token(
+        &s.directory,
+        "gp2",
+        "B82002",
+        Role::Gp,
+        "user/*.*",
+        Some("Practitioner/pr2"),
+    );
+    let as_other = |method: &str, path: &str| s.request_as(Some(&other), method, path, &[], b"");
+    let missing = as_other("GET", "/fhir/Patient/no-such-id")
+        .expect(404)
+        .json();
+    let hidden = as_other("GET", &format!("/fhir/Patient/{p0}"))
+        .expect(404)
+        .json();
+    assert_eq!(
+        missing["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .replace("no-such-id", ""),
+        hidden["issue"][0]["diagnostics"]
+            .as_str()
+            .unwrap()
+            .replace(&p0, "")
+    );
+    assert_eq!(
+        as_other("GET", "/fhir/Patient?_summary=count")
+            .expect(200)
+            .json()["total"],
+        0
+    );
+    assert_eq!(
+        as_other("GET", "/fhir/Observation?_summary=count")
+            .expect(200)
+            .json()["total"],
+        0
+    );
+    as_other("GET", &format!("/fhir/Patient/{p0}/_history")).expect(404);
+    as_other("GET", &format!("/fhir/Patient/{p0}/$everything")).expect(404);
+    let h = as_other("GET", "/fhir/_history").expect(200).json();
+    assert!(h.get("entry").is_none(), "{h}");
+    // A care team that names them opens the patient's record to them (direct care).
+    let team = json!({"resourceType": "CareTeam", "status": "active",
+        "subject": {"reference": format!("Patient/{p0}")},
+        "participant": [{"member": {"reference": "Practitioner/pr2"}}]});
+    create(s, &team);
+    as_other("GET", &format!("/fhir/Patient/{p0}")).expect(200);
+    assert_eq!(
+        as_other(
+            "GET",
+            &format!("/fhir/Observation?subject={p0}&_summary=count")
+        )
+        .expect(200)
+        .json()["total"],
+        2
+    );
+    // ...until the patient dissents from sharing with that organisation.
+    let consent = json!({"resourceType": "Consent", "status": "active",
+        "scope": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/consentscope", "code": "patient-privacy"}]},
+        "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
+        "patient": {"reference": format!("Patient/{p0}")},
+        "provision": {"type": "deny", "actor": [{
+            "role": {"coding": [{"system": "http://terminology.hl7.org/CodeSystem/v3-ParticipationType", "code": "IRCP"}]},
+            "reference": {"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "B82002"}}}]}});
+    create(s, &consent);
+    as_other("GET", &format!("/fhir/Patient/{p0}")).expect(404);
+    // The practice's own GP still sees the patient.
+    s.get(&format!("/fhir/Patient/{p0}")).expect(200);
+
+    // Minimum necessary: a receptionist sees demographics, not clinical records.
+    let desk = common::user_token(
+        &s.directory,
+        "desk",
+        "A81001",
+        Role::Receptionist,
+        "user/*.*",
+        None,
+    );
+    let as_desk = |path: &str| s.request_as(Some(&desk), "GET", path, &[], b"");
+    as_desk(&format!("/fhir/Patient/{}", ids[1])).expect(200);
+    assert_eq!(
+        as_desk("/fhir/Observation?_summary=count")
+            .expect(200)
+            .json()["total"],
+        0
+    );
+    let inc = as_desk(&format!(
+        "/fhir/Patient?_id={}&_revinclude=Observation:patient",
+        ids[1]
+    ))
+    .expect(200)
+    .json();
+    assert_eq!(
+        inc["entry"].as_array().unwrap().len(),
+        1,
+        "no observation through _revinclude"
+    );
+    // Writes outside the role are refused with 403 (the caller knows what it sent).
+    let obs = observation(&format!("Patient/{}", ids[1]), "1", "1", "2024");
+    s.request_as(
+        Some(&desk),
+        "POST",
+        "/fhir/Observation",
+        &[("Content-Type", "application/fhir+json")],
+        obs.as_bytes(),
+    )
+    .expect(403)
+    .outcome();
+    // Scopes limit too: a read-only token cannot write.
+    let reader = common::user_token(
+        &s.directory,
+        "reader",
+        "A81001",
+        Role::Gp,
+        "user/*.read",
+        None,
+    );
+    s.request_as(
+        Some(&reader),
+        "POST",
+        "/fhir/Observation",
+        &[("Content-Type", "application/fhir+json")],
+        obs.as_bytes(),
+    )
+    .expect(403);
+    // Disabling a user locks them out at once.
+    s.directory.set_disabled("desk", true).unwrap();
+    as_desk(&format!("/fhir/Patient/{}", ids[1])).expect(401);
 }
 
 macro_rules! on_both_backends {
@@ -1030,4 +1205,5 @@ on_both_backends!(
     history_at_every_level,
     capability_statement_is_true,
     bulk_export_round_trip,
+    access_is_decided_on_every_path,
 );

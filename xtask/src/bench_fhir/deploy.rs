@@ -233,6 +233,48 @@ impl Deployment {
 
     /// Starts `caldicott serve` with TLS on a port of 127.0.0.1 the kernel picks, and returns
     /// its address once it has printed it. Its log goes to `server.log` in the directory.
+    /// A GP user at practice `ods` and a direct-care token for them (the token only).
+    pub fn gp_token(&self, ods: &str) -> Result<String> {
+        run_captured(
+            self.caldicott()
+                .args([
+                    "org",
+                    "add",
+                    "--ods",
+                    ods,
+                    "--name",
+                    "Load test practice",
+                    "--data",
+                ])
+                .arg(&self.data),
+        )?;
+        run_captured(
+            self.caldicott()
+                .args([
+                    "user", "add", "--org", ods, "--role", "gp", "loadtest", "--data",
+                ])
+                .arg(&self.data),
+        )?;
+        let out = run_captured(
+            self.caldicott()
+                .args([
+                    "token",
+                    "issue",
+                    "--user",
+                    "loadtest",
+                    "--scope",
+                    "user/*.*",
+                    "--purpose",
+                    "direct-care",
+                    "--ttl",
+                    "8h",
+                    "--data",
+                ])
+                .arg(&self.data),
+        )?;
+        Ok(out.trim().to_owned())
+    }
+
     pub fn serve(&self) -> Result<SocketAddr> {
         let log_path = self.root.join("server.log");
         let log = File::create(&log_path)

@@ -58,6 +58,10 @@ pub struct Workload {
     pub practices: Vec<Practice>,
     /// NHS numbers already used by the file's patients.
     pub nhs_numbers: HashSet<String>,
+    /// Each patient's practice (ODS code of its managing organisation).
+    patient_practice: std::collections::HashMap<String, String>,
+    /// Each observation's patient.
+    observation_patient: Vec<(String, String)>,
 }
 
 #[derive(PartialEq, Eq, PartialOrd, Ord)]
@@ -84,6 +88,8 @@ impl Workload {
             searches: Vec::new(),
             practices: Vec::new(),
             nhs_numbers: HashSet::new(),
+            patient_practice: std::collections::HashMap::new(),
+            observation_patient: Vec::new(),
         };
         let mut searches = BTreeSet::new();
         for (n, line) in BufReader::new(file).lines().enumerate() {
@@ -110,6 +116,9 @@ impl Workload {
         match r["resourceType"].as_str() {
             Some("Patient") => {
                 self.patients.push(id.to_owned());
+                if let Some(ods) = r["managingOrganization"]["identifier"]["value"].as_str() {
+                    self.patient_practice.insert(id.to_owned(), ods.to_owned());
+                }
                 let nhs = r["identifier"]
                     .as_array()
                     .into_iter()
@@ -124,6 +133,9 @@ impl Workload {
                 let patient = r["subject"]["reference"]
                     .as_str()
                     .and_then(|s| s.strip_prefix("Patient/"));
+                if let Some(p) = patient {
+                    self.observation_patient.push((id.to_owned(), p.to_owned()));
+                }
                 let coding = &r["code"]["coding"][0];
                 if let (Some(patient), Some(system), Some(code)) =
                     (patient, coding["system"].as_str(), coding["code"].as_str())
@@ -151,6 +163,51 @@ impl Workload {
             }
             _ => {}
         }
+    }
+
+    /// Keeps only the patients (and their observations and searches) of the practice with
+    /// the most patients, and returns its ODS code: the server decides every request by
+    /// the caller's relationship with the patient, and the load runs as one of that
+    /// practice's GPs, so that every request it makes is one a real GP could make.
+    pub fn keep_largest_practice(&mut self) -> Option<String> {
+        let mut counts: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
+        for ods in self.patient_practice.values() {
+            *counts.entry(ods.as_str()).or_default() += 1;
+        }
+        let ods = counts
+            .into_iter()
+            .max_by(|a, b| a.1.cmp(&b.1).then_with(|| b.0.cmp(a.0)))?
+            .0
+            .to_owned();
+        let mine: HashSet<&String> = self
+            .patient_practice
+            .iter()
+            .filter(|(_, o)| **o == ods)
+            .map(|(p, _)| p)
+            .collect();
+        let keep_obs: HashSet<&String> = self
+            .observation_patient
+            .iter()
+            .filter(|(_, p)| mine.contains(p))
+            .map(|(o, _)| o)
+            .collect();
+        let patients: Vec<String> = self
+            .patients
+            .iter()
+            .filter(|p| mine.contains(p))
+            .cloned()
+            .collect();
+        let observations: Vec<String> = self
+            .observations
+            .iter()
+            .filter(|o| keep_obs.contains(o))
+            .cloned()
+            .collect();
+        self.searches.retain(|t| mine.contains(&t.patient));
+        self.practices.retain(|p| p.ods == ods);
+        self.patients = patients;
+        self.observations = observations;
+        Some(ods)
     }
 
     /// Refuses a scenario the file has no data for (rather than measuring 404s).

@@ -7,8 +7,10 @@ use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::Arc;
 
+use caldicott_access::Directory;
 use caldicott_api::{ApiConfig, Exports, FhirApi, Store};
 use caldicott_core::OdsCode;
+use caldicott_policy::{Purpose, Role};
 use caldicott_server::{HealthCheck, ServeConfig, Transport};
 use caldicott_vault::testing::PgSchema;
 use caldicott_vault::{Backend, LocalKek, PostgresBackend, SqliteBackend, Vault};
@@ -51,6 +53,9 @@ impl HealthCheck for Healthy {
 pub struct Server {
     pub addr: SocketAddr,
     pub vault: Arc<Vault>,
+    pub directory: Arc<Directory>,
+    /// The token requests carry unless told otherwise: a GP at A81001, direct care.
+    pub token: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
     _db: Db,
@@ -64,11 +69,20 @@ impl Server {
         let kek = Arc::new(LocalKek::generate().unwrap().0);
         let vault = Arc::new(Vault::open(backend, kek).unwrap());
         let exports = tempfile::tempdir().unwrap();
+        let directory = Arc::new(Directory::new(Arc::clone(&vault)));
+        directory
+            .add_org(&OdsCode::parse("A81001").unwrap(), "Castle Practice")
+            .unwrap();
+        directory
+            .add_org(&OdsCode::parse("B82002").unwrap(), "Harbour Care Home")
+            .unwrap();
+        let token = user_token(&directory, "gp", "A81001", Role::Gp, "user/*.*", None);
         let api = FhirApi {
             store: Arc::new(Store::new(
                 Arc::clone(&vault),
                 OdsCode::parse("X26").unwrap(),
             )),
+            directory: Arc::clone(&directory),
             exports: Arc::new(Exports::new(exports.path().join("exports")).unwrap()),
             config: ApiConfig {
                 public_base: None,
@@ -101,6 +115,8 @@ impl Server {
         Server {
             addr,
             vault,
+            directory,
+            token,
             stop: Some(tx),
             thread: Some(thread),
             _db: db,
@@ -114,6 +130,35 @@ impl Server {
 
     /// Sends one request; returns the status, headers (lower-case names) and body.
     pub fn request(
+        &self,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
+        let auth = format!("Bearer {}", self.token);
+        let mut h: Vec<(&str, &str)> = vec![("Authorization", auth.as_str())];
+        h.extend_from_slice(headers);
+        self.raw_request(method, path, &h, body)
+    }
+
+    /// Sends one request with another token (`None`: no Authorization header).
+    pub fn request_as(
+        &self,
+        token: Option<&str>,
+        method: &str,
+        path: &str,
+        headers: &[(&str, &str)],
+        body: &[u8],
+    ) -> Reply {
+        let auth = token.map(|t| format!("Bearer {t}"));
+        let mut h: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+        h.extend_from_slice(headers);
+        self.raw_request(method, path, &h, body)
+    }
+
+    /// Sends one request with exactly these headers.
+    pub fn raw_request(
         &self,
         method: &str,
         path: &str,
@@ -249,10 +294,7 @@ fn parse_reply(raw: &[u8]) -> Reply {
 
 fn dechunk(mut b: &[u8]) -> Vec<u8> {
     let mut out = Vec::new();
-    loop {
-        let Some(eol) = b.windows(2).position(|w| w == b"\r\n") else {
-            break;
-        };
+    while let Some(eol) = b.windows(2).position(|w| w == b"\r\n") {
         let size =
             usize::from_str_radix(String::from_utf8_lossy(&b[..eol]).trim(), 16).unwrap_or(0);
         if size == 0 {
@@ -267,4 +309,27 @@ fn dechunk(mut b: &[u8]) -> Vec<u8> {
 /// Percent-encodes a query value.
 pub fn enc(s: &str) -> String {
     form_urlencoded::byte_serialize(s.as_bytes()).collect()
+}
+
+/// Adds a user and returns a direct-care token for them with `scopes`.
+pub fn user_token(
+    directory: &Directory,
+    name: &str,
+    org: &str,
+    role: Role,
+    scopes: &str,
+    practitioner: Option<&str>,
+) -> String {
+    directory
+        .add_user(
+            name,
+            &OdsCode::parse(org).unwrap(),
+            role,
+            practitioner.map(str::to_owned),
+        )
+        .unwrap();
+    directory
+        .issue_token(name, &scopes.parse().unwrap(), Purpose::DirectCare, 3600)
+        .unwrap()
+        .to_string()
 }
