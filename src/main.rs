@@ -385,6 +385,36 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// A GP user of the practice with the most patients in the demo file, and a token for
+/// them: the demo's patients belong to their practices, and the API shows a user only the
+/// patients they have a relationship with.
+fn demo_gp_token(vault: &Arc<Vault>, file: &Path) -> anyhow::Result<zeroize::Zeroizing<String>> {
+    let mut counts: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
+    for line in std::fs::read_to_string(file)?.lines() {
+        let v: serde_json::Value = serde_json::from_str(line)?;
+        if v["resourceType"] == "Patient"
+            && let Some(ods) = v["managingOrganization"]["identifier"]["value"].as_str()
+        {
+            *counts.entry(ods.to_owned()).or_default() += 1;
+        }
+    }
+    let ods = counts
+        .into_iter()
+        .max_by_key(|(_, n)| *n)
+        .map(|(o, _)| o)
+        .context("the demo data registers no patient with a practice")?;
+    let ods = OdsCode::parse(&ods)?;
+    let directory = caldicott_access::Directory::new(Arc::clone(vault));
+    directory.add_org(&ods, "Demo practice")?;
+    directory.add_user("demo-gp", &ods, caldicott_policy::Role::Gp, None)?;
+    Ok(directory.issue_token(
+        "demo-gp",
+        &"user/*.*".parse().map_err(|e| anyhow::anyhow!("{e}"))?,
+        caldicott_policy::Purpose::DirectCare,
+        8 * 3600,
+    )?)
+}
+
 /// What `init` made, for printing.
 struct InitOutcome {
     admin: String,
@@ -680,13 +710,19 @@ fn demo(patients: usize, listen: &str) -> anyhow::Result<()> {
     let dir = DataDir::load(&data)?;
     let vault = std::sync::Arc::new(dir.open_vault()?);
     reindex::ensure_current(&vault)?;
-    let s = import::import_files(vault, &OdsCode::parse("LOCAL")?, &[&file])?;
+    let s = import::import_files(Arc::clone(&vault), &OdsCode::parse("LOCAL")?, &[&file])?;
     print_import(&s);
+    let token = demo_gp_token(&vault, &file)?;
     say!("");
     say!(
         "Sign in as `{}` with password {}",
         out.admin,
         out.password.as_str()
+    );
+    say!("A GP of the demo's largest practice may read its patients through the FHIR API, e.g.:");
+    say!(
+        "  curl -k -H 'Authorization: Bearer {}' 'https://localhost:PORT/fhir/Patient?_count=5'",
+        token.as_str()
     );
     let listen_addr: std::net::SocketAddr = listen
         .parse()

@@ -544,12 +544,31 @@ fn demo_loads_patients_and_serves() {
         .and_then(|l| l.split(" (").next())
         .unwrap()
         .to_owned();
-    let (status, _) = https_get(
-        &server.url,
-        &Path::new(&data).join("tls/cert.pem"),
-        "/healthz",
-    );
+    let cert = Path::new(&data).join("tls/cert.pem");
+    let (status, _) = https_get(&server.url, &cert, "/healthz");
     assert_eq!(status, 200);
+    // The printed token reads the demo practice's patients through the FHIR API.
+    let token = server
+        .stdout
+        .lines()
+        .find_map(|l| l.split("Bearer ").nth(1))
+        .and_then(|l| l.split('\'').next())
+        .unwrap_or_else(|| panic!("no token printed:\n{}", server.stdout))
+        .to_owned();
+    let (status, body) = https_get_as(
+        &server.url,
+        &cert,
+        "/fhir/Patient?_summary=count",
+        Some(&token),
+    );
+    assert_eq!(status, 200, "{body}");
+    let total: u64 = body
+        .split("\"total\":")
+        .nth(1)
+        .and_then(|t| t.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!(total > 0, "{body}");
 }
 
 #[test]
