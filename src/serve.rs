@@ -59,6 +59,7 @@ pub fn serve(
     let api = caldicott_api::FhirApi {
         store: Arc::new(caldicott_api::Store::new(Arc::clone(&vault), default_org)),
         directory: Arc::new(caldicott_access::Directory::new(Arc::clone(&vault))),
+        audit: Arc::new(caldicott_api::audit::LogSink),
         exports: Arc::new(
             caldicott_api::Exports::new(dir.path.join("exports"))
                 .context("cannot prepare the export directory")?,

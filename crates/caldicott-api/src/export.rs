@@ -239,6 +239,7 @@ pub fn kick_off(
     );
     let store = Arc::clone(&api.store);
     let directory = Arc::clone(&api.directory);
+    let audit = Arc::clone(&api.audit);
     let caller = guard.caller().clone();
     let dir = api.exports.dir.join(&job.id);
     let api_base = base.to_owned();
@@ -253,7 +254,7 @@ pub fn kick_off(
     std::thread::spawn(move || {
         let started = caldicott_vault::now_micros();
         // Each exported resource is decided for the caller, as a search would be.
-        let guard = Guard::new(&store, &directory, &caller);
+        let guard = Guard::new(&store, &directory, audit.as_ref(), &caller);
         let result = run(&store, &guard, &j, &dir, &spec, &base).map(|outputs| {
             json!({
                 "transactionTime": instant(started),

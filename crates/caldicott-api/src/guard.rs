@@ -23,6 +23,7 @@ use caldicott_policy::{
 use caldicott_vault::Record;
 use serde_json::Value;
 
+use crate::audit::{AccessEvent, AuditSink};
 use crate::error::ApiError;
 use crate::search;
 use crate::store::Store;
@@ -51,6 +52,7 @@ impl Caller {
 pub struct Guard<'a> {
     store: &'a Store,
     directory: &'a Directory,
+    audit: &'a dyn AuditSink,
     caller: &'a Caller,
     subject: Subject,
     now_us: i64,
@@ -58,10 +60,16 @@ pub struct Guard<'a> {
 }
 
 impl<'a> Guard<'a> {
-    pub fn new(store: &'a Store, directory: &'a Directory, caller: &'a Caller) -> Self {
+    pub fn new(
+        store: &'a Store,
+        directory: &'a Directory,
+        audit: &'a dyn AuditSink,
+        caller: &'a Caller,
+    ) -> Self {
         Guard {
             store,
             directory,
+            audit,
             caller,
             subject: caller.subject(),
             now_us: caldicott_vault::now_micros(),
@@ -99,7 +107,7 @@ impl<'a> Guard<'a> {
             }
             facts.push(f);
         }
-        let decision = caldicott_policy::decide(&Request {
+        let request = Request {
             subject: self.subject.clone(),
             action,
             target: Target {
@@ -109,7 +117,23 @@ impl<'a> Guard<'a> {
             },
             facts: Facts { patients: facts },
             now_us: self.now_us,
-        });
+        };
+        let decision = caldicott_policy::decide(&request);
+        let pseudonyms = request
+            .target
+            .patients
+            .iter()
+            .map(|p| self.store.vault().dir_keyed_hash("audit-patient", p))
+            .collect::<Result<Vec<_>, _>>()?;
+        self.audit.record(&AccessEvent::new(
+            &self.subject,
+            action,
+            rtype,
+            resource.and_then(|v| v["id"].as_str()),
+            pseudonyms,
+            &decision,
+            self.now_us,
+        ));
         if decision.effect == Effect::Deny {
             tracing::debug!(user = %self.subject.user, %rtype, reason = %decision.reason, "access denied");
         }

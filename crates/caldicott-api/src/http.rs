@@ -39,6 +39,8 @@ pub struct FhirApi {
     pub store: Arc<Store>,
     /// Users and tokens: every request but `metadata` must carry a valid bearer token.
     pub directory: Arc<caldicott_access::Directory>,
+    /// Where every access decision is recorded.
+    pub audit: Arc<dyn crate::audit::AuditSink>,
     pub exports: Arc<Exports>,
     pub config: ApiConfig,
 }
@@ -220,7 +222,7 @@ fn route(api: &FhirApi, call: Call) -> Result<Response, ApiError> {
         ));
     }
     let caller = authenticate(api, &call.headers)?;
-    let guard = Guard::new(&api.store, &api.directory, &caller);
+    let guard = Guard::new(&api.store, &api.directory, api.audit.as_ref(), &caller);
     let guard = &guard;
     match segs.as_slice() {
         [] => match *m {

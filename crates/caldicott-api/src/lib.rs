@@ -21,6 +21,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 pub mod bundle;
 pub mod capability;
 pub mod error;

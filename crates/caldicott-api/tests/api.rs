@@ -1175,6 +1175,32 @@ fn access_is_decided_on_every_path(s: &Server) {
     // Disabling a user locks them out at once.
     s.directory.set_disabled("desk", true).unwrap();
     as_desk(&format!("/fhir/Patient/{}", ids[1])).expect(401);
+    // Every decision, permit and deny, reached the audit interface, with patients only
+    // as keyed pseudonyms.
+    let events = s.audit.0.lock().unwrap();
+    let refused = events
+        .iter()
+        .find(|e| {
+            e.user == "gp2"
+                && !e.permitted
+                && e.rtype == "Patient"
+                && e.id.as_deref() == Some(p0.as_str())
+        })
+        .expect("the refused read was recorded");
+    assert_eq!(refused.org, "B82002");
+    assert!(events.iter().any(|e| e.user == "gp2" && e.permitted));
+    assert!(
+        events
+            .iter()
+            .any(|e| e.user == "desk" && !e.permitted && e.rtype == "Observation")
+    );
+    for e in events.iter() {
+        for p in &e.patients {
+            assert!(
+                p.len() == 32 && !p.contains('/') && !ids.iter().any(|i| p.contains(i.as_str()))
+            );
+        }
+    }
 }
 
 macro_rules! on_both_backends {

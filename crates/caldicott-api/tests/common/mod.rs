@@ -54,6 +54,8 @@ pub struct Server {
     pub addr: SocketAddr,
     pub vault: Arc<Vault>,
     pub directory: Arc<Directory>,
+    /// Every access decision the server made.
+    pub audit: Arc<caldicott_api::audit::MemorySink>,
     /// The token requests carry unless told otherwise: a GP at A81001, direct care.
     pub token: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -77,12 +79,14 @@ impl Server {
             .add_org(&OdsCode::parse("B82002").unwrap(), "Harbour Care Home")
             .unwrap();
         let token = user_token(&directory, "gp", "A81001", Role::Gp, "user/*.*", None);
+        let audit = Arc::new(caldicott_api::audit::MemorySink::default());
         let api = FhirApi {
             store: Arc::new(Store::new(
                 Arc::clone(&vault),
                 OdsCode::parse("X26").unwrap(),
             )),
             directory: Arc::clone(&directory),
+            audit: Arc::clone(&audit) as Arc<dyn caldicott_api::audit::AuditSink>,
             exports: Arc::new(Exports::new(exports.path().join("exports")).unwrap()),
             config: ApiConfig {
                 public_base: None,
@@ -116,6 +120,7 @@ impl Server {
             addr,
             vault,
             directory,
+            audit,
             token,
             stop: Some(tx),
             thread: Some(thread),
