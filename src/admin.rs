@@ -89,6 +89,103 @@ pub enum UserCommand {
 }
 
 #[derive(Subcommand)]
+pub enum BreakglassCommand {
+    /// Lists break-glass declarations, oldest first.
+    List {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, env = "CALDICOTT_DATABASE")]
+        database: Option<String>,
+        /// Only those awaiting review.
+        #[arg(long)]
+        unreviewed: bool,
+    },
+    /// Records the Caldicott guardian's review of a declaration.
+    Review {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, env = "CALDICOTT_DATABASE")]
+        database: Option<String>,
+        /// The declaration's id, as `list` shows it.
+        #[arg(long)]
+        id: String,
+        /// The reviewing guardian's user name.
+        #[arg(long)]
+        by: String,
+        /// `appropriate` or `inappropriate`.
+        #[arg(long)]
+        outcome: String,
+        #[arg(long, default_value = "")]
+        note: String,
+    },
+}
+
+impl BreakglassCommand {
+    pub fn data_dir(&self) -> &Path {
+        match self {
+            BreakglassCommand::List { data, .. } | BreakglassCommand::Review { data, .. } => data,
+        }
+    }
+}
+
+pub fn breakglass(c: BreakglassCommand) -> anyhow::Result<()> {
+    match c {
+        BreakglassCommand::List {
+            data,
+            database,
+            unreviewed,
+        } => {
+            for d in directory(&data, database)?.break_glass_queue(unreviewed)? {
+                let review = match &d.review {
+                    None => "awaiting review".to_owned(),
+                    Some(r) => format!(
+                        "reviewed by {}: {}",
+                        r.by,
+                        if r.appropriate {
+                            "appropriate"
+                        } else {
+                            "inappropriate"
+                        }
+                    ),
+                };
+                say!(
+                    "{}\t{}\t{}\t{}\t{}",
+                    d.id,
+                    d.user,
+                    d.org,
+                    caldicott_api::store::instant(d.started_at),
+                    review
+                );
+                say!("\treason: {}", d.reason);
+            }
+        }
+        BreakglassCommand::Review {
+            data,
+            database,
+            id,
+            by,
+            outcome,
+            note,
+        } => {
+            let d = directory(&data, database)?;
+            let appropriate = match outcome.as_str() {
+                "appropriate" => true,
+                "inappropriate" => false,
+                _ => anyhow::bail!("--outcome must be appropriate or inappropriate"),
+            };
+            match d.user(&by)? {
+                Some(u) if u.role == caldicott_policy::Role::CaldicottGuardian.to_string() => {}
+                Some(_) => anyhow::bail!("{by} is not a Caldicott guardian"),
+                None => anyhow::bail!("user {by} is not known"),
+            }
+            d.review_break_glass(&id, &by, appropriate, &note, caldicott_vault::now_micros())?;
+            say!("recorded {by}'s review of {id}");
+        }
+    }
+    Ok(())
+}
+
+#[derive(Subcommand)]
 pub enum OptoutCommand {
     /// Loads an opt-out list (one NHS number per line), replacing the previous one of its
     /// kind. Only keyed hashes of the numbers are stored.
@@ -213,7 +310,7 @@ impl TokenCommand {
 
 fn directory(data: &Path, database: Option<String>) -> anyhow::Result<Directory> {
     let dir = crate::load(data, database)?;
-    Ok(open(&dir)?)
+    open(&dir)
 }
 
 /// The directory of an opened data directory.

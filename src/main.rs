@@ -18,6 +18,7 @@ mod admin;
 mod config;
 mod datadir;
 mod import;
+mod mail;
 mod progress;
 mod reindex;
 mod serve;
@@ -141,6 +142,11 @@ enum Command {
         #[command(subcommand)]
         command: admin::TokenCommand,
     },
+    /// Break-glass declarations and their review by the Caldicott guardian.
+    Breakglass {
+        #[command(subcommand)]
+        command: admin::BreakglassCommand,
+    },
     /// National Data Opt-out and Type 1 opt-out lists.
     Optout {
         #[command(subcommand)]
@@ -155,6 +161,11 @@ enum Command {
     Db {
         #[command(subcommand)]
         command: DbCommand,
+    },
+    /// Mail screening: offline scans and classifier training.
+    Mail {
+        #[command(subcommand)]
+        command: mail::MailCommand,
     },
 }
 
@@ -238,10 +249,12 @@ impl Command {
             Command::User { command } => Some(command.data_dir()),
             Command::Token { command } => Some(command.data_dir()),
             Command::Optout { command } => Some(command.data_dir()),
+            Command::Breakglass { command } => Some(command.data_dir()),
             Command::Init { .. }
             | Command::Demo { .. }
             | Command::Synth { .. }
-            | Command::Anonymise { .. } => None,
+            | Command::Anonymise { .. }
+            | Command::Mail { .. } => None,
         }
     }
 }
@@ -365,10 +378,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Keys { command } => keys(command),
+        Command::Mail { command } => mail::run(command),
         Command::Org { command } => admin::org(command),
         Command::User { command } => admin::user(command),
         Command::Token { command } => admin::token(command),
         Command::Optout { command } => admin::optout(command),
+        Command::Breakglass { command } => admin::breakglass(command),
         Command::Db {
             command: DbCommand::Migrate { data, database },
         } => {

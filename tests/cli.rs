@@ -797,3 +797,49 @@ fn opt_out_lists_load_as_keyed_hashes() {
     );
     assert!(e.contains("line 2") && !e.contains("9434765918"), "{e}");
 }
+
+#[test]
+fn the_break_glass_queue_from_the_command_line() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    ok(caldicott().args(["init", "--data"]).arg(&data));
+    assert!(
+        ok(caldicott()
+            .args(["breakglass", "list", "--unreviewed", "--data"])
+            .arg(&data))
+        .trim()
+        .is_empty()
+    );
+    let e = fails(
+        caldicott()
+            .args([
+                "breakglass",
+                "review",
+                "--id",
+                "x",
+                "--by",
+                "admin",
+                "--outcome",
+                "fine",
+                "--data",
+            ])
+            .arg(&data),
+    );
+    assert!(e.contains("appropriate"), "{e}");
+    let e = fails(
+        caldicott()
+            .args([
+                "breakglass",
+                "review",
+                "--id",
+                "x",
+                "--by",
+                "admin",
+                "--outcome",
+                "appropriate",
+                "--data",
+            ])
+            .arg(&data),
+    );
+    assert!(e.contains("not a Caldicott guardian"), "{e}");
+}

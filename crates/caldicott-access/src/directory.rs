@@ -96,6 +96,8 @@ pub struct Authenticated {
     pub scopes: Scopes,
     pub purpose: Purpose,
     pub expires_at: i64,
+    /// The user's break-glass declaration in force, if any.
+    pub break_glass: Option<caldicott_policy::BreakGlass>,
 }
 
 /// How long a verified token is trusted without reading the directory again: 10 s. A
@@ -119,14 +121,14 @@ impl Directory {
         }
     }
 
-    fn forget_verified(&self) {
+    pub(crate) fn forget_verified(&self) {
         self.verified
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
     }
 
-    fn get<T: for<'de> Deserialize<'de>>(
+    pub(crate) fn get_entry<T: for<'de> Deserialize<'de>>(
         &self,
         kind: &str,
         key: &str,
@@ -139,7 +141,7 @@ impl Directory {
         Ok(Some((e.version, v)))
     }
 
-    fn put<T: Serialize>(
+    pub(crate) fn put_entry<T: Serialize>(
         &self,
         kind: &str,
         key: &str,
@@ -153,7 +155,10 @@ impl Directory {
         Ok(())
     }
 
-    fn list<T: for<'de> Deserialize<'de>>(&self, kind: &str) -> Result<Vec<T>, AccessError> {
+    pub(crate) fn list_entries<T: for<'de> Deserialize<'de>>(
+        &self,
+        kind: &str,
+    ) -> Result<Vec<T>, AccessError> {
         let mut out = Vec::new();
         let mut after: Option<String> = None;
         loop {
@@ -181,7 +186,7 @@ impl Directory {
             name: name.to_owned(),
             created_at: caldicott_vault::now_micros(),
         };
-        match self.put(ORG, ods.as_str(), &org, None) {
+        match self.put_entry(ORG, ods.as_str(), &org, None) {
             Err(AccessError::Conflict) => Err(AccessError::OrganisationExists(ods.to_string())),
             other => other,
         }?;
@@ -191,12 +196,12 @@ impl Directory {
 
     /// One organisation.
     pub fn org(&self, ods: &str) -> Result<Option<Organisation>, AccessError> {
-        Ok(self.get(ORG, ods)?.map(|(_, o)| o))
+        Ok(self.get_entry(ORG, ods)?.map(|(_, o)| o))
     }
 
     /// Every organisation, by ODS code.
     pub fn orgs(&self) -> Result<Vec<Organisation>, AccessError> {
-        self.list(ORG)
+        self.list_entries(ORG)
     }
 
     /// Adds a user to a known organisation; returns the user and a one-time password that
@@ -224,7 +229,7 @@ impl Directory {
             totp_secret: None,
             created_at: caldicott_vault::now_micros(),
         };
-        match self.put(USER, name, &user, None) {
+        match self.put_entry(USER, name, &user, None) {
             Err(AccessError::Conflict) => Err(AccessError::UserExists(name.to_owned())),
             other => other,
         }?;
@@ -233,22 +238,22 @@ impl Directory {
 
     /// One user.
     pub fn user(&self, name: &str) -> Result<Option<User>, AccessError> {
-        Ok(self.get(USER, name)?.map(|(_, u)| u))
+        Ok(self.get_entry(USER, name)?.map(|(_, u)| u))
     }
 
     /// Every user, by name.
     pub fn users(&self) -> Result<Vec<User>, AccessError> {
-        self.list(USER)
+        self.list_entries(USER)
     }
 
     /// Changes a user with `f`, retrying if someone else changed the entry meanwhile.
     fn update_user(&self, name: &str, f: impl Fn(&mut User)) -> Result<User, AccessError> {
         for _ in 0..8 {
-            let Some((version, mut user)) = self.get::<User>(USER, name)? else {
+            let Some((version, mut user)) = self.get_entry::<User>(USER, name)? else {
                 return Err(AccessError::UnknownUser(name.to_owned()));
             };
             f(&mut user);
-            match self.put(USER, name, &user, Some(version)) {
+            match self.put_entry(USER, name, &user, Some(version)) {
                 Ok(()) => return Ok(user),
                 Err(AccessError::Conflict) => continue,
                 Err(e) => return Err(e),
@@ -320,7 +325,7 @@ impl Directory {
             issued_at: now,
             expires_at: now.saturating_add((ttl_secs as i64).saturating_mul(1_000_000)),
         };
-        self.put(TOKEN, &token_key(&token), &record, None)?;
+        self.put_entry(TOKEN, &token_key(&token), &record, None)?;
         Ok(token)
     }
 
@@ -359,7 +364,7 @@ impl Directory {
 
     /// [`Directory::authenticate`] without the cache.
     fn verify(&self, key: &str, now_us: i64) -> Result<Authenticated, AuthError> {
-        let record: TokenRecord = match self.get(TOKEN, key) {
+        let record: TokenRecord = match self.get_entry(TOKEN, key) {
             Ok(Some((_, r))) => r,
             Ok(None) => return Err(AuthError::Invalid),
             Err(_) => return Err(AuthError::Unavailable),
@@ -378,12 +383,17 @@ impl Directory {
         let role = user.role().map_err(|_| AuthError::Invalid)?;
         let scopes = record.scopes.parse().map_err(|_| AuthError::Invalid)?;
         let purpose = record.purpose.parse().map_err(|_| AuthError::Invalid)?;
+        let break_glass = self
+            .active_break_glass(&user.name, now_us)
+            .map_err(|_| AuthError::Unavailable)?
+            .map(|d| d.break_glass());
         Ok(Authenticated {
             user,
             role,
             scopes,
             purpose,
             expires_at: record.expires_at,
+            break_glass,
         })
     }
 }

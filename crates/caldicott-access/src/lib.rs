@@ -18,6 +18,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod breakglass;
 mod directory;
 mod error;
 pub mod optout;

@@ -221,3 +221,62 @@ fn opt_outs_postgres() {
     let Some(s) = PgSchema::create() else { return };
     opt_out_lists(Db::Postgres(s));
 }
+
+fn break_glass_is_time_limited_and_queued_for_review(db: Db) {
+    let d = directory(&db);
+    d.add_org(&ods("A81001"), "Castle Practice").unwrap();
+    d.add_user("er", &ods("A81001"), Role::Gp, None).unwrap();
+    let now = caldicott_vault::now_micros();
+    assert!(d.declare_break_glass("er", "  ", 30, now).is_err());
+    assert!(d.declare_break_glass("er", "collapsed", 0, now).is_err());
+    assert!(d.declare_break_glass("er", "collapsed", 241, now).is_err());
+    let decl = d
+        .declare_break_glass("er", "collapsed in clinic", 30, now)
+        .unwrap();
+    assert!(d.active_break_glass("er", now + 1).unwrap().is_some());
+    assert!(
+        d.active_break_glass("er", now + 31 * 60_000_000)
+            .unwrap()
+            .is_none()
+    );
+    // The token's holder carries it, while it lasts.
+    let token = d
+        .issue_token(
+            "er",
+            &"user/*.read".parse().unwrap(),
+            Purpose::Emergency,
+            3600,
+        )
+        .unwrap();
+    assert!(
+        d.authenticate(&token, now + 1)
+            .unwrap()
+            .break_glass
+            .is_some()
+    );
+    // The guardian's queue.
+    let queue = d.break_glass_queue(true).unwrap();
+    assert_eq!(queue.len(), 1);
+    assert_eq!(queue[0].reason, "collapsed in clinic");
+    d.review_break_glass(&decl.id, "guardian", true, "justified", now + 2)
+        .unwrap();
+    assert!(d.break_glass_queue(true).unwrap().is_empty());
+    assert!(
+        d.review_break_glass(&decl.id, "guardian", false, "", now + 3)
+            .is_err()
+    );
+    // The reason is sealed: not in the database in clear.
+    let raw = db.directory_bytes_of(&["break-glass", "break-glass-active"]);
+    assert!(!raw.windows(9).any(|w| w == b"collapsed"));
+}
+
+#[test]
+fn break_glass_sqlite() {
+    break_glass_is_time_limited_and_queued_for_review(Db::Sqlite(tempfile::tempdir().unwrap()));
+}
+
+#[test]
+fn break_glass_postgres() {
+    let Some(s) = PgSchema::create() else { return };
+    break_glass_is_time_limited_and_queued_for_review(Db::Postgres(s));
+}

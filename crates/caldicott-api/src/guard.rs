@@ -42,7 +42,7 @@ impl Caller {
             roles: vec![self.auth.role],
             purpose: self.auth.purpose,
             scopes: self.auth.scopes.clone(),
-            break_glass: None,
+            break_glass: self.auth.break_glass.clone(),
         }
     }
 }

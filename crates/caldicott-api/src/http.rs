@@ -181,6 +181,73 @@ fn check_accept(call: &Call) -> Result<(), ApiError> {
     Ok(())
 }
 
+/// `POST /fhir/$break-glass`: a clinician declares an emergency (a `Parameters` resource
+/// with `reason` and optionally `minutes`, at most 240), and may then see records they
+/// have no relationship with, every access flagged and queued for the Caldicott
+/// guardian's review.
+fn break_glass(api: &FhirApi, call: &Call, guard: &Guard) -> Result<Response, ApiError> {
+    use caldicott_policy::Role;
+    let auth = &guard.caller().auth;
+    if !matches!(
+        auth.role,
+        Role::Gp | Role::RegisteredNurse | Role::CareWorker
+    ) {
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            IssueType::Security,
+            "only clinicians (gp, registered-nurse, care-worker) may break the glass",
+        ));
+    }
+    let params = json_body(call)?;
+    if params["resourceType"] != "Parameters" {
+        return Err(ApiError::bad_request(
+            "$break-glass takes a Parameters resource",
+        ));
+    }
+    let param = |name: &str| {
+        params["parameter"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|p| p["name"] == name)
+            .cloned()
+    };
+    let reason = param("reason")
+        .and_then(|p| p["valueString"].as_str().map(str::to_owned))
+        .ok_or_else(|| ApiError::bad_request("$break-glass needs a reason (valueString)"))?;
+    let minutes = match param("minutes") {
+        None => 60,
+        Some(p) => p["valueInteger"]
+            .as_u64()
+            .and_then(|m| u32::try_from(m).ok())
+            .ok_or_else(|| ApiError::bad_request("minutes must be a valueInteger"))?,
+    };
+    let d = api
+        .directory
+        .declare_break_glass(
+            &auth.user.name,
+            &reason,
+            minutes,
+            caldicott_vault::now_micros(),
+        )
+        .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    tracing::warn!(
+        target: "caldicott::alert",
+        user = %d.user,
+        org = %d.org,
+        declaration = %d.id,
+        minutes,
+        "break-glass declared: the Caldicott guardian must review it"
+    );
+    Ok(response::value(
+        StatusCode::OK,
+        &information(&format!(
+            "break-glass in force until {}; every access is flagged and will be reviewed by the Caldicott guardian",
+            crate::store::instant(d.expires_at)
+        )),
+    ))
+}
+
 /// The caller of a request, from its `Authorization: Bearer` token (401 otherwise).
 fn authenticate(api: &FhirApi, headers: &HeaderMap) -> Result<Caller, ApiError> {
     use caldicott_access::AuthError;
@@ -234,6 +301,7 @@ fn route(api: &FhirApi, call: Call) -> Result<Response, ApiError> {
             _ => Err(method_not_allowed()),
         },
         ["_history"] if *m == Method::GET => history(api, &call, None, None, guard),
+        ["$break-glass"] if *m == Method::POST => break_glass(api, &call, guard),
         ["$export"] => crate::export::kick_off(
             api,
             guard,

@@ -1203,6 +1203,59 @@ fn access_is_decided_on_every_path(s: &Server) {
     }
 }
 
+fn break_glass_opens_access_for_a_time_and_is_flagged(s: &Server) {
+    use caldicott_policy::Role;
+    let ids = cohort(s);
+    let er = common::user_token(&s.directory, "er-doc", "B82002", Role::Gp, "user/*.*", None);
+    let read = || {
+        s.request_as(
+            Some(&er),
+            "GET",
+            &format!("/fhir/Patient/{}", ids[2]),
+            &[],
+            b"",
+        )
+    };
+    read().expect(404);
+    let declare = |token: &str, body: Value| {
+        s.request_as(
+            Some(token),
+            "POST",
+            "/fhir/$break-glass",
+            &[("Content-Type", "application/fhir+json")],
+            body.to_string().as_bytes(),
+        )
+    };
+    let params = |reason: &str| {
+        json!({"resourceType": "Parameters", "parameter": [
+        {"name": "reason", "valueString": reason}, {"name": "minutes", "valueInteger": 30}]})
+    };
+    declare(&er, params("   ")).expect(400).outcome();
+    declare(&er, params("unconscious in A&E, no records available")).expect(200);
+    read().expect(200);
+    {
+        let events = s.audit.0.lock().unwrap();
+        assert!(
+            events
+                .iter()
+                .any(|e| e.user == "er-doc" && e.permitted && e.break_glass)
+        );
+    }
+    let queue = s.directory.break_glass_queue(true).unwrap();
+    assert_eq!(queue.len(), 1);
+    assert_eq!(queue[0].user, "er-doc");
+    // Receptionists cannot break the glass.
+    let desk = common::user_token(
+        &s.directory,
+        "desk2",
+        "B82002",
+        Role::Receptionist,
+        "user/*.*",
+        None,
+    );
+    declare(&desk, params("curious")).expect(403).outcome();
+}
+
 macro_rules! on_both_backends {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
@@ -1232,4 +1285,5 @@ on_both_backends!(
     capability_statement_is_true,
     bulk_export_round_trip,
     access_is_decided_on_every_path,
+    break_glass_opens_access_for_a_time_and_is_flagged,
 );

@@ -1,0 +1,353 @@
+//! Measuring the screening on a labelled corpus laid out as the SpamAssassin public corpus is
+//! in `../shared/data/spamassassin` (`ham_easy/`, `ham_hard/`, `spam/`, one `.eml` per file),
+//! with a deterministic train/test split.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use crate::bayes::{BayesModel, Trainer};
+use crate::config::MailConfig;
+use crate::scanner::Scanner;
+use crate::verdict::{Report, Verdict};
+
+/// Which side of the split a file is on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Split {
+    Train,
+    Test,
+}
+
+/// The split: FNV-1a-64 of the file name (not the path) modulo 100; below 70 trains, the rest
+/// tests. Stable across machines and runs, and independent of directory order.
+pub fn split_of(file_name: &str) -> Split {
+    let mut h = 0xcbf2_9ce4_8422_2325u64;
+    for &b in file_name.as_bytes() {
+        h ^= u64::from(b);
+        h = h.wrapping_mul(0x100_0000_01b3);
+    }
+    if h % 100 < 70 {
+        Split::Train
+    } else {
+        Split::Test
+    }
+}
+
+/// One labelled message file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sample {
+    pub path: PathBuf,
+    /// The folder it came from (`ham_easy`, `ham_hard`, `spam`).
+    pub set: String,
+    pub spam: bool,
+    pub split: Split,
+}
+
+/// The corpus's files, sorted by set then name. Sets whose folder is missing are skipped.
+pub fn load_corpus(dir: &Path) -> std::io::Result<Vec<Sample>> {
+    let mut out = Vec::new();
+    for (set, spam) in [("ham_easy", false), ("ham_hard", false), ("spam", true)] {
+        let d = dir.join(set);
+        if !d.is_dir() {
+            continue;
+        }
+        let mut files: Vec<PathBuf> = std::fs::read_dir(&d)?
+            .filter_map(Result::ok)
+            .map(|e| e.path())
+            .filter(|p| p.is_file())
+            .collect();
+        files.sort();
+        for path in files {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            out.push(Sample {
+                split: split_of(&name),
+                path,
+                set: set.to_string(),
+                spam,
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// Trains a model on the given samples (features counted once per message).
+pub fn train(
+    samples: &[&Sample],
+    config: &MailConfig,
+    min_count: u32,
+) -> std::io::Result<BayesModel> {
+    let scanner = Scanner::new(config.clone(), None).map_err(std::io::Error::other)?;
+    let mut trainer = Trainer::new();
+    for s in samples {
+        let raw = std::fs::read(&s.path)?;
+        if let Some(f) = scanner.features(&raw) {
+            trainer.add(&f, s.spam);
+        }
+    }
+    Ok(trainer.finish(min_count))
+}
+
+/// Verdict counts for one set of test messages.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Counts {
+    pub total: usize,
+    /// Verdict at least `tag`.
+    pub tagged: usize,
+    /// Verdict at least `quarantine`.
+    pub quarantined: usize,
+    pub rejected: usize,
+}
+
+impl Counts {
+    fn add(&mut self, v: Verdict) {
+        self.total += 1;
+        self.tagged += usize::from(v >= Verdict::Tag);
+        self.quarantined += usize::from(v >= Verdict::Quarantine);
+        self.rejected += usize::from(v >= Verdict::Reject);
+    }
+
+    fn pct(n: usize, d: usize) -> f64 {
+        if d == 0 {
+            0.0
+        } else {
+            100.0 * n as f64 / d as f64
+        }
+    }
+}
+
+/// The result of training on the train split and scanning the test split.
+#[derive(Debug, Clone)]
+pub struct Evaluation {
+    pub train_ham: usize,
+    pub train_spam: usize,
+    pub model_features: usize,
+    pub model_bytes: usize,
+    pub ham_easy: Counts,
+    pub ham_hard: Counts,
+    pub spam: Counts,
+    /// Test messages whose verdict was wrong at the tag threshold, with their reports.
+    pub mistakes: Vec<(Sample, Report)>,
+}
+
+impl Evaluation {
+    /// All ham (easy and hard).
+    pub fn ham(&self) -> Counts {
+        Counts {
+            total: self.ham_easy.total + self.ham_hard.total,
+            tagged: self.ham_easy.tagged + self.ham_hard.tagged,
+            quarantined: self.ham_easy.quarantined + self.ham_hard.quarantined,
+            rejected: self.ham_easy.rejected + self.ham_hard.rejected,
+        }
+    }
+
+    /// Percentage of test ham wrongly tagged (or worse).
+    pub fn ham_fp_at_tag(&self) -> f64 {
+        let h = self.ham();
+        Counts::pct(h.tagged, h.total)
+    }
+
+    /// Percentage of test spam tagged (or worse).
+    pub fn spam_caught_at_tag(&self) -> f64 {
+        Counts::pct(self.spam.tagged, self.spam.total)
+    }
+}
+
+/// Trains on the train split of `dir` and scans its test split with `config`.
+pub fn evaluate(dir: &Path, config: &MailConfig) -> std::io::Result<Evaluation> {
+    let corpus = load_corpus(dir)?;
+    let train_set: Vec<&Sample> = corpus.iter().filter(|s| s.split == Split::Train).collect();
+    let test_set: Vec<&Sample> = corpus.iter().filter(|s| s.split == Split::Test).collect();
+    evaluate_on(&train_set, &test_set, config)
+}
+
+/// Trains on `train` and scans `test`.
+pub fn evaluate_on(
+    train_set: &[&Sample],
+    test_set: &[&Sample],
+    config: &MailConfig,
+) -> std::io::Result<Evaluation> {
+    let model = train(train_set, config, 2)?;
+    let model_bytes = model.to_bytes().len();
+    let model_features = model.len();
+    let scanner = Scanner::new(config.clone(), Some(model)).map_err(std::io::Error::other)?;
+    let mut e = Evaluation {
+        train_ham: train_set.iter().filter(|s| !s.spam).count(),
+        train_spam: train_set.iter().filter(|s| s.spam).count(),
+        model_features,
+        model_bytes,
+        ham_easy: Counts::default(),
+        ham_hard: Counts::default(),
+        spam: Counts::default(),
+        mistakes: Vec::new(),
+    };
+    for s in test_set {
+        let raw = std::fs::read(&s.path)?;
+        let report = scanner.scan(&raw);
+        let counts = match (s.spam, s.set.as_str()) {
+            (true, _) => &mut e.spam,
+            (false, "ham_hard") => &mut e.ham_hard,
+            (false, _) => &mut e.ham_easy,
+        };
+        counts.add(report.verdict);
+        if (report.verdict >= Verdict::Tag) != s.spam {
+            e.mistakes.push(((*s).clone(), report));
+        }
+    }
+    Ok(e)
+}
+
+/// K-fold cross-validation over the whole corpus (folds by file-name hash), every message
+/// tested once by a model that did not see it; counts summed over the folds, model size and
+/// training counts those of the last fold. A robustness check beside the fixed split.
+pub fn kfold(dir: &Path, config: &MailConfig, folds: u64) -> std::io::Result<Evaluation> {
+    let corpus = load_corpus(dir)?;
+    let mut total: Option<Evaluation> = None;
+    for k in 0..folds {
+        let train_set: Vec<&Sample> = corpus.iter().filter(|s| fold_of(s, folds) != k).collect();
+        let test_set: Vec<&Sample> = corpus.iter().filter(|s| fold_of(s, folds) == k).collect();
+        let e = evaluate_on(&train_set, &test_set, config)?;
+        total = Some(match total {
+            None => e,
+            Some(mut t) => {
+                for (a, b) in [
+                    (&mut t.ham_easy, &e.ham_easy),
+                    (&mut t.ham_hard, &e.ham_hard),
+                    (&mut t.spam, &e.spam),
+                ] {
+                    a.total += b.total;
+                    a.tagged += b.tagged;
+                    a.quarantined += b.quarantined;
+                    a.rejected += b.rejected;
+                }
+                t.mistakes.extend(e.mistakes);
+                t.train_ham = e.train_ham;
+                t.train_spam = e.train_spam;
+                t.model_bytes = e.model_bytes;
+                t.model_features = e.model_features;
+                t
+            }
+        });
+    }
+    total.ok_or_else(|| std::io::Error::other("no folds"))
+}
+
+/// A fold number from a second hash of the file name (independent of [`split_of`]).
+fn fold_of(s: &Sample, folds: u64) -> u64 {
+    let name = s
+        .path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mut h = 0x8422_2325_cbf2_9ce4u64;
+    for &b in name.as_bytes() {
+        h = (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3);
+    }
+    (h >> 7) % folds.max(1)
+}
+
+/// One message of a cross-validation run: its classifier probability and its report.
+#[derive(Debug, Clone)]
+pub struct CvRow {
+    pub sample: Sample,
+    pub probability: f64,
+    pub clues: usize,
+    pub spam_evidence: f64,
+    pub ham_evidence: f64,
+    pub report: Report,
+}
+
+/// K-fold cross-validation inside the train split only (folds by a second hash of the file
+/// name), for tuning weights without looking at the test split.
+pub fn cross_validate(dir: &Path, config: &MailConfig, folds: u64) -> std::io::Result<Vec<CvRow>> {
+    let corpus = load_corpus(dir)?;
+    let train_set: Vec<&Sample> = corpus.iter().filter(|s| s.split == Split::Train).collect();
+    let fold_of = |s: &Sample| fold_of(s, folds);
+    let mut rows = Vec::new();
+    for k in 0..folds {
+        let fit: Vec<&Sample> = train_set
+            .iter()
+            .copied()
+            .filter(|s| fold_of(s) != k)
+            .collect();
+        let model = train(&fit, config, 2)?;
+        let scanner =
+            Scanner::new(config.clone(), Some(model.clone())).map_err(std::io::Error::other)?;
+        for s in train_set.iter().filter(|s| fold_of(s) == k) {
+            let raw = std::fs::read(&s.path)?;
+            let c = scanner
+                .features(&raw)
+                .map(|f| model.classify(&f))
+                .unwrap_or(crate::bayes::Classification {
+                    probability: 0.5,
+                    clues: 0,
+                    spam_evidence: 0.0,
+                    ham_evidence: 0.0,
+                });
+            rows.push(CvRow {
+                sample: (*s).clone(),
+                probability: c.probability,
+                clues: c.clues,
+                spam_evidence: c.spam_evidence,
+                ham_evidence: c.ham_evidence,
+                report: scanner.scan(&raw),
+            });
+        }
+    }
+    Ok(rows)
+}
+
+impl fmt::Display for Evaluation {
+    /// A Markdown table of the results.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "trained on {} ham + {} spam; model {} features, {} bytes",
+            self.train_ham, self.train_spam, self.model_features, self.model_bytes
+        )?;
+        writeln!(f)?;
+        writeln!(
+            f,
+            "| test set | messages | tagged or worse | quarantined or worse | rejected |"
+        )?;
+        writeln!(f, "|---|---:|---:|---:|---:|")?;
+        let ham = self.ham();
+        for (name, c) in [
+            ("ham (easy)", &self.ham_easy),
+            ("ham (hard)", &self.ham_hard),
+            ("ham (all)", &ham),
+            ("spam", &self.spam),
+        ] {
+            writeln!(
+                f,
+                "| {name} | {} | {} ({:.2}%) | {} ({:.2}%) | {} ({:.2}%) |",
+                c.total,
+                c.tagged,
+                Counts::pct(c.tagged, c.total),
+                c.quarantined,
+                Counts::pct(c.quarantined, c.total),
+                c.rejected,
+                Counts::pct(c.rejected, c.total),
+            )?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn split_is_stable_and_near_70_30() {
+        assert_eq!(
+            split_of("00001.7848dde101aa985090474a91ec93fcf0.eml"),
+            split_of("00001.7848dde101aa985090474a91ec93fcf0.eml")
+        );
+        let train = (0..10_000)
+            .filter(|i| split_of(&format!("{i:05}.eml")) == Split::Train)
+            .count();
+        assert!((6_700..7_300).contains(&train), "{train}");
+    }
+}
