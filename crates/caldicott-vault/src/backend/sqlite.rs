@@ -75,12 +75,66 @@ const MIGRATIONS: &[(i64, &str)] = &[
 /// The SQLite backend.
 pub struct SqliteBackend {
     path: PathBuf,
-    // Field order matters: readers close first, so the writer is the last connection and
-    // checkpoints the WAL into the database file when it closes (a read-only connection
-    // cannot).
+    // Field order matters: readers and the checkpointer close first, so the writer is the
+    // last connection and checkpoints the WAL into the database file when it closes (a
+    // read-only connection cannot).
     readers: Vec<Mutex<Connection>>,
+    // Held for its Drop, which stops the thread (before the writer closes).
+    _checkpointer: Option<Checkpointer>,
     writer: Mutex<Connection>,
     next_reader: AtomicUsize,
+}
+
+/// How often the background checkpointer copies the WAL into the database file.
+const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(250);
+/// The writer checkpoints by itself only past this many WAL pages (256 MiB of 4 KiB
+/// pages): a safety net should the background thread fall behind.
+const WRITER_AUTOCHECKPOINT_PAGES: u32 = 65_536;
+
+/// Copies the WAL into the database file in the background (`PRAGMA
+/// wal_checkpoint(PASSIVE)`, which never blocks writers or readers), so that commits do
+/// not pay for checkpoints: a write's cost is its own pages and one fsync.
+struct Checkpointer {
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Checkpointer {
+    fn start(path: &Path) -> Result<Self, String> {
+        let c = Connection::open_with_flags(
+            path,
+            OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+        )
+        .map_err(|e| e.to_string())?;
+        c.execute_batch("PRAGMA busy_timeout = 1000; PRAGMA wal_autocheckpoint = 0;")
+            .map_err(|e| e.to_string())?;
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = std::sync::Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("sqlite-checkpoint".into())
+            .spawn(move || {
+                while !flag.load(Ordering::Relaxed) {
+                    std::thread::sleep(CHECKPOINT_EVERY);
+                    if let Err(e) = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
+                        tracing::warn!(error = %e, "background WAL checkpoint failed; the writer will checkpoint");
+                    }
+                }
+            })
+            .map_err(|e| e.to_string())?;
+        Ok(Checkpointer {
+            stop,
+            thread: Some(thread),
+        })
+    }
+}
+
+impl Drop for Checkpointer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
 }
 
 fn db_err(during: &'static str) -> impl Fn(rusqlite::Error) -> BackendError {
@@ -113,9 +167,13 @@ impl SqliteBackend {
                  PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = FULL;
                  PRAGMA foreign_keys = ON;
-                 PRAGMA cache_size = -65536;
-                 PRAGMA wal_autocheckpoint = 8192;",
+                 PRAGMA cache_size = -65536;",
             )
+            .map_err(open_err)?;
+        writer
+            .execute_batch(&format!(
+                "PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES};"
+            ))
             .map_err(open_err)?;
         // Touch the schema so a damaged file fails here, with a clear message.
         writer
@@ -134,10 +192,16 @@ impl SqliteBackend {
                 .map_err(open_err)?;
             readers.push(Mutex::new(c));
         }
+        // Without the background checkpointer (it could not start) the writer still
+        // checkpoints by itself, later.
+        let checkpointer = Checkpointer::start(path)
+            .map_err(|e| tracing::warn!(error = %e, "no background WAL checkpointer"))
+            .ok();
         Ok(Self {
             path: path.to_owned(),
             writer: Mutex::new(writer),
             readers,
+            _checkpointer: checkpointer,
             next_reader: AtomicUsize::new(0),
         })
     }
