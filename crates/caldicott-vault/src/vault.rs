@@ -593,7 +593,10 @@ impl Vault {
         self.backend
             .heads(org.as_str(), rtype.as_str(), &ids)?
             .into_iter()
-            .map(|r| r.map(|r| self.open_record(r)).transpose())
+            .map(|r| {
+                r.map(|r| self.open_known(r, Some((org, rtype))))
+                    .transpose()
+            })
             .collect()
     }
 
@@ -800,6 +803,16 @@ impl Vault {
     /// Decrypts one stored version (in place, without copying the body) and checks it is
     /// the record it claims to be.
     fn open_record(&self, r: RawRecord) -> Result<Record, VaultError> {
+        self.open_known(r, None)
+    }
+
+    /// [`Vault::open_record`] for rows the caller asked by organisation and type: those
+    /// names are reused rather than parsed again for every record (still checked equal).
+    fn open_known(
+        &self,
+        r: RawRecord,
+        known: Option<(&OdsCode, &ResourceType)>,
+    ) -> Result<Record, VaultError> {
         let integrity = |r: &RawRecord| VaultError::Integrity {
             org: r.org.clone(),
             rtype: r.rtype.clone(),
@@ -817,12 +830,16 @@ impl Vault {
         };
         let aad = record_aad(&r.org, &r.rtype, &r.id, r.version, r.dek_version, r.deleted);
         let mut buf = r.ciphertext;
-        let (org, rtype, id, version) = (
-            OdsCode::parse(&r.org),
-            ResourceType::new(&r.rtype),
-            ResourceId::new(&r.id),
-            VersionId::new(r.version),
-        );
+        let (org, rtype) = match known {
+            Some((o, t)) if o.as_str() == r.org && t.as_str() == r.rtype => {
+                (Ok(o.clone()), Ok(t.clone()))
+            }
+            _ => (
+                OdsCode::parse(&r.org).map_err(|_| ()),
+                ResourceType::new(&r.rtype).map_err(|_| ()),
+            ),
+        };
+        let (id, version) = (ResourceId::new(&r.id), VersionId::new(r.version));
         let r = RawRecord {
             ciphertext: Vec::new(),
             ..r
