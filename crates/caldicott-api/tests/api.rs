@@ -454,8 +454,55 @@ fn search_by_every_parameter_type(s: &Server) {
     );
     assert_eq!(ids_of(s, "Observation?date=2024-03").len(), 4);
     assert_eq!(ids_of(s, "Observation?date=lt2024").len(), 4);
+    // uri (`_profile`, on every resource) and number (RiskAssessment.probability)
+    let profiled = json!({"resourceType": "Patient", "meta": {"profile": ["https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient"]},
+        "managingOrganization": {"identifier": {"system": "https://fhir.nhs.uk/Id/ods-organization-code", "value": "A81001"}}});
+    let pp = create(s, &profiled)["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        ids_of(
+            s,
+            &format!(
+                "Patient?_profile={}",
+                enc("https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient")
+            )
+        ),
+        [pp.clone()]
+    );
+    assert_eq!(
+        ids_of(
+            s,
+            &format!(
+                "Patient?_profile:below={}",
+                enc("https://fhir.hl7.org.uk/StructureDefinition")
+            )
+        ),
+        [pp.clone()]
+    );
+    assert!(
+        ids_of(
+            s,
+            &format!(
+                "Patient?_profile={}",
+                enc("https://fhir.hl7.org.uk/StructureDefinition")
+            )
+        )
+        .is_empty()
+    );
+    for (i, prob) in ["0.25", "0.70"].iter().enumerate() {
+        let text = format!(
+            r#"{{"resourceType":"RiskAssessment","status":"final","subject":{{"reference":"Patient/{}"}},"prediction":[{{"probabilityDecimal":{prob}}}]}}"#,
+            ids[i]
+        );
+        create_raw(s, "RiskAssessment", &text);
+    }
+    assert_eq!(ids_of(s, "RiskAssessment?probability=gt0.5").len(), 1);
+    assert_eq!(ids_of(s, "RiskAssessment?probability=0.25").len(), 1);
+    assert_eq!(ids_of(s, "RiskAssessment?probability=le0.70").len(), 2);
+    // 0.3 means [0.25, 0.35) by its precision: it finds 0.25; 0.4 finds nothing.
+    assert_eq!(ids_of(s, "RiskAssessment?probability=0.3").len(), 1);
+    assert!(ids_of(s, "RiskAssessment?probability=0.4").is_empty());
     // :missing
-    assert_eq!(ids_of(s, "Patient?address-city:missing=true").len(), 4);
+    assert_eq!(ids_of(s, "Patient?address-city:missing=true").len(), 5);
     assert!(ids_of(s, "Patient?address-city:missing=false").is_empty());
     // an injection attempt is only a value that matches nothing
     assert!(ids_of(s, &format!("Patient?family={}", enc("x' OR '1'='1"))).is_empty());
