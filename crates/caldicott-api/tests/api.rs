@@ -466,7 +466,7 @@ fn search_by_every_parameter_type(s: &Server) {
                 enc("https://fhir.hl7.org.uk/StructureDefinition/UKCore-Patient")
             )
         ),
-        [pp.clone()]
+        std::slice::from_ref(&pp)
     );
     assert_eq!(
         ids_of(
@@ -476,7 +476,7 @@ fn search_by_every_parameter_type(s: &Server) {
                 enc("https://fhir.hl7.org.uk/StructureDefinition")
             )
         ),
-        [pp.clone()]
+        std::slice::from_ref(&pp)
     );
     assert!(
         ids_of(
