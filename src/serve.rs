@@ -70,7 +70,13 @@ pub fn serve(
             max_body_bytes: dir.config.max_body_bytes,
         },
     };
-    cfg.extra_router = Some(caldicott_api::router(Arc::new(api)));
+    let auth = caldicott_api::auth::AuthState {
+        directory: Arc::clone(&api.directory),
+        throttle: caldicott_access::signin::new_throttle(),
+    };
+    cfg.extra_router = Some(
+        caldicott_api::router(Arc::new(api)).merge(caldicott_api::auth::router(Arc::new(auth))),
+    );
     caldicott_server::validate(&cfg)?;
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -843,3 +843,105 @@ fn the_break_glass_queue_from_the_command_line() {
     );
     assert!(e.contains("not a Caldicott guardian"), "{e}");
 }
+
+#[test]
+fn people_sign_in_with_password_and_authenticator_over_https() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    ok(caldicott().args(["init", "--data"]).arg(&data));
+    let added = ok(caldicott()
+        .args([
+            "user", "add", "--org", "LOCAL", "--role", "gp", "ann", "--data",
+        ])
+        .arg(&data));
+    let otp = added
+        .lines()
+        .find_map(|l| l.split("first sign-in): ").nth(1))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let server = Server::start(
+        caldicott()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&data),
+    );
+    let cert = data.join("tls/cert.pem");
+    let post = |path: &str, body: serde_json::Value| {
+        https_request(
+            &server.url,
+            &cert,
+            "POST",
+            path,
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        )
+    };
+    let strong = "a long and unusual passphrase 7";
+    let (status, _) = post(
+        "/auth/login",
+        serde_json::json!({"user": "ann", "password": otp, "code": "000000"}),
+    );
+    assert_eq!(status, 403, "the one-time password must be changed first");
+    let (status, body) = post(
+        "/auth/password",
+        serde_json::json!({"user": "ann", "password": otp, "new_password": strong}),
+    );
+    assert_eq!(status, 204, "{body}");
+    let (status, _) = post(
+        "/auth/login",
+        serde_json::json!({"user": "ann", "password": strong, "code": "000000"}),
+    );
+    assert_eq!(status, 403, "an authenticator must be enrolled first");
+    let (status, body) = post(
+        "/auth/mfa/enrol",
+        serde_json::json!({"user": "ann", "password": strong}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let json_of = |text: &str| -> serde_json::Value {
+        serde_json::from_str(&text[text.find("\r\n\r\n").unwrap() + 4..]).unwrap()
+    };
+    let enrolment = json_of(&body);
+    assert!(enrolment["qr_svg"].as_str().unwrap().contains("<svg"));
+    let totp = caldicott_identity::Totp::new(
+        caldicott_identity::TotpSecret::from_base32(enrolment["secret"].as_str().unwrap()).unwrap(),
+    );
+    let now = || {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .unwrap()
+            .as_secs()
+    };
+    let (status, body) = post(
+        "/auth/mfa/confirm",
+        serde_json::json!({"user": "ann", "password": strong, "code": totp.code_at(now())}),
+    );
+    assert_eq!(status, 204, "{body}");
+    // The next time step's code signs in (the confirming one was used).
+    let (status, body) = post(
+        "/auth/login",
+        serde_json::json!({"user": "ann", "password": strong, "code": totp.code_at(now() + 30)}),
+    );
+    assert_eq!(status, 200, "{body}");
+    let token = json_of(&body)["access_token"].as_str().unwrap().to_owned();
+    let (status, body) = https_get_as(
+        &server.url,
+        &cert,
+        "/fhir/Patient?_summary=count",
+        Some(&token),
+    );
+    assert_eq!(status, 200, "{body}");
+    // Wrong passwords: 401, then throttled with 429.
+    for _ in 0..5 {
+        let (status, _) = post(
+            "/auth/login",
+            serde_json::json!({"user": "ann", "password": "nope", "code": "000000"}),
+        );
+        assert_eq!(status, 401);
+    }
+    let (status, body) = post(
+        "/auth/login",
+        serde_json::json!({"user": "ann", "password": strong, "code": "000000"}),
+    );
+    assert_eq!(status, 429, "{body}");
+    assert!(body.to_ascii_lowercase().contains("retry-after"), "{body}");
+}

@@ -157,6 +157,21 @@ pub fn https_get(base: &str, cert_pem: &Path, path: &str) -> (u16, String) {
 
 /// [`https_get`] with a bearer token.
 pub fn https_get_as(base: &str, cert_pem: &Path, path: &str, token: Option<&str>) -> (u16, String) {
+    let auth = token.map(|t| format!("Bearer {t}"));
+    let headers: Vec<(&str, &str)> = auth.iter().map(|a| ("Authorization", a.as_str())).collect();
+    https_request(base, cert_pem, "GET", path, &headers, b"")
+}
+
+/// One request over TLS, trusting only the given certificate. Returns the status and the
+/// whole response text (head and body).
+pub fn https_request(
+    base: &str,
+    cert_pem: &Path,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> (u16, String) {
     use rustls::pki_types::{CertificateDer, ServerName, pem::PemObject};
     let addr = base.strip_prefix("https://").unwrap();
     let port: u16 = addr.rsplit(':').next().unwrap().parse().unwrap();
@@ -175,14 +190,16 @@ pub fn https_get_as(base: &str, cert_pem: &Path, path: &str, token: Option<&str>
             .unwrap();
     let sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
     let mut tls = rustls::StreamOwned::new(conn, sock);
-    let auth = token
-        .map(|t| format!("Authorization: Bearer {t}\r\n"))
-        .unwrap_or_default();
-    write!(
-        tls,
-        "GET {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n{auth}\r\n"
-    )
-    .unwrap();
+    let mut head = format!(
+        "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
+        body.len()
+    );
+    for (k, v) in headers {
+        head.push_str(&format!("{k}: {v}\r\n"));
+    }
+    head.push_str("\r\n");
+    tls.write_all(head.as_bytes()).unwrap();
+    tls.write_all(body).unwrap();
     let mut resp = Vec::new();
     let _ = tls.read_to_end(&mut resp);
     let text = String::from_utf8_lossy(&resp).into_owned();

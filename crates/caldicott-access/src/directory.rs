@@ -51,6 +51,15 @@ pub struct User {
     /// The base32 TOTP secret once enrolled (sealed with the entry).
     #[serde(default)]
     pub totp_secret: Option<String>,
+    /// A secret being enrolled, until a code from it is confirmed.
+    #[serde(default)]
+    pub totp_pending: Option<String>,
+    /// The last TOTP time step accepted (a code is never accepted twice).
+    #[serde(default)]
+    pub totp_last_step: Option<u64>,
+    /// Hashes of the unused recovery codes.
+    #[serde(default)]
+    pub recovery_codes: Vec<String>,
     pub created_at: i64,
 }
 
@@ -227,6 +236,9 @@ impl Directory {
             disabled: false,
             practitioner,
             totp_secret: None,
+            totp_pending: None,
+            totp_last_step: None,
+            recovery_codes: Vec::new(),
             created_at: caldicott_vault::now_micros(),
         };
         match self.put_entry(USER, name, &user, None) {
@@ -247,7 +259,11 @@ impl Directory {
     }
 
     /// Changes a user with `f`, retrying if someone else changed the entry meanwhile.
-    fn update_user(&self, name: &str, f: impl Fn(&mut User)) -> Result<User, AccessError> {
+    pub(crate) fn update_user_with(
+        &self,
+        name: &str,
+        f: impl Fn(&mut User),
+    ) -> Result<User, AccessError> {
         for _ in 0..8 {
             let Some((version, mut user)) = self.get_entry::<User>(USER, name)? else {
                 return Err(AccessError::UnknownUser(name.to_owned()));
@@ -265,14 +281,19 @@ impl Directory {
     /// Disables or re-enables a user. A disabled user's tokens stop working at once: every
     /// request re-reads the user.
     pub fn set_disabled(&self, name: &str, disabled: bool) -> Result<User, AccessError> {
-        let u = self.update_user(name, |u| u.disabled = disabled)?;
+        let u = self.update_user_with(name, |u| u.disabled = disabled)?;
         self.forget_verified();
         Ok(u)
     }
 
     /// Forgets a user's TOTP enrolment: they enrol again at next sign-in.
     pub fn reset_mfa(&self, name: &str) -> Result<User, AccessError> {
-        self.update_user(name, |u| u.totp_secret = None)
+        self.update_user_with(name, |u| {
+            u.totp_secret = None;
+            u.totp_pending = None;
+            u.totp_last_step = None;
+            u.recovery_codes.clear();
+        })
     }
 
     /// Issues a token for a user with the given scopes and purpose of use, valid for

@@ -22,6 +22,7 @@ pub mod breakglass;
 mod directory;
 mod error;
 pub mod optout;
+pub mod signin;
 
 pub use directory::{
     AUTH_CACHE_TTL_US, Authenticated, Directory, MAX_TOKEN_TTL_SECS, Organisation, TOKEN_PREFIX,

@@ -280,3 +280,102 @@ fn break_glass_postgres() {
     let Some(s) = PgSchema::create() else { return };
     break_glass_is_time_limited_and_queued_for_review(Db::Postgres(s));
 }
+
+#[test]
+fn sign_in_needs_a_changed_password_and_an_authenticator() {
+    use caldicott_access::signin::{self, SignIn, SignInError};
+    use caldicott_identity::{Totp, TotpSecret};
+    let db = Db::Sqlite(tempfile::tempdir().unwrap());
+    let d = directory(&db);
+    d.add_org(&ods("A81001"), "Castle Practice").unwrap();
+    let (_, otp) = d.add_user("ann", &ods("A81001"), Role::Gp, None).unwrap();
+    let throttle = signin::new_throttle();
+    let s = SignIn::new(&d, &throttle);
+    let ip: std::net::IpAddr = "192.0.2.7".parse().unwrap();
+    let t0 = caldicott_vault::now_micros();
+    let strong = "correct horse battery staple 42";
+    // The one-time password only lets the user change it.
+    assert_eq!(
+        s.sign_in("ann", &otp, "000000", Purpose::DirectCare, ip, t0)
+            .unwrap_err(),
+        SignInError::MustChangePassword
+    );
+    assert!(matches!(
+        s.change_password("ann", &otp, "password123456", ip, t0),
+        Err(SignInError::Rejected(_))
+    ));
+    s.change_password("ann", &otp, strong, ip, t0).unwrap();
+    // Then enrolment is required before any token.
+    assert_eq!(
+        s.sign_in("ann", strong, "000000", Purpose::DirectCare, ip, t0)
+            .unwrap_err(),
+        SignInError::MustEnrol
+    );
+    let e = s.enrol("ann", strong, ip, t0).unwrap();
+    assert!(e.uri.starts_with("otpauth://totp/") && e.qr_svg.contains("<svg"));
+    assert_eq!(e.recovery_codes.len(), 10);
+    let totp = Totp::new(TotpSecret::from_base32(&e.secret_base32).unwrap());
+    let code_at = |us: i64| totp.code_at((us / 1_000_000) as u64);
+    assert_eq!(
+        s.confirm("ann", strong, "123456", ip, t0).unwrap_err(),
+        SignInError::Credentials
+    );
+    s.confirm("ann", strong, &code_at(t0), ip, t0).unwrap();
+    // Sign in: the code of a later step works once; a replay does not.
+    let t1 = t0 + 60_000_000;
+    let token = s
+        .sign_in("ann", strong, &code_at(t1), Purpose::DirectCare, ip, t1)
+        .unwrap();
+    let who = d.authenticate(&token, t1).unwrap();
+    assert_eq!(
+        (who.user.name.as_str(), who.purpose),
+        ("ann", Purpose::DirectCare)
+    );
+    assert_eq!(
+        s.sign_in("ann", strong, &code_at(t1), Purpose::DirectCare, ip, t1 + 1)
+            .unwrap_err(),
+        SignInError::Credentials
+    );
+    // A recovery code works once instead of the authenticator.
+    let rc = e.recovery_codes[0].clone();
+    s.sign_in("ann", strong, &rc, Purpose::DirectCare, ip, t1 + 2)
+        .unwrap();
+    assert_eq!(
+        s.sign_in("ann", strong, &rc, Purpose::DirectCare, ip, t1 + 3)
+            .unwrap_err(),
+        SignInError::Credentials
+    );
+    // Guessing is throttled: after five wrong passwords, even the right one waits.
+    let t2 = t1 + 120_000_000;
+    for i in 0..5 {
+        assert_eq!(
+            s.sign_in("ann", "wrong", "000000", Purpose::DirectCare, ip, t2 + i)
+                .unwrap_err(),
+            SignInError::Credentials
+        );
+    }
+    assert!(matches!(
+        s.sign_in(
+            "ann",
+            strong,
+            &code_at(t2 + 30_000_000),
+            Purpose::DirectCare,
+            ip,
+            t2 + 10
+        ),
+        Err(SignInError::Throttled(_))
+    ));
+    // Unknown users look like wrong passwords.
+    assert_eq!(
+        s.sign_in(
+            "nobody",
+            strong,
+            "000000",
+            Purpose::DirectCare,
+            ip,
+            t2 + 900_000_000
+        )
+        .unwrap_err(),
+        SignInError::Credentials
+    );
+}
