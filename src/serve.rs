@@ -74,8 +74,13 @@ pub fn serve(
         directory: Arc::clone(&api.directory),
         throttle: caldicott_access::signin::new_throttle(),
     };
+    let admin = caldicott_api::admin::AdminState {
+        directory: Arc::clone(&api.directory),
+    };
     cfg.extra_router = Some(
-        caldicott_api::router(Arc::new(api)).merge(caldicott_api::auth::router(Arc::new(auth))),
+        caldicott_api::router(Arc::new(api))
+            .merge(caldicott_api::auth::router(Arc::new(auth)))
+            .merge(caldicott_api::admin::router(Arc::new(admin))),
     );
     caldicott_server::validate(&cfg)?;
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -945,3 +945,124 @@ fn people_sign_in_with_password_and_authenticator_over_https() {
     assert_eq!(status, 429, "{body}");
     assert!(body.to_ascii_lowercase().contains("retry-after"), "{body}");
 }
+
+/// Signs `user` in over HTTPS from their one-time password: replaces it, enrols an
+/// authenticator, logs in. Returns the bearer token.
+fn sign_in_fresh(server: &Server, cert: &Path, user: &str, one_time: &str) -> String {
+    let post = |path: &str, body: serde_json::Value| {
+        https_request(
+            &server.url,
+            cert,
+            "POST",
+            path,
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        )
+    };
+    let json_of = |text: &str| -> serde_json::Value {
+        serde_json::from_str(&text[text.find("\r\n\r\n").unwrap() + 4..]).unwrap()
+    };
+    let strong = "another long unusual passphrase 9";
+    let (s, b) = post(
+        "/auth/password",
+        serde_json::json!({"user": user, "password": one_time, "new_password": strong}),
+    );
+    assert_eq!(s, 204, "{b}");
+    let (s, b) = post(
+        "/auth/mfa/enrol",
+        serde_json::json!({"user": user, "password": strong}),
+    );
+    assert_eq!(s, 200, "{b}");
+    let totp = caldicott_identity::Totp::new(
+        caldicott_identity::TotpSecret::from_base32(json_of(&b)["secret"].as_str().unwrap())
+            .unwrap(),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (s, b) = post(
+        "/auth/mfa/confirm",
+        serde_json::json!({"user": user, "password": strong, "code": totp.code_at(now)}),
+    );
+    assert_eq!(s, 204, "{b}");
+    let (s, b) = post(
+        "/auth/login",
+        serde_json::json!({"user": user, "password": strong, "code": totp.code_at(now + 30)}),
+    );
+    assert_eq!(s, 200, "{b}");
+    json_of(&b)["access_token"].as_str().unwrap().to_owned()
+}
+
+#[test]
+fn the_administration_api_is_for_sysadmins() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let init = ok(caldicott().args(["init", "--data"]).arg(&data));
+    let admin_otp = init
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .unwrap()
+        .to_owned();
+    let server = Server::start(
+        caldicott()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&data),
+    );
+    let cert = data.join("tls/cert.pem");
+    let token = sign_in_fresh(&server, &cert, "admin", &admin_otp);
+    let auth = format!("Bearer {token}");
+    let call = |method: &str, path: &str, body: serde_json::Value| {
+        https_request(
+            &server.url,
+            &cert,
+            method,
+            path,
+            &[
+                ("Content-Type", "application/json"),
+                ("Authorization", auth.as_str()),
+            ],
+            body.to_string().as_bytes(),
+        )
+    };
+    let (s, b) = call(
+        "POST",
+        "/admin/orgs",
+        serde_json::json!({"ods": "A81001", "name": "Castle Practice"}),
+    );
+    assert_eq!(s, 201, "{b}");
+    let (s, _) = call(
+        "POST",
+        "/admin/orgs",
+        serde_json::json!({"ods": "A81001", "name": "Again"}),
+    );
+    assert_eq!(s, 409);
+    let (s, b) = call(
+        "POST",
+        "/admin/users",
+        serde_json::json!({"name": "nurse1", "org": "A81001", "role": "registered-nurse"}),
+    );
+    assert_eq!(s, 201, "{b}");
+    assert!(b.contains("one_time_password"), "{b}");
+    let (s, b) = call(
+        "POST",
+        "/admin/users",
+        serde_json::json!({"name": "x", "org": "A81001", "role": "wizard"}),
+    );
+    assert_eq!(s, 400, "{b}");
+    let (s, b) = call("GET", "/admin/users", serde_json::json!({}));
+    assert_eq!(s, 200);
+    assert!(b.contains("nurse1") && !b.contains("argon2"), "{b}");
+    let (s, _) = call("POST", "/admin/users/nurse1/disable", serde_json::json!({}));
+    assert_eq!(s, 204);
+    assert!(
+        ok(caldicott().args(["user", "list", "--data"]).arg(&data))
+            .contains("nurse1\tA81001\tregistered-nurse\tdisabled")
+    );
+    // Not for anyone else, and not without a token.
+    let (s, _) = https_request(&server.url, &cert, "GET", "/admin/users", &[], b"");
+    assert_eq!(s, 401);
+    let gp = common::gp_token(&data);
+    let (s, _) = https_get_as(&server.url, &cert, "/admin/users", Some(&gp));
+    assert_eq!(s, 403);
+}
