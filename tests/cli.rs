@@ -1066,3 +1066,106 @@ fn the_administration_api_is_for_sysadmins() {
     let (s, _) = https_get_as(&server.url, &cert, "/admin/users", Some(&gp));
     assert_eq!(s, 403);
 }
+
+#[test]
+fn no_secret_or_identifier_reaches_the_log() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let init = ok(caldicott().args(["init", "--data"]).arg(&data));
+    let admin_otp = init
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("password: "))
+        .unwrap()
+        .to_owned();
+    let log = t.path().join("server.log");
+    let server = Server::start_logged(
+        caldicott()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&data)
+            .env("CALDICOTT_LOG", "debug"),
+        &log,
+    );
+    let cert = data.join("tls/cert.pem");
+    // A session that handles every kind of secret and identifier: a one-time password, a
+    // new password, a TOTP code and secret, a token, NHS numbers in a body, a search and an
+    // error, a break-glass reason.
+    let admin_token = sign_in_fresh(&server, &cert, "admin", &admin_otp);
+    let gp = common::gp_token(&data);
+    let auth = format!("Bearer {gp}");
+    let nhs = "9434765919";
+    let patient = serde_json::json!({"resourceType": "Patient",
+        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": nhs}],
+        "name": [{"family": "Zebedee-Quill"}]});
+    let (s, b) = https_request(
+        &server.url,
+        &cert,
+        "POST",
+        "/fhir/Patient",
+        &[
+            ("Content-Type", "application/fhir+json"),
+            ("Authorization", &auth),
+        ],
+        patient.to_string().as_bytes(),
+    );
+    assert_eq!(s, 201, "{b}");
+    let bad = serde_json::json!({"resourceType": "Patient",
+        "identifier": [{"system": "https://fhir.nhs.uk/Id/nhs-number", "value": "9434765918"}]});
+    let (s, _) = https_request(
+        &server.url,
+        &cert,
+        "POST",
+        "/fhir/Patient",
+        &[
+            ("Content-Type", "application/fhir+json"),
+            ("Authorization", &auth),
+        ],
+        bad.to_string().as_bytes(),
+    );
+    assert_eq!(s, 422);
+    let (s, _) = https_get_as(
+        &server.url,
+        &cert,
+        &format!("/fhir/Patient?identifier={nhs}"),
+        Some(&gp),
+    );
+    assert_eq!(s, 200);
+    let (s, _) = https_get_as(
+        &server.url,
+        &cert,
+        "/fhir/Patient?family=Zebedee",
+        Some("cdt_not-a-real-token"),
+    );
+    assert_eq!(s, 401);
+    let reason = format!("patient {nhs} collapsed");
+    let glass = serde_json::json!({"resourceType": "Parameters", "parameter": [{"name": "reason", "valueString": reason}]});
+    let (s, b) = https_request(
+        &server.url,
+        &cert,
+        "POST",
+        "/fhir/$break-glass",
+        &[
+            ("Content-Type", "application/fhir+json"),
+            ("Authorization", &auth),
+        ],
+        glass.to_string().as_bytes(),
+    );
+    assert_eq!(s, 200, "{b}");
+    drop(server);
+    let text = std::fs::read_to_string(&log).unwrap();
+    assert!(
+        text.contains("caldicott::audit"),
+        "the audit events are in the log"
+    );
+    for (what, secret) in [
+        ("the admin's one-time password", admin_otp.as_str()),
+        ("the admin's token", admin_token.as_str()),
+        ("the GP's token", gp.as_str()),
+        ("an NHS number", nhs),
+        ("an invalid NHS number", "9434765918"),
+        ("a surname", "Zebedee"),
+        ("a rejected token", "cdt_not-a-real-token"),
+        ("the new password", "another long unusual passphrase 9"),
+    ] {
+        assert!(!text.contains(secret), "{what} appears in the server log");
+    }
+}

@@ -113,11 +113,18 @@ pub struct Server {
 
 impl Server {
     pub fn start(c: &mut Command) -> Server {
-        let mut child = c
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
+        c.stderr(Stdio::null());
+        Self::spawn(c)
+    }
+
+    /// [`Server::start`] with the server's log (standard error) written to `log`.
+    pub fn start_logged(c: &mut Command, log: &Path) -> Server {
+        c.stderr(std::fs::File::create(log).unwrap());
+        Self::spawn(c)
+    }
+
+    fn spawn(c: &mut Command) -> Server {
+        let mut child = c.stdout(Stdio::piped()).spawn().unwrap();
         let mut reader = BufReader::new(child.stdout.take().unwrap());
         let mut stdout = String::new();
         let url = loop {
