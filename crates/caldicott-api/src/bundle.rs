@@ -487,24 +487,16 @@ fn resolve(store: &Store, e: &Entry, guard: &Guard) -> Result<Plan, ApiError> {
                 rtype,
                 id: new_id(),
             },
-            Some(criteria) => {
-                let found = search::matching_visible(store, &rtype, criteria, 2, guard)?;
-                match found.len() {
-                    0 => Plan::Create {
-                        rtype,
-                        id: new_id(),
-                    },
-                    1 => Plan::Nothing {
-                        status: "200 OK",
-                        found: found.into_iter().next(),
-                    },
-                    _ => {
-                        return Err(ApiError::precondition(
-                            "ifNoneExist matches more than one resource",
-                        ));
-                    }
-                }
-            }
+            Some(criteria) => match search::single_visible(store, &rtype, criteria, guard)? {
+                None => Plan::Create {
+                    rtype,
+                    id: new_id(),
+                },
+                found => Plan::Nothing {
+                    status: "200 OK",
+                    found,
+                },
+            },
         },
         (Method::Post, _, _) => {
             return Err(ApiError::bad_request(
@@ -513,9 +505,8 @@ fn resolve(store: &Store, e: &Entry, guard: &Guard) -> Result<Plan, ApiError> {
         }
         (Method::Put, Some(id), None) => Plan::Update { rtype, id },
         (Method::Put, None, Some(criteria)) => {
-            let found = search::matching_visible(store, &rtype, &criteria, 2, guard)?;
-            match found.len() {
-                0 => {
+            match search::single_visible(store, &rtype, &criteria, guard)? {
+                None => {
                     let id = e
                         .resource
                         .as_ref()
@@ -525,15 +516,10 @@ fn resolve(store: &Store, e: &Entry, guard: &Guard) -> Result<Plan, ApiError> {
                         .unwrap_or_else(new_id);
                     Plan::Create { rtype, id }
                 }
-                1 => Plan::Update {
+                Some(found) => Plan::Update {
                     rtype,
-                    id: found[0].id.clone(),
+                    id: found.id,
                 },
-                _ => {
-                    return Err(ApiError::precondition(
-                        "the conditional update's criteria match more than one resource",
-                    ));
-                }
             }
         }
         (Method::Put, _, _) => {
@@ -543,21 +529,15 @@ fn resolve(store: &Store, e: &Entry, guard: &Guard) -> Result<Plan, ApiError> {
         }
         (Method::Delete, Some(id), None) => Plan::Delete { rtype, id },
         (Method::Delete, None, Some(criteria)) => {
-            let found = search::matching_visible(store, &rtype, &criteria, 2, guard)?;
-            match found.len() {
-                0 => Plan::Nothing {
+            match search::single_visible(store, &rtype, &criteria, guard)? {
+                None => Plan::Nothing {
                     status: "204 No Content",
                     found: None,
                 },
-                1 => Plan::Delete {
+                Some(found) => Plan::Delete {
                     rtype,
-                    id: found[0].id.clone(),
+                    id: found.id,
                 },
-                _ => {
-                    return Err(ApiError::precondition(
-                        "the conditional delete's criteria match more than one resource",
-                    ));
-                }
             }
         }
         (Method::Delete, _, _) => {

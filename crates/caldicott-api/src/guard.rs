@@ -57,6 +57,7 @@ pub struct Guard<'a> {
     subject: Subject,
     now_us: i64,
     facts: RefCell<HashMap<String, PatientFacts>>,
+    pseudonyms: RefCell<HashMap<String, String>>,
 }
 
 impl<'a> Guard<'a> {
@@ -74,6 +75,7 @@ impl<'a> Guard<'a> {
             subject: caller.subject(),
             now_us: caldicott_vault::now_micros(),
             facts: RefCell::new(HashMap::new()),
+            pseudonyms: RefCell::new(HashMap::new()),
         }
     }
 
@@ -123,7 +125,7 @@ impl<'a> Guard<'a> {
             .target
             .patients
             .iter()
-            .map(|p| self.store.vault().dir_keyed_hash("audit-patient", p))
+            .map(|p| self.pseudonym(p))
             .collect::<Result<Vec<_>, _>>()?;
         self.audit.record(&AccessEvent::new(
             &self.subject,
@@ -157,18 +159,27 @@ impl<'a> Guard<'a> {
     /// Whether `action` is permitted on a stored record (a tombstone is judged by its
     /// type and organisation alone).
     pub fn permits_record(&self, action: Action, r: &Record) -> Result<bool, ApiError> {
-        let v = if r.deleted {
-            None
-        } else {
-            Some(
-                serde_json::from_slice::<Value>(&r.body)
-                    .map_err(|_| ApiError::internal("a stored resource is not valid JSON"))?,
-            )
-        };
+        let v = parsed(r)?;
         Ok(self
             .decide(action, r.rtype.as_str(), r.org.as_str(), v.as_ref())?
             .effect
             == Effect::Permit)
+    }
+
+    /// The audit pseudonym of a patient, computed once per request (a search asks about
+    /// the same patient many times).
+    fn pseudonym(&self, patient: &str) -> Result<String, ApiError> {
+        if let Some(p) = self.pseudonyms.borrow().get(patient) {
+            return Ok(p.clone());
+        }
+        let p = self
+            .store
+            .vault()
+            .dir_keyed_hash("audit-patient", patient)?;
+        self.pseudonyms
+            .borrow_mut()
+            .insert(patient.to_owned(), p.clone());
+        Ok(p)
     }
 
     /// Refuses a write the policy does not permit (403: the caller knows what they sent).
@@ -189,14 +200,7 @@ impl<'a> Guard<'a> {
 
     /// Refuses an action on a stored record the policy does not permit (403).
     pub fn require_record(&self, action: Action, r: &Record) -> Result<(), ApiError> {
-        let v = if r.deleted {
-            None
-        } else {
-            Some(
-                serde_json::from_slice::<Value>(&r.body)
-                    .map_err(|_| ApiError::internal("a stored resource is not valid JSON"))?,
-            )
-        };
+        let v = parsed(r)?;
         self.require(action, r.rtype.as_str(), r.org.as_str(), v.as_ref())
     }
 
@@ -407,6 +411,16 @@ impl<'a> Guard<'a> {
     pub fn directory(&self) -> &Directory {
         self.directory
     }
+}
+
+/// A stored record's resource; `None` for a tombstone (judged by type and organisation).
+fn parsed(r: &Record) -> Result<Option<Value>, ApiError> {
+    if r.deleted {
+        return Ok(None);
+    }
+    serde_json::from_slice(&r.body)
+        .map(Some)
+        .map_err(|_| ApiError::internal("a stored resource is not valid JSON"))
 }
 
 fn nhs_number(patient: &Value) -> Option<NhsNumber> {

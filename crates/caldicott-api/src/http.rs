@@ -591,21 +591,10 @@ fn create(
         .headers
         .get("if-none-exist")
         .and_then(|v| v.to_str().ok())
+        && let Some(r) = search::single_visible(&api.store, rtype, criteria, guard)?
     {
-        let found = search::matching_visible(&api.store, rtype, criteria, 2, guard)?;
-        match found.len() {
-            0 => {}
-            1 => {
-                let r = &found[0];
-                let location = format!("{}/{}/{}/_history/{}", call.base, r.rtype, r.id, r.version);
-                return Ok(response::resource(StatusCode::OK, r, Some(&location)));
-            }
-            _ => {
-                return Err(ApiError::precondition(
-                    "If-None-Exist matches more than one resource",
-                ));
-            }
-        }
+        let location = format!("{}/{}/{}/_history/{}", call.base, r.rtype, r.id, r.version);
+        return Ok(response::resource(StatusCode::OK, &r, Some(&location)));
     }
     let w = api.store.create(rtype, body, guard)?;
     Ok(written(call, w))
@@ -619,28 +608,21 @@ fn conditional_update(
 ) -> Result<Response, ApiError> {
     let criteria = call.query.as_deref().unwrap_or("");
     let mut body = json_body(call)?;
-    let found = search::matching_visible(&api.store, rtype, criteria, 2, guard)?;
-    let id = match found.len() {
-        0 => body
+    let id = match search::single_visible(&api.store, rtype, criteria, guard)? {
+        None => body
             .get("id")
             .and_then(Value::as_str)
             .and_then(|i| ResourceId::new(i).ok())
             .unwrap_or_else(crate::store::new_id),
-        1 => {
-            let id = found[0].id.clone();
+        Some(found) => {
             if let Some(b) = body.get("id").and_then(Value::as_str)
-                && b != id.as_str()
+                && b != found.id.as_str()
             {
                 return Err(ApiError::bad_request(
                     "the body's id is not the id of the resource the criteria match",
                 ));
             }
-            id
-        }
-        _ => {
-            return Err(ApiError::precondition(
-                "the criteria match more than one resource",
-            ));
+            found.id
         }
     };
     if let Value::Object(o) = &mut body {
@@ -659,22 +641,18 @@ fn conditional_delete(
     guard: &Guard,
 ) -> Result<Response, ApiError> {
     let criteria = call.query.as_deref().unwrap_or("");
-    let found = search::matching_visible(&api.store, rtype, criteria, 2, guard)?;
-    match found.len() {
-        0 => Ok(response::value(
+    match search::single_visible(&api.store, rtype, criteria, guard)? {
+        None => Ok(response::value(
             StatusCode::OK,
             &information("nothing matched; nothing deleted"),
         )),
-        1 => {
-            api.store.delete(rtype, &found[0].id, None, guard)?;
+        Some(found) => {
+            api.store.delete(rtype, &found.id, None, guard)?;
             Ok(response::value(
                 StatusCode::OK,
-                &information(&format!("{rtype}/{} deleted", found[0].id)),
+                &information(&format!("{rtype}/{} deleted", found.id)),
             ))
         }
-        _ => Err(ApiError::precondition(
-            "the criteria match more than one resource",
-        )),
     }
 }
 

@@ -375,6 +375,24 @@ fn referenced(r: &Record, inc: &Include) -> Result<Vec<(ResourceType, ResourceId
     Ok(out)
 }
 
+/// The one record a conditional interaction's criteria match among what the caller may
+/// read: `None` when nothing matches, 412 when more than one does (the specification's
+/// rule for conditional create, update and delete alike).
+pub fn single_visible(
+    store: &Store,
+    rtype: &ResourceType,
+    criteria: &str,
+    guard: &Guard,
+) -> Result<Option<Record>, ApiError> {
+    let mut found = matching_visible(store, rtype, criteria, 2, guard)?;
+    if found.len() > 1 {
+        return Err(ApiError::precondition(
+            "the conditional criteria match more than one resource",
+        ));
+    }
+    Ok(found.pop())
+}
+
 /// [`matching`] limited to what the caller may read: for conditional interactions, whose
 /// outcome must not depend on records the caller cannot see.
 pub fn matching_visible(

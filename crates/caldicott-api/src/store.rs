@@ -652,12 +652,8 @@ pub fn writable(rtype: &ResourceType) -> Result<(), ApiError> {
 
 /// A new server-assigned id: a random UUID.
 pub fn new_id() -> ResourceId {
-    ResourceId::new(&uuid::Uuid::new_v4().to_string()).unwrap_or_else(|_| unreachable_id())
-}
-
-fn unreachable_id() -> ResourceId {
-    // A UUID is always a valid FHIR id; this keeps the code panic-free regardless.
-    ResourceId::new("0").expect("'0' is a valid id")
+    // 36 characters of hex digits and '-': always a valid FHIR id, whatever the input.
+    ResourceId::new(&uuid::Uuid::new_v4().to_string()).expect("a UUID is a valid FHIR id")
 }
 
 fn record_of(p: Prepared, at: i64) -> Record {
