@@ -1,4 +1,4 @@
-//! Caldicott's audit events, as the audit ledger stores them.
+//! Caldicott's audit events, as the audit ledger stores them, and what people read from them.
 //!
 //! What it is: the [`AuditEvent`] type (who, what, when, why, from where, outcome) and its
 //! **canonical, versioned leaf bytes** ([`AuditEvent::to_leaf`], [`AuditEvent::from_leaf`]):
@@ -7,12 +7,36 @@
 //! JSON with the fields in declaration order. Decoding re-encodes and refuses any leaf that
 //! is not byte-for-byte canonical, so one event has exactly one leaf.
 //!
-//! What it is not: no storage, no Merkle hashing, no HTTP. Patients never appear in clear:
-//! the caller puts keyed pseudonyms (HMAC under the deployment's directory key) in
-//! [`AuditEvent::patients`]; search queries are recorded by parameter name only, never
-//! their values or results.
+//! Around the leaf, pure views of events (each a function of its inputs, so the same ledger
+//! always reads the same way):
+//!
+//! - [`fhir`]: an event as an HL7 FHIR R4 `AuditEvent` resource, following IHE Basic Audit Log
+//!   Patterns (BALP) conventions, carrying its ledger position and leaf hash.
+//! - [`query`]: FHIR search parameters over audit events, parsed and refused strictly, and
+//!   matched against events.
+//! - [`report`]: the patient's "who has looked at my record" report, as a FHIR `Bundle` and
+//!   as a self-contained, accessible HTML page, with the inclusion proofs to check it.
+//! - [`review`]: the Caldicott guardian's review queries: break-glass uses, access out of
+//!   hours, staff looking at relatives or neighbours, unusual volumes.
+//! - [`uktime`]: UK local time (GMT/BST) without a time-zone database; [`words`]: roles and
+//!   actions in plain English, shared by the report and the review.
+//!
+//! What it is not: no storage, no Merkle hashing or proof checking, no HTTP, no clock. Patients
+//! never appear in clear: the caller puts keyed pseudonyms (HMAC under the deployment's
+//! directory key) in [`AuditEvent::patients`]; search queries are recorded by parameter name
+//! only, never their values or results. The report's patient heading and the review's
+//! profiles of staff and patients are given by the caller, used, and never stored here.
 
 #![forbid(unsafe_code)]
+
+pub mod fhir;
+pub mod query;
+#[cfg(test)]
+mod r4check;
+pub mod report;
+pub mod review;
+pub mod uktime;
+pub mod words;
 
 use serde::{Deserialize, Serialize};
 

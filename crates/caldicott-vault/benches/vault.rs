@@ -141,7 +141,7 @@ impl<'a> Bench<'a> {
             if encrypted {
                 self.vault.put_batch(&self.writes(chunk)).unwrap();
             } else {
-                self.raw.write(&self.raw_rows(chunk)).unwrap();
+                self.raw.write(&self.raw_rows(chunk), &[]).unwrap();
             }
         }
         t.elapsed()

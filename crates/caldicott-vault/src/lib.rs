@@ -25,6 +25,7 @@
 pub mod backend;
 mod crypto;
 pub mod keys;
+mod ledger;
 mod vault;
 
 #[cfg(feature = "testing")]
@@ -32,9 +33,10 @@ pub mod testing;
 
 pub use backend::postgres::PostgresBackend;
 pub use backend::sqlite::SqliteBackend;
-pub use backend::{Backend, BackendError, now_micros};
+pub use backend::{Appended, Backend, BackendError, EpochRow, LedgerLeaf, StoredLeaf, now_micros};
 pub use crypto::IndexTerm;
 pub use keys::{DataKey, KekId, KeyError, KeyProvider, LocalKek};
+pub use ledger::{Ledger, LedgerError, VerifyError, VerifyReport};
 pub use vault::{DirEntry, Expect, Indexer, KeyStatus, Record, Vault, VaultError, Write};
 
 /// Opens a backend from a database location: a `postgres://` or `postgresql://` URL, or

@@ -6,8 +6,8 @@ use std::sync::{Arc, RwLock};
 use caldicott_core::{OdsCode, ResourceId, ResourceType, VersionId};
 
 use crate::backend::{
-    Backend, BackendError, DataKeyRow, DirRow, NewRecord, RawRecord, Reencrypted, RowExpect,
-    RowWrite, TermsOf, now_micros,
+    Appended, Backend, BackendError, DataKeyRow, DirRow, LedgerLeaf, NewRecord, RawRecord,
+    Reencrypted, RowExpect, RowWrite, TermsOf, now_micros,
 };
 use crate::crypto::{IndexTerm, RecordKeys, TermHash, payload_body, record_aad};
 use crate::keys::{DataKey, KeyError, KeyProvider};
@@ -300,6 +300,21 @@ impl Vault {
         first_delete: usize,
         written_at: i64,
     ) -> Result<Vec<VersionId>, VaultError> {
+        Ok(self
+            .commit_audited(writes, first_delete, written_at, &[])?
+            .0)
+    }
+
+    /// [`Vault::commit`] with the audit-ledger leaves that record it, appended in the same
+    /// transaction: the change and its audit entries are durable together or not at all.
+    /// Returns the new versions and where the leaves landed.
+    pub fn commit_audited(
+        &self,
+        writes: &[Write],
+        first_delete: usize,
+        written_at: i64,
+        leaves: &[LedgerLeaf],
+    ) -> Result<(Vec<VersionId>, Option<Appended>), VaultError> {
         let first_delete = first_delete.min(writes.len());
         if let Some(w) = writes[first_delete..]
             .iter()
@@ -332,8 +347,8 @@ impl Vault {
                 .iter()
                 .map(|r| VersionId::new(r.record.version).unwrap_or(VersionId::FIRST))
                 .collect();
-            match self.backend.write(&rows) {
-                Ok(()) => return Ok(versions),
+            match self.backend.write(&rows, leaves) {
+                Ok(appended) => return Ok((versions, appended)),
                 Err(BackendError::Conflict { rtype, id }) => {
                     let any = writes.iter().any(|w| {
                         w.expect == Expect::Any && w.rtype.as_str() == rtype && w.id.as_str() == id
@@ -543,8 +558,8 @@ impl Vault {
             true,
             now_micros(),
         )?;
-        match self.backend.write(&[row]) {
-            Ok(()) => Ok(VersionId::new(current + 1).unwrap_or(VersionId::FIRST)),
+        match self.backend.write(&[row], &[]) {
+            Ok(_) => Ok(VersionId::new(current + 1).unwrap_or(VersionId::FIRST)),
             Err(BackendError::Conflict { .. }) => Err(VaultError::Conflict {
                 rtype: rtype.to_string(),
                 id: id.to_string(),

@@ -5,8 +5,11 @@
 //! returns, and that an expected-version check and the write it guards happen in the same
 //! transaction. The same conformance suite (`tests/conformance.rs`) runs against both.
 
+pub mod ledger;
 pub mod postgres;
 pub mod sqlite;
+
+pub use ledger::{Appended, EpochRow, LedgerLeaf, StoredLeaf};
 
 use crate::crypto::TermHash;
 
@@ -158,9 +161,14 @@ pub trait Backend: Send + Sync {
     /// Deletes a retired data key once no record uses it.
     fn drop_data_key(&self, org: &str, version: u32) -> Result<bool, BackendError>;
 
-    /// Writes record versions atomically: all or none. Each row's `expect` is checked in
-    /// the same transaction; on a mismatch nothing is written and `Conflict` is returned.
-    fn write(&self, rows: &[RowWrite<'_>]) -> Result<(), BackendError>;
+    /// Writes record versions and audit-ledger leaves atomically: all or none. Each row's
+    /// `expect` is checked in the same transaction; on a mismatch nothing is written and
+    /// `Conflict` is returned. With leaves, returns where they were appended.
+    fn write(
+        &self,
+        rows: &[RowWrite<'_>],
+        leaves: &[LedgerLeaf],
+    ) -> Result<Option<Appended>, BackendError>;
     /// The current version of each record (tombstones included), in the order asked.
     fn heads(
         &self,
@@ -244,6 +252,55 @@ pub trait Backend: Send + Sync {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<DirRow>, BackendError>;
+
+    /// Every epoch of the audit ledger, oldest first (there is always at least one).
+    fn ledger_epochs(&self) -> Result<Vec<EpochRow>, BackendError>;
+    /// Leaves `[start, end)` of an epoch that are stored, in index order.
+    fn ledger_leaves(
+        &self,
+        epoch: u32,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<StoredLeaf>, BackendError>;
+    /// Leaves of an epoch beyond its recorded size (there should be none).
+    fn ledger_leaves_beyond(&self, epoch: u32, size: u64) -> Result<u64, BackendError>;
+    /// The stored hashes of nodes, in the order asked (`None` where missing).
+    fn ledger_nodes(
+        &self,
+        epoch: u32,
+        ids: &[caldicott_ledger::NodeId],
+    ) -> Result<Vec<Option<Vec<u8>>>, BackendError>;
+    /// The stored nodes of one level with index in `[start, end)`, in index order.
+    fn ledger_node_range(
+        &self,
+        epoch: u32,
+        level: u8,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<(u64, Vec<u8>)>, BackendError>;
+    /// Stores a signed checkpoint (a second one for the same size is ignored).
+    fn ledger_put_checkpoint(&self, epoch: u32, size: u64, note: &str) -> Result<(), BackendError>;
+    /// Checkpoints of an epoch with size in `[from, to]`, by size.
+    fn ledger_checkpoints(
+        &self,
+        epoch: u32,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, String)>, BackendError>;
+    /// The largest checkpoint of an epoch.
+    fn ledger_latest_checkpoint(&self, epoch: u32) -> Result<Option<(u64, String)>, BackendError>;
+    /// Up to `limit` leaves indexed under `key`, newest first, before `before` (an
+    /// `(epoch, idx)` position).
+    fn ledger_find(
+        &self,
+        key: &str,
+        before: Option<(u32, u64)>,
+        limit: usize,
+    ) -> Result<Vec<(u32, u64)>, BackendError>;
+    /// Seals the current epoch `epoch` with its final signed checkpoint (of its whole
+    /// size) and opens `epoch + 1`, atomically; `Conflict` if `epoch` is not current or
+    /// grew meanwhile (`size` no longer matches).
+    fn ledger_seal(&self, epoch: u32, size: u64, final_note: &str) -> Result<u32, BackendError>;
 }
 
 /// Microseconds since the Unix epoch, now.

@@ -23,6 +23,7 @@ use std::collections::HashMap;
 use ::postgres::{Client, Config, NoTls, Row, Statement};
 
 use super::*;
+use caldicott_ledger::Frontier;
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (
@@ -71,6 +72,25 @@ const MIGRATIONS: &[(i64, &str)] = &[
         // Users live in the sealed directory now (`caldicott-access`).
         "DROP TABLE users;",
     ),
+    (
+        5,
+        // The audit ledger (see `backend::ledger`).
+        "CREATE TABLE ledger_epochs (
+            epoch BIGINT PRIMARY KEY, size BIGINT NOT NULL, sealed_note TEXT);
+         INSERT INTO ledger_epochs (epoch, size) VALUES (1, 0);
+         CREATE TABLE ledger_leaves (
+            epoch BIGINT NOT NULL, idx BIGINT NOT NULL, at_us BIGINT NOT NULL,
+            hash BYTEA NOT NULL, data BYTEA NOT NULL, PRIMARY KEY (epoch, idx));
+         CREATE TABLE ledger_nodes (
+            epoch BIGINT NOT NULL, level SMALLINT NOT NULL, idx BIGINT NOT NULL,
+            hash BYTEA NOT NULL, PRIMARY KEY (epoch, level, idx));
+         CREATE TABLE ledger_checkpoints (
+            epoch BIGINT NOT NULL, size BIGINT NOT NULL, note TEXT NOT NULL,
+            published_at BIGINT NOT NULL, PRIMARY KEY (epoch, size));
+         CREATE TABLE ledger_keys (
+            key TEXT NOT NULL, epoch BIGINT NOT NULL, idx BIGINT NOT NULL,
+            PRIMARY KEY (key, epoch, idx));",
+    ),
 ];
 
 const MAX_CONNECTIONS: usize = 8;
@@ -81,6 +101,9 @@ pub struct PostgresBackend {
     location: String,
     idle: Mutex<(Vec<Pooled>, usize)>,
     freed: Condvar,
+    /// The audit ledger's frontier as of this process's last append (checked against the
+    /// stored size, under the epoch row's lock, in each append).
+    frontier: Mutex<Option<(u32, Frontier)>>,
 }
 
 /// A connection and the statements prepared on it (a prepared statement saves a round
@@ -172,6 +195,7 @@ impl PostgresBackend {
             location,
             idle: Mutex::new((Vec::new(), 0)),
             freed: Condvar::new(),
+            frontier: Mutex::new(None),
         };
         // Connect once now so a wrong URL is reported at start-up.
         drop(b.conn()?);
@@ -536,9 +560,13 @@ impl Backend for PostgresBackend {
         Ok(n == 1)
     }
 
-    fn write(&self, rows: &[RowWrite<'_>]) -> Result<(), BackendError> {
-        if rows.is_empty() {
-            return Ok(());
+    fn write(
+        &self,
+        rows: &[RowWrite<'_>],
+        leaves: &[LedgerLeaf],
+    ) -> Result<Option<Appended>, BackendError> {
+        if rows.is_empty() && leaves.is_empty() {
+            return Ok(None);
         }
         let mut c = self.conn()?;
         let m = pg_err("writing records");
@@ -552,110 +580,120 @@ impl Backend for PostgresBackend {
             rtype: w.record.rtype.to_owned(),
             id: w.record.id.to_owned(),
         };
-        let (absent, versioned): (Vec<&RowWrite<'_>>, Vec<&RowWrite<'_>>) =
-            rows.iter().partition(|w| w.expect == RowExpect::Absent);
-        if !absent.is_empty() {
-            let org: Vec<&str> = absent.iter().map(|w| w.record.org).collect();
-            let rt: Vec<&str> = absent.iter().map(|w| w.record.rtype).collect();
-            let id: Vec<&str> = absent.iter().map(|w| w.record.id).collect();
-            let v: Vec<i64> = absent.iter().map(|w| w.record.version as i64).collect();
-            let del: Vec<bool> = absent.iter().map(|w| w.record.deleted).collect();
-            let inserted = tx
-                .query(&st_insert_heads, &[&org, &rt, &id, &v, &del])
-                .map_err(&m)?;
-            if inserted.len() != absent.len() {
-                let done: std::collections::HashSet<(String, String, String)> = inserted
-                    .iter()
-                    .map(|r| (r.get(0), r.get(1), r.get(2)))
-                    .collect();
-                let first = absent
-                    .iter()
-                    .find(|w| {
-                        !done.contains(&(
-                            w.record.org.to_owned(),
-                            w.record.rtype.to_owned(),
-                            w.record.id.to_owned(),
-                        ))
-                    })
-                    .unwrap_or(&absent[0]);
-                return Err(conflict(first));
+        if !rows.is_empty() {
+            let (absent, versioned): (Vec<&RowWrite<'_>>, Vec<&RowWrite<'_>>) =
+                rows.iter().partition(|w| w.expect == RowExpect::Absent);
+            if !absent.is_empty() {
+                let org: Vec<&str> = absent.iter().map(|w| w.record.org).collect();
+                let rt: Vec<&str> = absent.iter().map(|w| w.record.rtype).collect();
+                let id: Vec<&str> = absent.iter().map(|w| w.record.id).collect();
+                let v: Vec<i64> = absent.iter().map(|w| w.record.version as i64).collect();
+                let del: Vec<bool> = absent.iter().map(|w| w.record.deleted).collect();
+                let inserted = tx
+                    .query(&st_insert_heads, &[&org, &rt, &id, &v, &del])
+                    .map_err(&m)?;
+                if inserted.len() != absent.len() {
+                    let done: std::collections::HashSet<(String, String, String)> = inserted
+                        .iter()
+                        .map(|r| (r.get(0), r.get(1), r.get(2)))
+                        .collect();
+                    let first = absent
+                        .iter()
+                        .find(|w| {
+                            !done.contains(&(
+                                w.record.org.to_owned(),
+                                w.record.rtype.to_owned(),
+                                w.record.id.to_owned(),
+                            ))
+                        })
+                        .unwrap_or(&absent[0]);
+                    return Err(conflict(first));
+                }
             }
-        }
-        if !versioned.is_empty() {
-            let org: Vec<&str> = versioned.iter().map(|w| w.record.org).collect();
-            let rt: Vec<&str> = versioned.iter().map(|w| w.record.rtype).collect();
-            let id: Vec<&str> = versioned.iter().map(|w| w.record.id).collect();
-            let nv: Vec<i64> = versioned.iter().map(|w| w.record.version as i64).collect();
-            let del: Vec<bool> = versioned.iter().map(|w| w.record.deleted).collect();
-            let ov: Vec<i64> = versioned
+            if !versioned.is_empty() {
+                let org: Vec<&str> = versioned.iter().map(|w| w.record.org).collect();
+                let rt: Vec<&str> = versioned.iter().map(|w| w.record.rtype).collect();
+                let id: Vec<&str> = versioned.iter().map(|w| w.record.id).collect();
+                let nv: Vec<i64> = versioned.iter().map(|w| w.record.version as i64).collect();
+                let del: Vec<bool> = versioned.iter().map(|w| w.record.deleted).collect();
+                let ov: Vec<i64> = versioned
+                    .iter()
+                    .map(|w| match w.expect {
+                        RowExpect::Version(v) => v as i64,
+                        RowExpect::Absent => 0,
+                    })
+                    .collect();
+                let updated = tx
+                    .query(&st_update_heads, &[&org, &rt, &id, &nv, &del, &ov])
+                    .map_err(&m)?;
+                if updated.len() != versioned.len() {
+                    let done: std::collections::HashSet<(String, String, String)> = updated
+                        .iter()
+                        .map(|r| (r.get(0), r.get(1), r.get(2)))
+                        .collect();
+                    let first = versioned
+                        .iter()
+                        .find(|w| {
+                            !done.contains(&(
+                                w.record.org.to_owned(),
+                                w.record.rtype.to_owned(),
+                                w.record.id.to_owned(),
+                            ))
+                        })
+                        .unwrap_or(&versioned[0]);
+                    return Err(conflict(first));
+                }
+                delete_terms(
+                    &mut tx,
+                    &st_delete_terms,
+                    versioned
+                        .iter()
+                        .map(|w| (w.record.org, w.record.rtype, w.record.id)),
+                )
+                .map_err(&m)?;
+            }
+            let org: Vec<&str> = rows.iter().map(|w| w.record.org).collect();
+            let rt: Vec<&str> = rows.iter().map(|w| w.record.rtype).collect();
+            let id: Vec<&str> = rows.iter().map(|w| w.record.id).collect();
+            let v: Vec<i64> = rows.iter().map(|w| w.record.version as i64).collect();
+            let del: Vec<bool> = rows.iter().map(|w| w.record.deleted).collect();
+            let dek: Vec<i64> = rows
                 .iter()
-                .map(|w| match w.expect {
-                    RowExpect::Version(v) => v as i64,
-                    RowExpect::Absent => 0,
-                })
+                .map(|w| i64::from(w.record.dek_version))
                 .collect();
-            let updated = tx
-                .query(&st_update_heads, &[&org, &rt, &id, &nv, &del, &ov])
-                .map_err(&m)?;
-            if updated.len() != versioned.len() {
-                let done: std::collections::HashSet<(String, String, String)> = updated
-                    .iter()
-                    .map(|r| (r.get(0), r.get(1), r.get(2)))
-                    .collect();
-                let first = versioned
-                    .iter()
-                    .find(|w| {
-                        !done.contains(&(
-                            w.record.org.to_owned(),
-                            w.record.rtype.to_owned(),
-                            w.record.id.to_owned(),
-                        ))
-                    })
-                    .unwrap_or(&versioned[0]);
-                return Err(conflict(first));
-            }
-            delete_terms(
+            let ct: Vec<&[u8]> = rows
+                .iter()
+                .map(|w| w.record.ciphertext.as_slice())
+                .collect();
+            let at: Vec<i64> = rows.iter().map(|w| w.record.written_at).collect();
+            tx.execute(
+                &st_insert_records,
+                &[&org, &rt, &id, &v, &del, &dek, &ct, &at],
+            )
+            .map_err(&m)?;
+            insert_terms(
                 &mut tx,
-                &st_delete_terms,
-                versioned
-                    .iter()
-                    .map(|w| (w.record.org, w.record.rtype, w.record.id)),
+                &st_insert_terms,
+                rows.iter().map(|w| {
+                    (
+                        w.record.org,
+                        w.record.rtype,
+                        w.record.id,
+                        w.terms.as_slice(),
+                    )
+                }),
             )
             .map_err(&m)?;
         }
-        let org: Vec<&str> = rows.iter().map(|w| w.record.org).collect();
-        let rt: Vec<&str> = rows.iter().map(|w| w.record.rtype).collect();
-        let id: Vec<&str> = rows.iter().map(|w| w.record.id).collect();
-        let v: Vec<i64> = rows.iter().map(|w| w.record.version as i64).collect();
-        let del: Vec<bool> = rows.iter().map(|w| w.record.deleted).collect();
-        let dek: Vec<i64> = rows
-            .iter()
-            .map(|w| i64::from(w.record.dek_version))
-            .collect();
-        let ct: Vec<&[u8]> = rows
-            .iter()
-            .map(|w| w.record.ciphertext.as_slice())
-            .collect();
-        let at: Vec<i64> = rows.iter().map(|w| w.record.written_at).collect();
-        tx.execute(
-            &st_insert_records,
-            &[&org, &rt, &id, &v, &del, &dek, &ct, &at],
-        )
-        .map_err(&m)?;
-        insert_terms(
-            &mut tx,
-            &st_insert_terms,
-            rows.iter().map(|w| {
-                (
-                    w.record.org,
-                    w.record.rtype,
-                    w.record.id,
-                    w.terms.as_slice(),
-                )
-            }),
-        )
-        .map_err(&m)?;
-        tx.commit().map_err(&m)
+        if leaves.is_empty() {
+            tx.commit().map_err(&m)?;
+            return Ok(None);
+        }
+        let mut cache = self.frontier.lock().unwrap_or_else(|p| p.into_inner());
+        let (appended, frontier) = append_leaves(&mut tx, cache.take(), leaves)?;
+        tx.commit().map_err(&m)?;
+        *cache = Some((appended.epoch, frontier));
+        Ok(Some(appended))
     }
 
     fn heads(
@@ -988,4 +1026,330 @@ impl Backend for PostgresBackend {
             .map_err(pg_err("listing the directory"))?;
         Ok(rows.iter().map(dir_row).collect())
     }
+
+    fn ledger_epochs(&self) -> Result<Vec<EpochRow>, BackendError> {
+        let rows = self
+            .conn()?
+            .query(
+                "SELECT epoch, size, sealed_note FROM ledger_epochs ORDER BY epoch",
+                &[],
+            )
+            .map_err(pg_err("reading the audit ledger's epochs"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(EpochRow {
+                    epoch: epoch_of(r.get(0))?,
+                    size: ledger::unsigned(r.get(1), "reading the audit ledger's epochs")?,
+                    sealed_note: r.get(2),
+                })
+            })
+            .collect()
+    }
+
+    fn ledger_leaves(
+        &self,
+        epoch: u32,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<StoredLeaf>, BackendError> {
+        let rows = self
+            .conn()?
+            .query(
+                "SELECT idx, at_us, data FROM ledger_leaves WHERE epoch = $1 AND idx >= $2 AND idx < $3 ORDER BY idx",
+                &[&i64::from(epoch), &clamp(start), &clamp(end)],
+            )
+            .map_err(pg_err("reading audit ledger leaves"))?;
+        rows.iter()
+            .map(|r| {
+                Ok(StoredLeaf {
+                    idx: ledger::unsigned(r.get(0), "reading audit ledger leaves")?,
+                    at_us: r.get(1),
+                    data: r.get(2),
+                })
+            })
+            .collect()
+    }
+
+    fn ledger_leaves_beyond(&self, epoch: u32, size: u64) -> Result<u64, BackendError> {
+        let row = self
+            .conn()?
+            .query_one(
+                "SELECT count(*) FROM ledger_leaves WHERE epoch = $1 AND idx >= $2",
+                &[&i64::from(epoch), &clamp(size)],
+            )
+            .map_err(pg_err("counting audit ledger leaves"))?;
+        ledger::unsigned(row.get(0), "counting audit ledger leaves")
+    }
+
+    fn ledger_nodes(
+        &self,
+        epoch: u32,
+        ids: &[caldicott_ledger::NodeId],
+    ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
+        let mut c = self.conn()?;
+        read_nodes(&mut *c, epoch, ids).map_err(pg_err("reading audit ledger nodes"))
+    }
+
+    fn ledger_node_range(
+        &self,
+        epoch: u32,
+        level: u8,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<(u64, Vec<u8>)>, BackendError> {
+        let rows = self
+            .conn()?
+            .query(
+                if level == 0 {
+                    "SELECT idx, hash FROM ledger_leaves WHERE epoch = $1 AND $2::SMALLINT = 0 AND idx >= $3 AND idx < $4 ORDER BY idx"
+                } else {
+                    "SELECT idx, hash FROM ledger_nodes WHERE epoch = $1 AND level = $2 AND idx >= $3 AND idx < $4 ORDER BY idx"
+                },
+                &[&i64::from(epoch), &i16::from(level), &clamp(start), &clamp(end)],
+            )
+            .map_err(pg_err("reading audit ledger nodes"))?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    ledger::unsigned(r.get(0), "reading audit ledger nodes")?,
+                    r.get(1),
+                ))
+            })
+            .collect()
+    }
+
+    fn ledger_put_checkpoint(&self, epoch: u32, size: u64, note: &str) -> Result<(), BackendError> {
+        self.conn()?
+            .execute(
+                "INSERT INTO ledger_checkpoints (epoch, size, note, published_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+                &[&i64::from(epoch), &clamp(size), &note, &now_micros()],
+            )
+            .map(|_| ())
+            .map_err(pg_err("storing an audit ledger checkpoint"))
+    }
+
+    fn ledger_checkpoints(
+        &self,
+        epoch: u32,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, String)>, BackendError> {
+        let rows = self
+            .conn()?
+            .query(
+                "SELECT size, note FROM ledger_checkpoints WHERE epoch = $1 AND size >= $2 AND size <= $3 ORDER BY size",
+                &[&i64::from(epoch), &clamp(from), &clamp(to)],
+            )
+            .map_err(pg_err("reading audit ledger checkpoints"))?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    ledger::unsigned(r.get(0), "reading audit ledger checkpoints")?,
+                    r.get(1),
+                ))
+            })
+            .collect()
+    }
+
+    fn ledger_latest_checkpoint(&self, epoch: u32) -> Result<Option<(u64, String)>, BackendError> {
+        let row = self
+            .conn()?
+            .query_opt(
+                "SELECT size, note FROM ledger_checkpoints WHERE epoch = $1 ORDER BY size DESC LIMIT 1",
+                &[&i64::from(epoch)],
+            )
+            .map_err(pg_err("reading audit ledger checkpoints"))?;
+        row.map(|r| {
+            Ok((
+                ledger::unsigned(r.get(0), "reading audit ledger checkpoints")?,
+                r.get(1),
+            ))
+        })
+        .transpose()
+    }
+
+    fn ledger_find(
+        &self,
+        key: &str,
+        before: Option<(u32, u64)>,
+        limit: usize,
+    ) -> Result<Vec<(u32, u64)>, BackendError> {
+        let (be, bi) = before.map_or((i64::MAX, i64::MAX), |(e, i)| (i64::from(e), clamp(i)));
+        let rows = self
+            .conn()?
+            .query(
+                "SELECT epoch, idx FROM ledger_keys WHERE key = $1 AND (epoch, idx) < ($2, $3)
+                 ORDER BY epoch DESC, idx DESC LIMIT $4",
+                &[&key, &be, &bi, &(limit as i64)],
+            )
+            .map_err(pg_err("searching the audit ledger"))?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    epoch_of(r.get(0))?,
+                    ledger::unsigned(r.get(1), "searching the audit ledger")?,
+                ))
+            })
+            .collect()
+    }
+
+    fn ledger_seal(&self, epoch: u32, size: u64, final_note: &str) -> Result<u32, BackendError> {
+        let m = pg_err("sealing an audit ledger epoch");
+        let mut c = self.conn()?;
+        let mut tx = c.transaction().map_err(&m)?;
+        let row = tx
+            .query_one(
+                "SELECT epoch, size FROM ledger_epochs ORDER BY epoch DESC LIMIT 1 FOR UPDATE",
+                &[],
+            )
+            .map_err(&m)?;
+        let (current, stored): (i64, i64) = (row.get(0), row.get(1));
+        if current != i64::from(epoch) || stored != clamp(size) {
+            return Err(BackendError::Conflict {
+                rtype: "ledger".into(),
+                id: format!("epoch {epoch}"),
+            });
+        }
+        tx.execute(
+            "UPDATE ledger_epochs SET sealed_note = $2 WHERE epoch = $1",
+            &[&i64::from(epoch), &final_note],
+        )
+        .map_err(&m)?;
+        tx.execute(
+            "INSERT INTO ledger_checkpoints (epoch, size, note, published_at) VALUES ($1, $2, $3, $4) ON CONFLICT DO NOTHING",
+            &[&i64::from(epoch), &clamp(size), &final_note, &now_micros()],
+        )
+        .map_err(&m)?;
+        let next = epoch + 1;
+        tx.execute(
+            "INSERT INTO ledger_epochs (epoch, size) VALUES ($1, 0)",
+            &[&i64::from(next)],
+        )
+        .map_err(&m)?;
+        tx.commit().map_err(&m)?;
+        *self.frontier.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        Ok(next)
+    }
+}
+
+/// A `u64` size or index as the signed column it is stored in (sizes never reach 2^63).
+fn clamp(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn epoch_of(v: i64) -> Result<u32, BackendError> {
+    u32::try_from(v).map_err(|_| BackendError::Db {
+        during: "reading the audit ledger",
+        reason: format!("epoch number {v} out of range"),
+    })
+}
+
+/// Node hashes by id, in the order asked, in one query.
+fn read_nodes(
+    c: &mut impl ::postgres::GenericClient,
+    epoch: u32,
+    ids: &[caldicott_ledger::NodeId],
+) -> Result<Vec<Option<Vec<u8>>>, ::postgres::Error> {
+    if ids.is_empty() {
+        return Ok(Vec::new());
+    }
+    let levels: Vec<i16> = ids.iter().map(|id| i16::from(id.level)).collect();
+    let idxs: Vec<i64> = ids.iter().map(|id| clamp(id.index)).collect();
+    let rows = c.query(
+        "SELECT n.level, n.idx, n.hash FROM UNNEST($2::SMALLINT[], $3::BIGINT[]) AS q(level, idx)
+         JOIN ledger_nodes n ON n.epoch = $1 AND n.level = q.level AND n.idx = q.idx
+         UNION ALL
+         SELECT 0::SMALLINT, l.idx, l.hash FROM UNNEST($2::SMALLINT[], $3::BIGINT[]) AS q(level, idx)
+         JOIN ledger_leaves l ON l.epoch = $1 AND q.level = 0 AND l.idx = q.idx",
+        &[&i64::from(epoch), &levels, &idxs],
+    )?;
+    let mut found: HashMap<(i16, i64), Vec<u8>> = rows
+        .iter()
+        .map(|r| ((r.get(0), r.get(1)), r.get(2)))
+        .collect();
+    Ok(levels
+        .iter()
+        .zip(&idxs)
+        .map(|(l, i)| found.remove(&(*l, *i)))
+        .collect())
+}
+
+/// Appends leaves to the current epoch inside the caller's transaction, holding the epoch
+/// row's lock so that appenders in every process are sequenced.
+fn append_leaves(
+    tx: &mut ::postgres::Transaction<'_>,
+    cached: Option<(u32, Frontier)>,
+    leaves: &[LedgerLeaf],
+) -> Result<(Appended, Frontier), BackendError> {
+    let m = pg_err("appending to the audit ledger");
+    let row = tx
+        .query_one(
+            "SELECT epoch, size FROM ledger_epochs ORDER BY epoch DESC LIMIT 1 FOR UPDATE",
+            &[],
+        )
+        .map_err(&m)?;
+    let epoch = epoch_of(row.get(0))?;
+    let size = ledger::unsigned(row.get(1), "appending to the audit ledger")?;
+    let frontier = match cached {
+        Some((e, f)) if e == epoch && f.size() == size => f,
+        _ => {
+            let ids = Frontier::node_ids(size);
+            ledger::frontier_from(size, read_nodes(tx, epoch, &ids).map_err(&m)?)?
+        }
+    };
+    let plan = ledger::plan_append(frontier, leaves)?;
+    let e = i64::from(epoch);
+    let idx: Vec<i64> = (0..leaves.len()).map(|i| clamp(size + i as u64)).collect();
+    let at: Vec<i64> = leaves.iter().map(|l| l.at_us).collect();
+    let data: Vec<&[u8]> = leaves.iter().map(|l| l.data.as_slice()).collect();
+    let lh: Vec<&[u8]> = plan.leaf_hashes.iter().map(|h| &h.as_bytes()[..]).collect();
+    tx.execute(
+        "INSERT INTO ledger_leaves (epoch, idx, at_us, hash, data)
+         SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BIGINT[], $4::BYTEA[], $5::BYTEA[])",
+        &[&e, &idx, &at, &lh, &data],
+    )
+    .map_err(&m)?;
+    // Leaf hashes (level 0) live with the leaves; interior nodes in their own table.
+    let interior: Vec<&(caldicott_ledger::NodeId, caldicott_ledger::Hash)> =
+        plan.nodes.iter().filter(|(id, _)| id.level > 0).collect();
+    let levels: Vec<i16> = interior.iter().map(|(id, _)| i16::from(id.level)).collect();
+    let nidx: Vec<i64> = interior.iter().map(|(id, _)| clamp(id.index)).collect();
+    let hashes: Vec<&[u8]> = interior.iter().map(|(_, h)| &h.as_bytes()[..]).collect();
+    tx.execute(
+        "INSERT INTO ledger_nodes (epoch, level, idx, hash)
+         SELECT $1, * FROM UNNEST($2::SMALLINT[], $3::BIGINT[], $4::BYTEA[])",
+        &[&e, &levels, &nidx, &hashes],
+    )
+    .map_err(&m)?;
+    let mut keys: Vec<&str> = Vec::new();
+    let mut kidx: Vec<i64> = Vec::new();
+    for (i, leaf) in leaves.iter().enumerate() {
+        for k in &leaf.keys {
+            keys.push(k);
+            kidx.push(idx[i]);
+        }
+    }
+    if !keys.is_empty() {
+        tx.execute(
+            "INSERT INTO ledger_keys (key, epoch, idx)
+             SELECT q.key, $1, q.idx FROM UNNEST($2::TEXT[], $3::BIGINT[]) AS q(key, idx)
+             ON CONFLICT DO NOTHING",
+            &[&e, &keys, &kidx],
+        )
+        .map_err(&m)?;
+    }
+    let new_size = plan.frontier.size();
+    tx.execute(
+        "UPDATE ledger_epochs SET size = $2 WHERE epoch = $1",
+        &[&e, &clamp(new_size)],
+    )
+    .map_err(&m)?;
+    Ok((
+        Appended {
+            epoch,
+            first: size,
+            size: new_size,
+        },
+        plan.frontier,
+    ))
 }

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
 use super::*;
+use caldicott_ledger::Frontier;
 
 const READERS: usize = 4;
 
@@ -70,6 +71,25 @@ const MIGRATIONS: &[(i64, &str)] = &[
         // Users live in the sealed directory now (`caldicott-access`).
         "DROP TABLE users;",
     ),
+    (
+        5,
+        // The audit ledger (see `backend::ledger`).
+        "CREATE TABLE ledger_epochs (
+            epoch INTEGER PRIMARY KEY, size INTEGER NOT NULL, sealed_note TEXT);
+         INSERT INTO ledger_epochs (epoch, size) VALUES (1, 0);
+         CREATE TABLE ledger_leaves (
+            epoch INTEGER NOT NULL, idx INTEGER NOT NULL, at_us INTEGER NOT NULL,
+            hash BLOB NOT NULL, data BLOB NOT NULL, PRIMARY KEY (epoch, idx)) WITHOUT ROWID;
+         CREATE TABLE ledger_nodes (
+            epoch INTEGER NOT NULL, level INTEGER NOT NULL, idx INTEGER NOT NULL,
+            hash BLOB NOT NULL, PRIMARY KEY (epoch, level, idx)) WITHOUT ROWID;
+         CREATE TABLE ledger_checkpoints (
+            epoch INTEGER NOT NULL, size INTEGER NOT NULL, note TEXT NOT NULL,
+            published_at INTEGER NOT NULL, PRIMARY KEY (epoch, size));
+         CREATE TABLE ledger_keys (
+            key TEXT NOT NULL, epoch INTEGER NOT NULL, idx INTEGER NOT NULL,
+            PRIMARY KEY (key, epoch, idx)) WITHOUT ROWID;",
+    ),
 ];
 
 /// The SQLite backend.
@@ -83,6 +103,9 @@ pub struct SqliteBackend {
     _checkpointer: Option<Checkpointer>,
     writer: Mutex<Connection>,
     next_reader: AtomicUsize,
+    /// The audit ledger's frontier as of the last append by this process, so an append
+    /// need not read it back (checked against the stored size inside each transaction).
+    frontier: Mutex<Option<(u32, Frontier)>>,
 }
 
 /// How often the background checkpointer copies the WAL into the database file.
@@ -203,6 +226,7 @@ impl SqliteBackend {
             readers,
             _checkpointer: checkpointer,
             next_reader: AtomicUsize::new(0),
+            frontier: Mutex::new(None),
         })
     }
 
@@ -511,7 +535,11 @@ impl Backend for SqliteBackend {
         Ok(n == 1)
     }
 
-    fn write(&self, rows: &[RowWrite<'_>]) -> Result<(), BackendError> {
+    fn write(
+        &self,
+        rows: &[RowWrite<'_>],
+        leaves: &[LedgerLeaf],
+    ) -> Result<Option<Appended>, BackendError> {
         let mut c = self.writer();
         let m = self.map("writing records");
         let tx = c
@@ -584,7 +612,15 @@ impl Backend for SqliteBackend {
                 }
             }
         }
-        tx.commit().map_err(&m)
+        if leaves.is_empty() {
+            tx.commit().map_err(&m)?;
+            return Ok(None);
+        }
+        let mut cache = self.frontier.lock().unwrap_or_else(|p| p.into_inner());
+        let (appended, frontier) = append_leaves(&tx, cache.take(), leaves)?;
+        tx.commit().map_err(&m)?;
+        *cache = Some((appended.epoch, frontier));
+        Ok(Some(appended))
     }
 
     fn heads(
@@ -959,4 +995,377 @@ impl Backend for SqliteBackend {
             .map_err(&m)?;
         rows.collect::<Result<_, _>>().map_err(&m)
     }
+
+    fn ledger_epochs(&self) -> Result<Vec<EpochRow>, BackendError> {
+        let c = self.reader();
+        let m = self.map("reading the audit ledger's epochs");
+        let mut st = c
+            .prepare_cached("SELECT epoch, size, sealed_note FROM ledger_epochs ORDER BY epoch")
+            .map_err(&m)?;
+        let rows = st
+            .query_map([], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?, r.get(2)?))
+            })
+            .map_err(&m)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (epoch, size, sealed_note) = row.map_err(&m)?;
+            out.push(EpochRow {
+                epoch: u32::try_from(epoch)
+                    .map_err(|_| ledger_damage("epoch number out of range"))?,
+                size: ledger::unsigned(size, "reading the audit ledger's epochs")?,
+                sealed_note,
+            });
+        }
+        Ok(out)
+    }
+
+    fn ledger_leaves(
+        &self,
+        epoch: u32,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<StoredLeaf>, BackendError> {
+        let c = self.reader();
+        let m = self.map("reading audit ledger leaves");
+        let mut st = c
+            .prepare_cached(
+                "SELECT idx, at_us, data FROM ledger_leaves WHERE epoch = ?1 AND idx >= ?2 AND idx < ?3 ORDER BY idx",
+            )
+            .map_err(&m)?;
+        let rows = st
+            .query_map(params![epoch, clamp(start), clamp(end)], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get(1)?, r.get(2)?))
+            })
+            .map_err(&m)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (idx, at_us, data) = row.map_err(&m)?;
+            out.push(StoredLeaf {
+                idx: ledger::unsigned(idx, "reading audit ledger leaves")?,
+                at_us,
+                data,
+            });
+        }
+        Ok(out)
+    }
+
+    fn ledger_leaves_beyond(&self, epoch: u32, size: u64) -> Result<u64, BackendError> {
+        let c = self.reader();
+        let m = self.map("reading audit ledger leaves");
+        let n: i64 = c
+            .prepare_cached("SELECT count(*) FROM ledger_leaves WHERE epoch = ?1 AND idx >= ?2")
+            .map_err(&m)?
+            .query_row(params![epoch, clamp(size)], |r| r.get(0))
+            .map_err(&m)?;
+        ledger::unsigned(n, "counting audit ledger leaves")
+    }
+
+    fn ledger_nodes(
+        &self,
+        epoch: u32,
+        ids: &[caldicott_ledger::NodeId],
+    ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
+        let c = self.reader();
+        read_nodes(&c, epoch, ids).map_err(self.map("reading audit ledger nodes"))
+    }
+
+    fn ledger_node_range(
+        &self,
+        epoch: u32,
+        level: u8,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<(u64, Vec<u8>)>, BackendError> {
+        let c = self.reader();
+        let m = self.map("reading audit ledger nodes");
+        let mut st = c
+            .prepare_cached(if level == 0 {
+                "SELECT idx, hash FROM ledger_leaves WHERE epoch = ?1 AND ?2 = 0 AND idx >= ?3 AND idx < ?4 ORDER BY idx"
+            } else {
+                "SELECT idx, hash FROM ledger_nodes WHERE epoch = ?1 AND level = ?2 AND idx >= ?3 AND idx < ?4 ORDER BY idx"
+            })
+            .map_err(&m)?;
+        let rows = st
+            .query_map(params![epoch, level, clamp(start), clamp(end)], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get(1)?))
+            })
+            .map_err(&m)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (idx, hash) = row.map_err(&m)?;
+            out.push((ledger::unsigned(idx, "reading audit ledger nodes")?, hash));
+        }
+        Ok(out)
+    }
+
+    fn ledger_put_checkpoint(&self, epoch: u32, size: u64, note: &str) -> Result<(), BackendError> {
+        let c = self.writer();
+        c.prepare_cached(
+            "INSERT INTO ledger_checkpoints (epoch, size, note, published_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+        )
+        .and_then(|mut st| st.execute(params![epoch, clamp(size), note, now_micros()]))
+        .map(|_| ())
+        .map_err(self.map("storing an audit ledger checkpoint"))
+    }
+
+    fn ledger_checkpoints(
+        &self,
+        epoch: u32,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<(u64, String)>, BackendError> {
+        let c = self.reader();
+        let m = self.map("reading audit ledger checkpoints");
+        let mut st = c
+            .prepare_cached(
+                "SELECT size, note FROM ledger_checkpoints WHERE epoch = ?1 AND size >= ?2 AND size <= ?3 ORDER BY size",
+            )
+            .map_err(&m)?;
+        let rows = st
+            .query_map(params![epoch, clamp(from), clamp(to)], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get(1)?))
+            })
+            .map_err(&m)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (size, note) = row.map_err(&m)?;
+            out.push((
+                ledger::unsigned(size, "reading audit ledger checkpoints")?,
+                note,
+            ));
+        }
+        Ok(out)
+    }
+
+    fn ledger_latest_checkpoint(&self, epoch: u32) -> Result<Option<(u64, String)>, BackendError> {
+        let c = self.reader();
+        let m = self.map("reading audit ledger checkpoints");
+        let row: Option<(i64, String)> = c
+            .prepare_cached(
+                "SELECT size, note FROM ledger_checkpoints WHERE epoch = ?1 ORDER BY size DESC LIMIT 1",
+            )
+            .map_err(&m)?
+            .query_row(params![epoch], |r| Ok((r.get(0)?, r.get(1)?)))
+            .optional()
+            .map_err(&m)?;
+        row.map(|(size, note)| {
+            Ok((
+                ledger::unsigned(size, "reading audit ledger checkpoints")?,
+                note,
+            ))
+        })
+        .transpose()
+    }
+
+    fn ledger_find(
+        &self,
+        key: &str,
+        before: Option<(u32, u64)>,
+        limit: usize,
+    ) -> Result<Vec<(u32, u64)>, BackendError> {
+        let c = self.reader();
+        let m = self.map("searching the audit ledger");
+        let (be, bi) = before.map_or((i64::MAX, i64::MAX), |(e, i)| (i64::from(e), clamp(i)));
+        let mut st = c
+            .prepare_cached(
+                "SELECT epoch, idx FROM ledger_keys WHERE key = ?1 AND (epoch < ?2 OR (epoch = ?2 AND idx < ?3))
+                 ORDER BY epoch DESC, idx DESC LIMIT ?4",
+            )
+            .map_err(&m)?;
+        let rows = st
+            .query_map(params![key, be, bi, limit as i64], |r| {
+                Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
+            })
+            .map_err(&m)?;
+        let mut out = Vec::new();
+        for row in rows {
+            let (e, i) = row.map_err(&m)?;
+            out.push((
+                u32::try_from(e).map_err(|_| ledger_damage("epoch number out of range"))?,
+                ledger::unsigned(i, "searching the audit ledger")?,
+            ));
+        }
+        Ok(out)
+    }
+
+    fn ledger_seal(&self, epoch: u32, size: u64, final_note: &str) -> Result<u32, BackendError> {
+        let mut c = self.writer();
+        let m = self.map("sealing an audit ledger epoch");
+        let tx = c
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(&m)?;
+        let (current, stored): (i64, i64) = tx
+            .query_row(
+                "SELECT epoch, size FROM ledger_epochs ORDER BY epoch DESC LIMIT 1",
+                [],
+                |r| Ok((r.get(0)?, r.get(1)?)),
+            )
+            .map_err(&m)?;
+        if current != i64::from(epoch) || stored != clamp(size) {
+            return Err(BackendError::Conflict {
+                rtype: "ledger".into(),
+                id: format!("epoch {epoch}"),
+            });
+        }
+        tx.execute(
+            "UPDATE ledger_epochs SET sealed_note = ?2 WHERE epoch = ?1",
+            params![epoch, final_note],
+        )
+        .map_err(&m)?;
+        tx.execute(
+            "INSERT INTO ledger_checkpoints (epoch, size, note, published_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
+            params![epoch, clamp(size), final_note, now_micros()],
+        )
+        .map_err(&m)?;
+        let next = epoch + 1;
+        tx.execute(
+            "INSERT INTO ledger_epochs (epoch, size) VALUES (?1, 0)",
+            params![next],
+        )
+        .map_err(&m)?;
+        tx.commit().map_err(&m)?;
+        *self.frontier.lock().unwrap_or_else(|p| p.into_inner()) = None;
+        Ok(next)
+    }
+}
+
+/// A `u64` size or index as the signed column it is stored in (sizes never reach 2^63).
+fn clamp(v: u64) -> i64 {
+    i64::try_from(v).unwrap_or(i64::MAX)
+}
+
+fn ledger_damage(reason: &str) -> BackendError {
+    BackendError::Db {
+        during: "reading the audit ledger",
+        reason: reason.to_owned(),
+    }
+}
+
+fn read_nodes(
+    c: &Connection,
+    epoch: u32,
+    ids: &[caldicott_ledger::NodeId],
+) -> Result<Vec<Option<Vec<u8>>>, rusqlite::Error> {
+    // Leaf hashes (level 0) live with the leaves; interior nodes in their own table.
+    let mut leaf =
+        c.prepare_cached("SELECT hash FROM ledger_leaves WHERE epoch = ?1 AND idx = ?2")?;
+    let mut node = c.prepare_cached(
+        "SELECT hash FROM ledger_nodes WHERE epoch = ?1 AND level = ?2 AND idx = ?3",
+    )?;
+    ids.iter()
+        .map(|id| {
+            if id.level == 0 {
+                leaf.query_row(params![epoch, clamp(id.index)], |r| r.get(0))
+                    .optional()
+            } else {
+                node.query_row(params![epoch, id.level, clamp(id.index)], |r| r.get(0))
+                    .optional()
+            }
+        })
+        .collect()
+}
+
+/// `INSERT … VALUES (?, …), (?, …), …` for `rows` rows of `columns` parameters.
+fn multi_insert(head: &str, columns: usize, rows: usize) -> String {
+    let one = format!("({})", vec!["?"; columns].join(", "));
+    format!("{head} VALUES {}", vec![one; rows].join(", "))
+}
+
+/// Appends leaves to the current epoch inside the caller's transaction (which holds
+/// SQLite's write lock, so appends are sequenced).
+fn append_leaves(
+    tx: &rusqlite::Transaction<'_>,
+    cached: Option<(u32, Frontier)>,
+    leaves: &[LedgerLeaf],
+) -> Result<(Appended, Frontier), BackendError> {
+    let m = db_err("appending to the audit ledger");
+    let (epoch, size): (i64, i64) = tx
+        .query_row(
+            "SELECT epoch, size FROM ledger_epochs ORDER BY epoch DESC LIMIT 1",
+            [],
+            |r| Ok((r.get(0)?, r.get(1)?)),
+        )
+        .map_err(&m)?;
+    let epoch = u32::try_from(epoch).map_err(|_| ledger_damage("epoch number out of range"))?;
+    let size = ledger::unsigned(size, "appending to the audit ledger")?;
+    let frontier = match cached {
+        Some((e, f)) if e == epoch && f.size() == size => f,
+        _ => {
+            let ids = Frontier::node_ids(size);
+            ledger::frontier_from(size, read_nodes(tx, epoch, &ids).map_err(&m)?)?
+        }
+    };
+    let plan = ledger::plan_append(frontier, leaves)?;
+    // Multi-row INSERTs: one statement per ROWS rows costs far less than one per row.
+    const ROWS: usize = 50;
+    let leaf_rows: Vec<(i64, &LedgerLeaf, &[u8])> = leaves
+        .iter()
+        .zip(&plan.leaf_hashes)
+        .enumerate()
+        .map(|(i, (l, h))| (clamp(size + i as u64), l, &h.as_bytes()[..]))
+        .collect();
+    for chunk in leaf_rows.chunks(ROWS) {
+        let sql = multi_insert(
+            "INSERT INTO ledger_leaves (epoch, idx, at_us, hash, data)",
+            5,
+            chunk.len(),
+        );
+        let mut st = tx.prepare_cached(&sql).map_err(&m)?;
+        let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 5);
+        for (idx, l, h) in chunk {
+            values.extend([&epoch as &dyn rusqlite::ToSql, idx, &l.at_us, h, &l.data]);
+        }
+        st.execute(rusqlite::params_from_iter(values)).map_err(&m)?;
+    }
+    let nodes: Vec<(i64, i64, &[u8])> = plan
+        .nodes
+        .iter()
+        .filter(|(id, _)| id.level > 0)
+        .map(|(id, h)| (i64::from(id.level), clamp(id.index), &h.as_bytes()[..]))
+        .collect();
+    for chunk in nodes.chunks(ROWS) {
+        let sql = multi_insert(
+            "INSERT INTO ledger_nodes (epoch, level, idx, hash)",
+            4,
+            chunk.len(),
+        );
+        let mut st = tx.prepare_cached(&sql).map_err(&m)?;
+        let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 4);
+        for (level, idx, h) in chunk {
+            values.extend([&epoch as &dyn rusqlite::ToSql, level, idx, h]);
+        }
+        st.execute(rusqlite::params_from_iter(values)).map_err(&m)?;
+    }
+    let keys: Vec<(&str, i64)> = leaf_rows
+        .iter()
+        .flat_map(|(idx, l, _)| l.keys.iter().map(move |k| (k.as_str(), *idx)))
+        .collect();
+    for chunk in keys.chunks(ROWS) {
+        let sql = multi_insert(
+            "INSERT OR IGNORE INTO ledger_keys (key, epoch, idx)",
+            3,
+            chunk.len(),
+        );
+        let mut st = tx.prepare_cached(&sql).map_err(&m)?;
+        let mut values: Vec<&dyn rusqlite::ToSql> = Vec::with_capacity(chunk.len() * 3);
+        for (k, idx) in chunk {
+            values.extend([k as &dyn rusqlite::ToSql, &epoch, idx]);
+        }
+        st.execute(rusqlite::params_from_iter(values)).map_err(&m)?;
+    }
+    let new_size = plan.frontier.size();
+    tx.execute(
+        "UPDATE ledger_epochs SET size = ?2 WHERE epoch = ?1",
+        params![epoch, clamp(new_size)],
+    )
+    .map_err(&m)?;
+    Ok((
+        Appended {
+            epoch,
+            first: size,
+            size: new_size,
+        },
+        plan.frontier,
+    ))
 }

@@ -1,0 +1,757 @@
+//! The audit ledger as stored in the vault's database: an append-only RFC 9162 Merkle log
+//! whose leaves are opaque bytes (the caller's canonical audit events), with signed
+//! checkpoints, proofs and a full verification.
+//!
+//! - **Appends** that record a change go in the change's own transaction
+//!   ([`Vault::commit_audited`]). Every other append goes through [`Ledger::append`],
+//!   which *group-commits*: callers arriving while a commit is in flight are batched into
+//!   the next one (one transaction, one fsync), and each returns only once its leaves are
+//!   durable.
+//! - **Checkpoints** ([`Ledger::publish`]) are C2SP tlog-checkpoints signed with the
+//!   deployment's Ed25519 ledger key, which lives sealed in the vault's directory (so
+//!   every process serving one PostgreSQL database signs with the same key).
+//! - **Proofs** read the stored complete-subtree hashes; nodes at level 4 and above (one
+//!   in sixteen) are kept in memory once read, as complete nodes never change.
+//! - **Epochs**: the log is never edited. Retention splits it: [`Ledger::seal`] signs a
+//!   final checkpoint of the current epoch and opens the next, whose first leaf the caller
+//!   makes refer to that checkpoint. A sealed epoch stays verifiable on its own.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+
+use caldicott_ledger::{
+    Checkpoint, Frontier, Hash, HashSource, NodeId, SignerKey, VerifierKey, consistency_proof,
+    inclusion_proof, leaf_hash, tree_root,
+};
+use zeroize::Zeroizing;
+
+use crate::backend::{Appended, BackendError, EpochRow, LedgerLeaf, StoredLeaf};
+use crate::vault::{Vault, VaultError};
+
+/// The directory entry holding the ledger's signing key.
+const KEY_KIND: &str = "ledger-key";
+const KEY_NAME: &str = "signer";
+/// The most leaves one group commit writes.
+const MAX_BATCH: usize = 20_000;
+/// Nodes at this level and above (one per 16 leaves or fewer) are cached in memory once
+/// read: complete nodes never change. For a 10-million-entry log that is 625,000 hashes,
+/// 20 MB.
+const CACHE_LEVEL: u8 = 4;
+/// The most nodes one cache refill reads.
+const CACHE_REFILL: u64 = 1 << 20;
+
+/// A ledger operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum LedgerError {
+    #[error(transparent)]
+    Vault(#[from] VaultError),
+    #[error("audit ledger storage: {0}")]
+    Backend(#[from] BackendError),
+    #[error("the audit ledger's signing key is unusable: {0}")]
+    Key(String),
+    #[error("epoch {0} does not exist")]
+    NoEpoch(u32),
+    #[error("{0}")]
+    Range(String),
+    #[error("the audit ledger's stored hashes are damaged: {0}")]
+    Damaged(String),
+}
+
+/// What a full verification found wrong: the first problem, precisely.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum VerifyError {
+    #[error("epoch {epoch}, entry {index}: {problem}")]
+    Entry {
+        epoch: u32,
+        index: u64,
+        problem: String,
+    },
+    #[error("epoch {epoch}, checkpoint of size {size}: {problem}")]
+    Checkpoint {
+        epoch: u32,
+        size: u64,
+        problem: String,
+    },
+    #[error("epoch {epoch}: {problem}")]
+    Epoch { epoch: u32, problem: String },
+}
+
+/// The result of a full verification.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct VerifyReport {
+    pub epochs: u32,
+    pub entries: u64,
+    pub checkpoints: u64,
+}
+
+/// The audit ledger of one vault.
+pub struct Ledger {
+    vault: Arc<Vault>,
+    signer: SignerKey,
+    queue: Mutex<Queue>,
+    done: Condvar,
+    /// Per epoch, per level (from [`CACHE_LEVEL`]), the hashes of nodes `0..len`.
+    cache: RwLock<HashMap<u32, Vec<Vec<Hash>>>>,
+}
+
+#[derive(Default)]
+struct Queue {
+    next_ticket: u64,
+    waiting: Vec<(u64, Vec<LedgerLeaf>)>,
+    leader: bool,
+    results: HashMap<u64, Result<Appended, String>>,
+}
+
+impl Ledger {
+    /// Opens the ledger of a vault, creating its signing key (named `origin`, the log's
+    /// checkpoint origin) the first time.
+    ///
+    /// # Errors
+    /// When the directory cannot be read or written, or the stored key is unusable.
+    pub fn open(vault: Arc<Vault>, origin: &str) -> Result<Self, LedgerError> {
+        let signer = match vault.dir_get(KEY_KIND, KEY_NAME)? {
+            Some(e) => parse_signer(&e.value)?,
+            None => {
+                let key =
+                    SignerKey::generate(origin).map_err(|e| LedgerError::Key(e.to_string()))?;
+                let text = key.to_key_string();
+                match vault.dir_put(KEY_KIND, KEY_NAME, text.as_bytes(), None) {
+                    Ok(_) => key,
+                    // Another process made it first: use theirs.
+                    Err(VaultError::Conflict { .. }) => match vault.dir_get(KEY_KIND, KEY_NAME)? {
+                        Some(e) => parse_signer(&e.value)?,
+                        None => return Err(LedgerError::Key("the key vanished".into())),
+                    },
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        };
+        Ok(Self {
+            vault,
+            signer,
+            queue: Mutex::new(Queue::default()),
+            done: Condvar::new(),
+            cache: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// The vault this ledger lives in.
+    pub fn vault(&self) -> &Arc<Vault> {
+        &self.vault
+    }
+
+    /// The key checkpoints are verified with.
+    pub fn verifier_key(&self) -> VerifierKey {
+        self.signer.verifier_key()
+    }
+
+    /// The log's origin line (the signing key's name).
+    pub fn origin(&self) -> &str {
+        self.signer.name()
+    }
+
+    /// Appends leaves durably, batched with concurrent callers' into one transaction;
+    /// returns where they landed once they are committed.
+    ///
+    /// # Errors
+    /// When the commit failed (the leaves are not in the log).
+    pub fn append(&self, leaves: Vec<LedgerLeaf>) -> Result<Appended, LedgerError> {
+        let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+        let ticket = q.next_ticket;
+        q.next_ticket += 1;
+        q.waiting.push((ticket, leaves));
+        loop {
+            if let Some(r) = q.results.remove(&ticket) {
+                return r.map_err(|e| {
+                    LedgerError::Backend(BackendError::Db {
+                        during: "appending to the audit ledger",
+                        reason: e,
+                    })
+                });
+            }
+            if q.leader {
+                q = self.done.wait(q).unwrap_or_else(|p| p.into_inner());
+                continue;
+            }
+            // Lead one commit of everything waiting (up to MAX_BATCH leaves).
+            q.leader = true;
+            let mut taken = 0;
+            let mut n = 0;
+            for (_, l) in &q.waiting {
+                if n > 0 && n + l.len() > MAX_BATCH {
+                    break;
+                }
+                n += l.len();
+                taken += 1;
+            }
+            let batch: Vec<(u64, Vec<LedgerLeaf>)> = q.waiting.drain(..taken).collect();
+            drop(q);
+            let all: Vec<LedgerLeaf> = batch.iter().flat_map(|(_, l)| l.iter().cloned()).collect();
+            let result = self.vault.backend().write(&[], &all);
+            q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+            let mut offset = 0u64;
+            for (t, l) in &batch {
+                let r = match &result {
+                    Ok(Some(a)) => Ok(Appended {
+                        epoch: a.epoch,
+                        first: a.first + offset,
+                        size: a.size,
+                    }),
+                    Ok(None) => Ok(Appended {
+                        epoch: 0,
+                        first: 0,
+                        size: 0,
+                    }),
+                    Err(e) => Err(e.to_string()),
+                };
+                offset += l.len() as u64;
+                q.results.insert(*t, r);
+            }
+            q.leader = false;
+            self.done.notify_all();
+        }
+    }
+
+    /// The current epoch and its size.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn head(&self) -> Result<EpochRow, LedgerError> {
+        self.vault
+            .backend()
+            .ledger_epochs()?
+            .pop()
+            .ok_or_else(|| LedgerError::Damaged("the ledger has no epoch".into()))
+    }
+
+    /// Every epoch, oldest first.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn epochs(&self) -> Result<Vec<EpochRow>, LedgerError> {
+        Ok(self.vault.backend().ledger_epochs()?)
+    }
+
+    fn epoch(&self, epoch: u32) -> Result<EpochRow, LedgerError> {
+        self.epochs()?
+            .into_iter()
+            .find(|e| e.epoch == epoch)
+            .ok_or(LedgerError::NoEpoch(epoch))
+    }
+
+    /// Signs and stores a checkpoint of the current epoch if it grew since the last one
+    /// (an empty epoch gets one too, so a witness can start from it); returns the latest
+    /// checkpoint (size and signed note), new or not.
+    ///
+    /// # Errors
+    /// When the database cannot be read or written.
+    pub fn publish(&self) -> Result<Option<(u64, String)>, LedgerError> {
+        let head = self.head()?;
+        let latest = self.vault.backend().ledger_latest_checkpoint(head.epoch)?;
+        if latest.as_ref().is_some_and(|(s, _)| *s >= head.size) {
+            return Ok(latest);
+        }
+        let note = self.sign(head.epoch, head.size)?;
+        self.vault
+            .backend()
+            .ledger_put_checkpoint(head.epoch, head.size, &note)?;
+        Ok(self.vault.backend().ledger_latest_checkpoint(head.epoch)?)
+    }
+
+    fn sign(&self, epoch: u32, size: u64) -> Result<String, LedgerError> {
+        let root = self.root(epoch, size)?;
+        let mut cp = Checkpoint::new(self.origin(), size, root)
+            .map_err(|e| LedgerError::Key(e.to_string()))?;
+        if epoch > 1 {
+            cp = cp
+                .with_extension(&format!("epoch {epoch}"))
+                .map_err(|e| LedgerError::Key(e.to_string()))?;
+        }
+        cp.sign(&[&self.signer])
+            .map_err(|e| LedgerError::Key(e.to_string()))
+    }
+
+    /// The latest checkpoint of the current epoch.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn latest_checkpoint(&self) -> Result<Option<(u64, String)>, LedgerError> {
+        let head = self.head()?;
+        Ok(self.vault.backend().ledger_latest_checkpoint(head.epoch)?)
+    }
+
+    /// Stored leaves `[start, end)` of an epoch.
+    ///
+    /// # Errors
+    /// When the range is beyond the epoch or the database cannot be read.
+    pub fn leaves(&self, epoch: u32, start: u64, end: u64) -> Result<Vec<StoredLeaf>, LedgerError> {
+        let e = self.epoch(epoch)?;
+        if start > end || end > e.size {
+            return Err(LedgerError::Range(format!(
+                "entries [{start}, {end}) are not within the {}-entry log",
+                e.size
+            )));
+        }
+        Ok(self.vault.backend().ledger_leaves(epoch, start, end)?)
+    }
+
+    /// The root of an epoch's log at `size`.
+    ///
+    /// # Errors
+    /// When `size` is beyond the epoch or a node cannot be read.
+    pub fn root(&self, epoch: u32, size: u64) -> Result<Hash, LedgerError> {
+        let source = self.source(epoch, size)?;
+        tree_root(&source, size).map_err(|e| LedgerError::Damaged(e.to_string()))
+    }
+
+    /// The inclusion proof of leaf `index` in the tree of `size` leaves.
+    ///
+    /// # Errors
+    /// When the index or size is out of range or a node cannot be read.
+    pub fn inclusion(&self, epoch: u32, index: u64, size: u64) -> Result<Vec<Hash>, LedgerError> {
+        if index >= size {
+            return Err(LedgerError::Range(format!(
+                "index {index} is not below size {size}"
+            )));
+        }
+        let source = self.source(epoch, size)?;
+        inclusion_proof(&source, index, size).map_err(|e| LedgerError::Damaged(e.to_string()))
+    }
+
+    /// The consistency proof between the trees of `from` and `to` leaves.
+    ///
+    /// # Errors
+    /// When the sizes are out of range or a node cannot be read.
+    pub fn consistency(&self, epoch: u32, from: u64, to: u64) -> Result<Vec<Hash>, LedgerError> {
+        if from > to {
+            return Err(LedgerError::Range(format!(
+                "from {from} is larger than to {to}"
+            )));
+        }
+        if from == 0 {
+            return Err(LedgerError::Range(
+                "from must be at least 1: every log extends the empty one, with no proof".into(),
+            ));
+        }
+        let source = self.source(epoch, to)?;
+        consistency_proof(&source, from, to).map_err(|e| LedgerError::Damaged(e.to_string()))
+    }
+
+    fn source(&self, epoch: u32, size: u64) -> Result<Stored<'_>, LedgerError> {
+        let e = self.epoch(epoch)?;
+        if size > e.size {
+            return Err(LedgerError::Range(format!(
+                "size {size} is beyond the log's {} entries",
+                e.size
+            )));
+        }
+        Ok(Stored {
+            ledger: self,
+            epoch,
+            size,
+        })
+    }
+
+    /// Up to `limit` leaves indexed under `key`, newest first, before a position.
+    ///
+    /// # Errors
+    /// When the database cannot be read.
+    pub fn find(
+        &self,
+        key: &str,
+        before: Option<(u32, u64)>,
+        limit: usize,
+    ) -> Result<Vec<(u32, u64)>, LedgerError> {
+        Ok(self.vault.backend().ledger_find(key, before, limit)?)
+    }
+
+    /// Seals the current epoch with a final signed checkpoint and opens the next; returns
+    /// the new epoch's number and the final checkpoint. The caller appends, as the new
+    /// epoch's first leaf, an event that names the sealed epoch and its final root.
+    ///
+    /// # Errors
+    /// When the epoch grew while sealing (try again) or the database fails.
+    pub fn seal(&self) -> Result<(u32, String), LedgerError> {
+        let head = self.head()?;
+        let note = self.sign(head.epoch, head.size)?;
+        let next = self
+            .vault
+            .backend()
+            .ledger_seal(head.epoch, head.size, &note)?;
+        Ok((next, note))
+    }
+
+    /// Recomputes every hash of every epoch from the leaves, compares them with the stored
+    /// nodes, checks every checkpoint's signature and root, and reports the first problem.
+    /// `check_leaf` is asked about every leaf's bytes (its format is the caller's);
+    /// `progress` hears the number of entries verified so far.
+    ///
+    /// # Errors
+    /// [`LedgerError`] when the database cannot be read; `Ok(Err(VerifyError))` when the
+    /// log is not intact.
+    pub fn verify(
+        &self,
+        check_leaf: &dyn Fn(&[u8]) -> Result<(), String>,
+        progress: &dyn Fn(u64),
+    ) -> Result<Result<VerifyReport, VerifyError>, LedgerError> {
+        let key = self.verifier_key();
+        let mut report = VerifyReport::default();
+        let epochs = self.epochs()?;
+        for (n, e) in epochs.iter().enumerate() {
+            report.epochs += 1;
+            match self.verify_epoch(
+                e,
+                n + 1 == epochs.len(),
+                &key,
+                check_leaf,
+                progress,
+                &mut report,
+            )? {
+                Ok(()) => {}
+                Err(v) => return Ok(Err(v)),
+            }
+        }
+        Ok(Ok(report))
+    }
+
+    fn verify_epoch(
+        &self,
+        e: &EpochRow,
+        current: bool,
+        key: &VerifierKey,
+        check_leaf: &dyn Fn(&[u8]) -> Result<(), String>,
+        progress: &dyn Fn(u64),
+        report: &mut VerifyReport,
+    ) -> Result<Result<(), VerifyError>, LedgerError> {
+        const BATCH: u64 = 32_768;
+        let b = self.vault.backend();
+        let epoch = e.epoch;
+        let entry = |index: u64, problem: String| VerifyError::Entry {
+            epoch,
+            index,
+            problem,
+        };
+        let extra = b.ledger_leaves_beyond(epoch, e.size)?;
+        if extra > 0 {
+            return Ok(Err(entry(
+                e.size,
+                format!(
+                    "{extra} entries stored beyond the log's recorded size of {}",
+                    e.size
+                ),
+            )));
+        }
+        // Checkpoints: each must be signed by the ledger key for this origin and size.
+        let mut checkpoints = Vec::new();
+        for (size, note) in b.ledger_checkpoints(epoch, 0, u64::MAX)? {
+            let bad = |problem: String| VerifyError::Checkpoint {
+                epoch,
+                size,
+                problem,
+            };
+            let (cp, _) = match Checkpoint::open(note.as_bytes(), std::slice::from_ref(key)) {
+                Ok(c) => c,
+                Err(err) => return Ok(Err(bad(format!("not validly signed: {err}")))),
+            };
+            if cp.size() != size {
+                return Ok(Err(bad(format!(
+                    "the signed note is for size {}",
+                    cp.size()
+                ))));
+            }
+            if cp.origin() != self.origin() {
+                return Ok(Err(bad("the signed note is for another log".into())));
+            }
+            if size > e.size {
+                return Ok(Err(bad(format!(
+                    "it covers entries the log does not have (the log has {})",
+                    e.size
+                ))));
+            }
+            checkpoints.push((size, *cp.root()));
+        }
+        if let Some(sealed) = &e.sealed_note {
+            match Checkpoint::open(sealed.as_bytes(), std::slice::from_ref(key)) {
+                Ok((cp, _)) if cp.size() == e.size => checkpoints.push((e.size, *cp.root())),
+                Ok(_) => {
+                    return Ok(Err(VerifyError::Epoch {
+                        epoch,
+                        problem: "the sealing checkpoint is not of the epoch's full size".into(),
+                    }));
+                }
+                Err(err) => {
+                    return Ok(Err(VerifyError::Epoch {
+                        epoch,
+                        problem: format!("the sealing checkpoint is not validly signed: {err}"),
+                    }));
+                }
+            }
+        } else if !current {
+            return Ok(Err(VerifyError::Epoch {
+                epoch,
+                problem: "an earlier epoch is not sealed".into(),
+            }));
+        }
+        checkpoints.sort_by_key(|c| c.0);
+        let mut next_cp = 0;
+        // An empty log's checkpoints.
+        while next_cp < checkpoints.len() && checkpoints[next_cp].0 == 0 {
+            if checkpoints[next_cp].1 != Frontier::new().root() {
+                return Ok(Err(VerifyError::Checkpoint {
+                    epoch,
+                    size: 0,
+                    problem: "its root is not the empty tree's".into(),
+                }));
+            }
+            report.checkpoints += 1;
+            next_cp += 1;
+        }
+        let mut frontier = Frontier::new();
+        let mut start = 0u64;
+        while start < e.size {
+            let end = (start + BATCH).min(e.size);
+            let leaves = b.ledger_leaves(epoch, start, end)?;
+            let stored0: HashMap<u64, Vec<u8>> = b
+                .ledger_node_range(epoch, 0, start, end)?
+                .into_iter()
+                .collect();
+            let mut completed: Vec<(NodeId, Hash)> = Vec::with_capacity((end - start) as usize);
+            let mut expected = start;
+            for leaf in &leaves {
+                if leaf.idx != expected {
+                    return Ok(Err(entry(expected, "missing".into())));
+                }
+                if let Err(why) = check_leaf(&leaf.data) {
+                    return Ok(Err(entry(leaf.idx, why)));
+                }
+                let h = leaf_hash(&leaf.data);
+                match stored0.get(&leaf.idx) {
+                    Some(s) if s.as_slice() == h.as_bytes() => {}
+                    Some(_) => {
+                        return Ok(Err(entry(
+                            leaf.idx,
+                            "its bytes do not hash to the stored leaf hash (changed or moved)"
+                                .into(),
+                        )));
+                    }
+                    None => {
+                        return Ok(Err(entry(
+                            leaf.idx,
+                            "its stored leaf hash is missing".into(),
+                        )));
+                    }
+                }
+                frontier
+                    .append_with(h, |id, hash| {
+                        if id.level > 0 {
+                            completed.push((id, *hash));
+                        }
+                    })
+                    .map_err(|err| LedgerError::Damaged(err.to_string()))?;
+                expected += 1;
+                while next_cp < checkpoints.len() && checkpoints[next_cp].0 == frontier.size() {
+                    let (size, root) = checkpoints[next_cp];
+                    if frontier.root() != root {
+                        let from = if next_cp == 0 {
+                            0
+                        } else {
+                            checkpoints[next_cp - 1].0
+                        };
+                        return Ok(Err(VerifyError::Checkpoint {
+                            epoch,
+                            size,
+                            problem: format!(
+                                "the entries do not hash to its signed root: an entry in [{from}, {size}) was rewritten"
+                            ),
+                        }));
+                    }
+                    report.checkpoints += 1;
+                    next_cp += 1;
+                }
+            }
+            if expected != end {
+                return Ok(Err(entry(expected, "missing".into())));
+            }
+            // Interior nodes completed in this batch must match what proofs are made from.
+            let mut by_level: std::collections::BTreeMap<u8, Vec<(u64, Hash)>> = Default::default();
+            for (id, h) in completed {
+                by_level.entry(id.level).or_default().push((id.index, h));
+            }
+            for (level, nodes) in by_level {
+                let (lo, hi) = (nodes[0].0, nodes[nodes.len() - 1].0 + 1);
+                let stored: HashMap<u64, Vec<u8>> = b
+                    .ledger_node_range(epoch, level, lo, hi)?
+                    .into_iter()
+                    .collect();
+                for (idx, h) in nodes {
+                    if stored.get(&idx).map(Vec::as_slice) != Some(&h.as_bytes()[..]) {
+                        let first = idx << level;
+                        return Ok(Err(entry(
+                            first,
+                            format!(
+                                "the stored hash of the subtree at level {level} starting here is wrong"
+                            ),
+                        )));
+                    }
+                }
+            }
+            report.entries += end - start;
+            progress(report.entries);
+            start = end;
+        }
+        if next_cp < checkpoints.len() {
+            let (size, _) = checkpoints[next_cp];
+            return Ok(Err(VerifyError::Checkpoint {
+                epoch,
+                size,
+                problem: "it was never reached by the entries".into(),
+            }));
+        }
+        Ok(Ok(()))
+    }
+}
+
+fn parse_signer(value: &Zeroizing<Vec<u8>>) -> Result<SignerKey, LedgerError> {
+    let text = std::str::from_utf8(value).map_err(|_| LedgerError::Key("not UTF-8".into()))?;
+    SignerKey::parse(text).map_err(|e| LedgerError::Key(e.to_string()))
+}
+
+/// A stored epoch as a [`HashSource`] of `size` leaves.
+struct Stored<'a> {
+    ledger: &'a Ledger,
+    epoch: u32,
+    size: u64,
+}
+
+impl HashSource for Stored<'_> {
+    type Error = LedgerError;
+
+    fn leaf_count(&self) -> u64 {
+        self.size
+    }
+
+    fn node_hash(&self, level: u8, index: u64) -> Result<Hash, LedgerError> {
+        Ok(self.node_hashes(&[NodeId::new(level, index)])?[0])
+    }
+
+    fn node_hashes(&self, ids: &[NodeId]) -> Result<Vec<Hash>, LedgerError> {
+        let mut out: Vec<Option<Hash>> = vec![None; ids.len()];
+        // Levels below CACHE_LEVEL, and cached levels not yet read that far.
+        let mut from_db = Vec::new();
+        let mut refill: HashMap<u8, u64> = HashMap::new();
+        {
+            let cache = self.ledger.cache.read().unwrap_or_else(|p| p.into_inner());
+            let levels = cache.get(&self.epoch);
+            for (i, id) in ids.iter().enumerate() {
+                if id.level < CACHE_LEVEL {
+                    from_db.push(i);
+                    continue;
+                }
+                let l = usize::from(id.level - CACHE_LEVEL);
+                match levels
+                    .and_then(|ls| ls.get(l))
+                    .and_then(|v| usize::try_from(id.index).ok().and_then(|x| v.get(x)))
+                {
+                    Some(h) => out[i] = Some(*h),
+                    None => {
+                        let want = refill.entry(id.level).or_insert(0);
+                        *want = (*want).max(id.index + 1);
+                    }
+                }
+            }
+        }
+        for (level, want) in refill {
+            self.refill(level, want)?;
+        }
+        {
+            let cache = self.ledger.cache.read().unwrap_or_else(|p| p.into_inner());
+            let levels = cache.get(&self.epoch);
+            for (i, id) in ids.iter().enumerate() {
+                if out[i].is_some() || id.level < CACHE_LEVEL {
+                    continue;
+                }
+                let l = usize::from(id.level - CACHE_LEVEL);
+                match levels
+                    .and_then(|ls| ls.get(l))
+                    .and_then(|v| usize::try_from(id.index).ok().and_then(|x| v.get(x)))
+                {
+                    Some(h) => out[i] = Some(*h),
+                    None => from_db.push(i),
+                }
+            }
+        }
+        if !from_db.is_empty() {
+            let ask: Vec<NodeId> = from_db.iter().map(|&i| ids[i]).collect();
+            let got = self.ledger.vault.backend().ledger_nodes(self.epoch, &ask)?;
+            for (&i, bytes) in from_db.iter().zip(got) {
+                out[i] = Some(stored_hash(self.epoch, ids[i], bytes)?);
+            }
+        }
+        Ok(out
+            .into_iter()
+            .map(|h| h.unwrap_or(Hash::new([0; 32])))
+            .collect())
+    }
+}
+
+impl Stored<'_> {
+    /// Extends the cache of `level` to at least `want` nodes (more, up to the nodes
+    /// complete in this tree, so that later proofs hit).
+    fn refill(&self, level: u8, want: u64) -> Result<(), LedgerError> {
+        let complete = self.size >> level;
+        let have = {
+            let cache = self.ledger.cache.read().unwrap_or_else(|p| p.into_inner());
+            cache
+                .get(&self.epoch)
+                .and_then(|ls| ls.get(usize::from(level - CACHE_LEVEL)))
+                .map_or(0, |v| v.len() as u64)
+        };
+        if have >= want {
+            return Ok(());
+        }
+        let end = complete.min(have + CACHE_REFILL).max(want.min(complete));
+        let rows = self
+            .ledger
+            .vault
+            .backend()
+            .ledger_node_range(self.epoch, level, have, end)?;
+        let mut hashes = Vec::with_capacity(rows.len());
+        for (n, (idx, bytes)) in rows.into_iter().enumerate() {
+            if idx != have + n as u64 {
+                return Err(LedgerError::Damaged(format!(
+                    "node (level {level}, index {}) of epoch {} is missing",
+                    have + n as u64,
+                    self.epoch
+                )));
+            }
+            hashes.push(stored_hash(
+                self.epoch,
+                NodeId::new(level, idx),
+                Some(bytes),
+            )?);
+        }
+        let mut cache = self.ledger.cache.write().unwrap_or_else(|p| p.into_inner());
+        let levels = cache.entry(self.epoch).or_default();
+        let l = usize::from(level - CACHE_LEVEL);
+        if levels.len() <= l {
+            levels.resize(l + 1, Vec::new());
+        }
+        // Another thread may have extended it meanwhile: add only what follows on.
+        let v = &mut levels[l];
+        let skip = (v.len() as u64).saturating_sub(have) as usize;
+        if v.len() as u64 >= have {
+            v.extend(hashes.into_iter().skip(skip));
+        }
+        Ok(())
+    }
+}
+
+fn stored_hash(epoch: u32, id: NodeId, bytes: Option<Vec<u8>>) -> Result<Hash, LedgerError> {
+    let bytes = bytes.ok_or_else(|| {
+        LedgerError::Damaged(format!(
+            "node (level {}, index {}) of epoch {epoch} is missing",
+            id.level, id.index
+        ))
+    })?;
+    Hash::from_slice(&bytes).map_err(|e| LedgerError::Damaged(e.to_string()))
+}

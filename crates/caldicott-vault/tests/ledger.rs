@@ -1,0 +1,338 @@
+//! The audit ledger as stored, on SQLite and PostgreSQL: appends (grouped and inside
+//! record writes), proofs checked against an in-memory model, signed checkpoints, full
+//! verification, tamper detection naming the first bad entry, and epochs.
+
+use std::sync::Arc;
+
+use caldicott_core::{OdsCode, ResourceId, ResourceType};
+use caldicott_ledger::{Checkpoint, MemoryTree, leaf_hash, verify_consistency, verify_inclusion};
+use caldicott_vault::testing::PgSchema;
+use caldicott_vault::{
+    Backend, Expect, Ledger, LedgerLeaf, LocalKek, PostgresBackend, SqliteBackend, Vault,
+    VerifyError, Write,
+};
+
+enum Db {
+    Sqlite(tempfile::TempDir),
+    Postgres(PgSchema),
+}
+
+impl Db {
+    fn backend(&self) -> Box<dyn Backend> {
+        match self {
+            Db::Sqlite(d) => {
+                Box::new(SqliteBackend::open(&d.path().join("vault.db"), true).unwrap())
+            }
+            Db::Postgres(s) => Box::new(PostgresBackend::connect(&s.url).unwrap()),
+        }
+    }
+
+    fn exec(&self, sql: &str) {
+        match self {
+            Db::Sqlite(d) => rusqlite::Connection::open(d.path().join("vault.db"))
+                .unwrap()
+                .execute_batch(sql)
+                .unwrap(),
+            Db::Postgres(s) => s.exec(sql),
+        }
+    }
+}
+
+fn dbs() -> Vec<Db> {
+    let mut v = vec![Db::Sqlite(tempfile::tempdir().unwrap())];
+    if let Some(s) = PgSchema::create() {
+        v.push(Db::Postgres(s));
+    }
+    v
+}
+
+fn open(db: &Db, kek: &Arc<LocalKek>) -> Ledger {
+    let b = db.backend();
+    b.migrate().unwrap();
+    let vault = Arc::new(Vault::open(b, kek.clone()).unwrap());
+    Ledger::open(vault, "test.example/audit").unwrap()
+}
+
+fn leaf(i: u64) -> LedgerLeaf {
+    LedgerLeaf {
+        data: format!("event {i}").into_bytes(),
+        at_us: 1_000 + i as i64,
+        keys: vec![format!("p:patient{}", i % 7), format!("u:user{}", i % 3)],
+    }
+}
+
+fn no_check(_: &[u8]) -> Result<(), String> {
+    Ok(())
+}
+
+fn verify(l: &Ledger) -> Result<caldicott_vault::VerifyReport, VerifyError> {
+    l.verify(&no_check, &|_| {}).unwrap()
+}
+
+#[test]
+fn appends_proofs_and_checkpoints_match_the_model() {
+    for db in dbs() {
+        let kek = Arc::new(LocalKek::generate().unwrap().0);
+        let l = Arc::new(open(&db, &kek));
+        let mut model = MemoryTree::new();
+        // Empty log: an empty checkpoint.
+        let (size, note) = l.publish().unwrap().unwrap();
+        assert_eq!(size, 0);
+        let (cp, _) = Checkpoint::open(note.as_bytes(), &[l.verifier_key()]).unwrap();
+        assert_eq!(cp.root(), &model.root());
+        // Concurrent appends are grouped; every leaf lands exactly once.
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                let l = Arc::clone(&l);
+                std::thread::spawn(move || {
+                    let mut got = Vec::new();
+                    for j in 0..25u64 {
+                        let i = t * 1000 + j;
+                        let a = l.append(vec![leaf(i)]).unwrap();
+                        got.push((a.first, i));
+                    }
+                    got
+                })
+            })
+            .collect();
+        let mut placed: Vec<(u64, u64)> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        placed.sort();
+        assert_eq!(placed.len(), 200);
+        for (n, (idx, i)) in placed.iter().enumerate() {
+            assert_eq!(*idx, n as u64, "indices are dense and unique");
+            model.append(leaf_hash(&leaf(*i).data)).unwrap();
+        }
+        let head = l.head().unwrap();
+        assert_eq!((head.epoch, head.size), (1, 200));
+        // Stored leaves come back in index order with their bytes.
+        let stored = l.leaves(1, 0, 200).unwrap();
+        for (n, s) in stored.iter().enumerate() {
+            assert_eq!(s.data, leaf(placed[n].1).data);
+        }
+        // A checkpoint of the new size, signed, with the model's root.
+        let (size, note) = l.publish().unwrap().unwrap();
+        assert_eq!(size, 200);
+        let (cp, _) = Checkpoint::open(note.as_bytes(), &[l.verifier_key()]).unwrap();
+        assert_eq!(cp.root(), &model.root());
+        // Proofs for many (index, size) pairs verify against the model's roots.
+        for size in [1u64, 2, 3, 7, 64, 100, 199, 200] {
+            let root = model.root_at(size).unwrap();
+            for index in [0, size / 2, size - 1] {
+                let p = l.inclusion(1, index, size).unwrap();
+                verify_inclusion(&model.leaf_hashes()[index as usize], index, size, &p, &root)
+                    .unwrap();
+            }
+            for from in [1u64, size / 3 + 1, size] {
+                let p = l.consistency(1, from, size).unwrap();
+                verify_consistency(from, size, &model.root_at(from).unwrap(), &root, &p).unwrap();
+            }
+        }
+        // Out-of-range requests are errors, not panics.
+        assert!(l.inclusion(1, 200, 200).is_err());
+        assert!(l.inclusion(1, 0, 201).is_err());
+        assert!(l.consistency(1, 5, 4).is_err());
+        assert!(l.consistency(1, 0, 4).is_err());
+        assert!(l.leaves(1, 10, 201).is_err());
+        assert!(l.inclusion(9, 0, 1).is_err());
+        // Lookup keys find leaves newest first.
+        let found = l.find("p:patient3", None, 1000).unwrap();
+        assert!(!found.is_empty());
+        assert!(found.windows(2).all(|w| w[0] > w[1]));
+        for (_, idx) in &found {
+            assert_eq!(placed[*idx as usize].1 % 7, 3);
+        }
+        let report = verify(&l).unwrap();
+        assert_eq!(report.entries, 200);
+        assert_eq!(report.checkpoints, 2);
+        // Reopening (another process) continues the same log with the same key.
+        let l2 = open(&db, &kek);
+        assert_eq!(l2.verifier_key(), l.verifier_key());
+        let a = l2.append(vec![leaf(9999)]).unwrap();
+        assert_eq!(a.first, 200);
+        model.append(leaf_hash(&leaf(9999).data)).unwrap();
+        assert_eq!(l.root(1, 201).unwrap(), model.root());
+        verify(&l2).unwrap();
+    }
+}
+
+#[test]
+fn leaves_written_with_records_are_atomic_with_them() {
+    for db in dbs() {
+        let kek = Arc::new(LocalKek::generate().unwrap().0);
+        let l = open(&db, &kek);
+        let w = |id: &str, expect| Write {
+            org: OdsCode::parse("A81001").unwrap(),
+            rtype: ResourceType::new("Patient").unwrap(),
+            id: ResourceId::new(id).unwrap(),
+            expect,
+            body: b"{}".to_vec(),
+            terms: vec![],
+        };
+        let (_, a) = l
+            .vault()
+            .commit_audited(&[w("a", Expect::Absent)], 1, 5, &[leaf(1), leaf(2)])
+            .unwrap();
+        assert_eq!(a.unwrap().first, 0);
+        // A write that conflicts writes neither the record nor its leaves.
+        let err = l
+            .vault()
+            .commit_audited(&[w("a", Expect::Absent)], 1, 6, &[leaf(3)]);
+        assert!(err.is_err());
+        assert_eq!(l.head().unwrap().size, 2);
+        l.append(vec![leaf(4)]).unwrap();
+        assert_eq!(l.head().unwrap().size, 3);
+        verify(&l).unwrap();
+    }
+}
+
+/// Builds a 40-entry log with checkpoints at 10, 25 and 40.
+fn tamper_fixture(db: &Db, kek: &Arc<LocalKek>) -> Ledger {
+    let l = open(db, kek);
+    for chunk in [10u64, 15, 15] {
+        let start = l.head().unwrap().size;
+        l.append((start..start + chunk).map(leaf).collect())
+            .unwrap();
+        l.publish().unwrap();
+    }
+    verify(&l).unwrap();
+    l
+}
+
+fn first_bad(e: VerifyError) -> String {
+    e.to_string()
+}
+
+#[test]
+fn any_tampering_is_caught_and_the_first_bad_entry_named() {
+    let blob = |db: &Db, s: &str| match db {
+        Db::Sqlite(_) => format!("X'{}'", hex(s.as_bytes())),
+        Db::Postgres(_) => format!("'\\x{}'::bytea", hex(s.as_bytes())),
+    };
+    for db in dbs() {
+        let kek = Arc::new(LocalKek::generate().unwrap().0);
+        // Changing one leaf's bytes.
+        let l = tamper_fixture(&db, &kek);
+        db.exec(&format!(
+            "UPDATE ledger_leaves SET data = {} WHERE idx = 17",
+            blob(&db, "event forged")
+        ));
+        let e = first_bad(verify(&l).unwrap_err());
+        assert!(e.contains("entry 17"), "{e}");
+        db.exec("DELETE FROM ledger_leaves; DELETE FROM ledger_nodes; DELETE FROM ledger_checkpoints; DELETE FROM ledger_keys; UPDATE ledger_epochs SET size = 0");
+
+        // Deleting a leaf.
+        let l = tamper_fixture(&db, &kek);
+        db.exec("DELETE FROM ledger_leaves WHERE idx = 12");
+        let e = first_bad(verify(&l).unwrap_err());
+        assert!(e.contains("entry 12: missing"), "{e}");
+        db.exec("DELETE FROM ledger_leaves; DELETE FROM ledger_nodes; DELETE FROM ledger_checkpoints; DELETE FROM ledger_keys; UPDATE ledger_epochs SET size = 0");
+
+        // Reordering two leaves.
+        let l = tamper_fixture(&db, &kek);
+        db.exec(&format!(
+            "UPDATE ledger_leaves SET data = {} WHERE idx = 5; UPDATE ledger_leaves SET data = {} WHERE idx = 6",
+            blob(&db, "event 6"),
+            blob(&db, "event 5")
+        ));
+        let e = first_bad(verify(&l).unwrap_err());
+        assert!(e.contains("entry 5"), "{e}");
+        db.exec("DELETE FROM ledger_leaves; DELETE FROM ledger_nodes; DELETE FROM ledger_checkpoints; DELETE FROM ledger_keys; UPDATE ledger_epochs SET size = 0");
+
+        // Inserting a leaf beyond the end.
+        let l = tamper_fixture(&db, &kek);
+        db.exec(&format!(
+            "INSERT INTO ledger_leaves (epoch, idx, at_us, hash, data) VALUES (1, 40, 1, {}, {})",
+            blob(&db, &"h".repeat(32)),
+            blob(&db, "event planted")
+        ));
+        let e = first_bad(verify(&l).unwrap_err());
+        assert!(e.contains("entry 40"), "{e}");
+        db.exec("DELETE FROM ledger_leaves; DELETE FROM ledger_nodes; DELETE FROM ledger_checkpoints; DELETE FROM ledger_keys; UPDATE ledger_epochs SET size = 0");
+
+        // Rewriting a leaf and every hash above it consistently: only the signed
+        // checkpoints can tell, and they do, naming the range.
+        let l = tamper_fixture(&db, &kek);
+        let mut model = MemoryTree::new();
+        for i in 0..40u64 {
+            let data = if i == 30 {
+                b"event forged".to_vec()
+            } else {
+                leaf(i).data
+            };
+            model.append(leaf_hash(&data)).unwrap();
+        }
+        db.exec(&format!(
+            "UPDATE ledger_leaves SET data = {} WHERE idx = 30; DELETE FROM ledger_nodes",
+            blob(&db, "event forged")
+        ));
+        let mut sql = String::new();
+        for level in 0..6u8 {
+            let n = 40u64 >> level;
+            for idx in 0..n {
+                let h = caldicott_ledger::tree_root(
+                    &model.leaf_hashes()[(idx << level) as usize..((idx + 1) << level) as usize],
+                    1 << level,
+                )
+                .unwrap();
+                let hb = match &db {
+                    Db::Sqlite(_) => format!("X'{}'", h.to_hex()),
+                    Db::Postgres(_) => format!("'\\x{}'::bytea", h.to_hex()),
+                };
+                sql.push_str(&if level == 0 {
+                    format!("UPDATE ledger_leaves SET hash = {hb} WHERE idx = {idx};")
+                } else {
+                    format!(
+                        "INSERT INTO ledger_nodes (epoch, level, idx, hash) VALUES (1, {level}, {idx}, {hb});"
+                    )
+                });
+            }
+        }
+        db.exec(&sql);
+        let e = first_bad(verify(&l).unwrap_err());
+        assert!(
+            e.contains("checkpoint of size 40") && e.contains("[25, 40)"),
+            "{e}"
+        );
+        db.exec("DELETE FROM ledger_leaves; DELETE FROM ledger_nodes; DELETE FROM ledger_checkpoints; DELETE FROM ledger_keys; UPDATE ledger_epochs SET size = 0");
+
+        // A checkpoint altered (signature no longer valid), or one that claims too much.
+        let l = tamper_fixture(&db, &kek);
+        db.exec("UPDATE ledger_checkpoints SET note = replace(note, '\n25\n', '\n26\n') WHERE size = 25");
+        let e = first_bad(verify(&l).unwrap_err());
+        assert!(e.contains("checkpoint of size 25"), "{e}");
+        db.exec("DELETE FROM ledger_checkpoints WHERE size = 25");
+        verify(&l).unwrap();
+        db.exec("UPDATE ledger_epochs SET size = 30");
+        let e = first_bad(verify(&l).unwrap_err());
+        assert!(e.contains("entry 30"), "{e}");
+    }
+}
+
+#[test]
+fn sealing_an_epoch_keeps_both_verifiable() {
+    for db in dbs() {
+        let kek = Arc::new(LocalKek::generate().unwrap().0);
+        let l = open(&db, &kek);
+        l.append((0..5).map(leaf).collect()).unwrap();
+        let (next, note) = l.seal().unwrap();
+        assert_eq!(next, 2);
+        let (cp, _) = Checkpoint::open(note.as_bytes(), &[l.verifier_key()]).unwrap();
+        assert_eq!(cp.size(), 5);
+        let a = l.append(vec![leaf(100)]).unwrap();
+        assert_eq!((a.epoch, a.first), (2, 0));
+        let (_, note2) = l.publish().unwrap().unwrap();
+        let (cp2, _) = Checkpoint::open(note2.as_bytes(), &[l.verifier_key()]).unwrap();
+        assert_eq!(cp2.extensions(), ["epoch 2"]);
+        let r = verify(&l).unwrap();
+        assert_eq!((r.epochs, r.entries), (2, 6));
+        // The sealed epoch's proofs still work.
+        assert_eq!(l.inclusion(1, 2, 5).unwrap().len(), 3);
+    }
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|x| format!("{x:02x}")).collect()
+}
