@@ -15,9 +15,12 @@ macro_rules! say {
 }
 
 mod admin;
+mod audit_cmd;
 mod config;
 mod datadir;
 mod import;
+mod ledger_local;
+mod ledger_remote;
 mod mail;
 mod progress;
 mod reindex;
@@ -167,6 +170,16 @@ enum Command {
         #[command(subcommand)]
         command: mail::MailCommand,
     },
+    /// The audit ledger: verify it, witness it, print its key.
+    Ledger {
+        #[command(subcommand)]
+        cmd: ledger_remote::LedgerCommand,
+    },
+    /// The Caldicott guardian's reports from the audit ledger.
+    Audit {
+        #[command(subcommand)]
+        command: audit_cmd::AuditCommand,
+    },
 }
 
 #[derive(Subcommand)]
@@ -250,11 +263,13 @@ impl Command {
             Command::Token { command } => Some(command.data_dir()),
             Command::Optout { command } => Some(command.data_dir()),
             Command::Breakglass { command } => Some(command.data_dir()),
+            Command::Audit { command } => Some(command.data_dir()),
             Command::Init { .. }
             | Command::Demo { .. }
             | Command::Synth { .. }
             | Command::Anonymise { .. }
-            | Command::Mail { .. } => None,
+            | Command::Mail { .. }
+            | Command::Ledger { .. } => None,
         }
     }
 }
@@ -379,6 +394,8 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Keys { command } => keys(command),
         Command::Mail { command } => mail::run(command),
+        Command::Ledger { cmd } => ledger_remote::run(cmd),
+        Command::Audit { command } => audit_cmd::run(command),
         Command::Org { command } => admin::org(command),
         Command::User { command } => admin::user(command),
         Command::Token { command } => admin::token(command),
@@ -484,6 +501,12 @@ fn init(
     let directory = caldicott_access::Directory::new(Arc::clone(&vault));
     directory.add_org(&org, &format!("Organisation {org}"))?;
     let (_, password) = directory.add_user(admin, &org, caldicott_policy::Role::Sysadmin, None)?;
+    // The audit ledger's signing key, sealed in the vault's directory.
+    let ledger = caldicott_vault::Ledger::open(
+        Arc::clone(&vault),
+        &ledger_local::origin_of(config.public_url.as_deref(), &config.organisation),
+    )?;
+    ledger.publish()?;
     config.write_new(data)?;
     Ok(InitOutcome {
         admin: admin.to_owned(),

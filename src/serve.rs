@@ -56,10 +56,14 @@ pub fn serve(
     cfg.max_body_bytes = dir.config.max_body_bytes;
     let default_org = caldicott_core::OdsCode::parse(&dir.config.organisation)
         .with_context(|| "the configuration's organisation is not an ODS code")?;
+    let ledger = crate::ledger_local::open(dir, Arc::clone(&vault))?;
+    let audit: Arc<dyn caldicott_api::audit::AuditSink> =
+        Arc::new(caldicott_api::audit::LedgerSink(Arc::clone(&ledger)));
     let api = caldicott_api::FhirApi {
         store: Arc::new(caldicott_api::Store::new(Arc::clone(&vault), default_org)),
         directory: Arc::new(caldicott_access::Directory::new(Arc::clone(&vault))),
-        audit: Arc::new(caldicott_api::audit::LogSink),
+        audit: Arc::clone(&audit),
+        ledger: Some(Arc::clone(&ledger)),
         exports: Arc::new(
             caldicott_api::Exports::new(dir.path.join("exports"))
                 .context("cannot prepare the export directory")?,
@@ -70,15 +74,24 @@ pub fn serve(
             max_body_bytes: dir.config.max_body_bytes,
         },
     };
-    let auth = caldicott_api::auth::AuthState {
-        directory: Arc::clone(&api.directory),
-        throttle: caldicott_access::signin::new_throttle(),
-    };
+    // Sign-in, sessions and administration record to the same audit sink as the FHIR API.
+    let auth = caldicott_api::auth::AuthState::new(
+        Arc::clone(&api.directory),
+        Arc::clone(&api.audit),
+        &api.config,
+    );
     let admin = caldicott_api::admin::AdminState {
         directory: Arc::clone(&api.directory),
+        audit: Arc::clone(&api.audit),
+    };
+    let transparency = caldicott_api::auditlog::StoredLedger {
+        ledger: Arc::clone(&ledger),
+        directory: Arc::clone(&api.directory),
+        audit: Arc::clone(&audit),
     };
     cfg.extra_router = Some(
         caldicott_api::router(Arc::new(api))
+            .merge(caldicott_api::ledger::router(Arc::new(transparency)))
             .merge(caldicott_api::auth::router(Arc::new(auth)))
             .merge(caldicott_api::admin::router(Arc::new(admin))),
     );
@@ -89,6 +102,7 @@ pub fn serve(
         .context("cannot start the async runtime")?;
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reencrypt = spawn_reencryption(Arc::clone(&vault), Arc::clone(&stop));
+    let publisher = spawn_checkpoints(Arc::clone(&ledger), Arc::clone(&stop));
     let health: Arc<dyn HealthCheck> = Arc::new(VaultHealth(Arc::clone(&vault)));
     let result = rt.block_on(caldicott_server::serve(
         cfg,
@@ -98,7 +112,32 @@ pub fn serve(
     ));
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = reencrypt.join();
+    let _ = publisher.join();
+    // A last checkpoint, so what was appended before the stop is covered.
+    if let Err(e) = ledger.publish() {
+        tracing::warn!(error = %e, "cannot publish the final audit checkpoint");
+    }
     result.map_err(Into::into)
+}
+
+/// Signs a checkpoint of the audit ledger every second while it grows.
+fn spawn_checkpoints(
+    ledger: Arc<caldicott_vault::Ledger>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+            if let Err(e) = ledger.publish() {
+                tracing::error!(error = %e, "cannot publish an audit checkpoint; will retry");
+            }
+            for _ in 0..10 {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+        }
+    })
 }
 
 /// Background re-encryption after a data-key rotation: small steps, resumable, with

@@ -1152,10 +1152,25 @@ fn no_secret_or_identifier_reaches_the_log() {
     assert_eq!(s, 200, "{b}");
     drop(server);
     let text = std::fs::read_to_string(&log).unwrap();
-    assert!(
-        text.contains("caldicott::audit"),
-        "the audit events are in the log"
-    );
+    // The audit trail (the ledger's leaves) holds the session's events, and no secret or
+    // identifier either.
+    let leaves: Vec<Vec<u8>> = rusqlite::Connection::open(data.join("vault.db"))
+        .unwrap()
+        .prepare("SELECT data FROM ledger_leaves")
+        .unwrap()
+        .query_map([], |r| r.get(0))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let ledger = String::from_utf8_lossy(&leaves.concat()).into_owned();
+    for kind in [
+        "\"login\"",
+        "\"credentials\"",
+        "\"access\"",
+        "\"break-glass\"",
+    ] {
+        assert!(ledger.contains(kind), "no {kind} event in the ledger");
+    }
     for (what, secret) in [
         ("the admin's one-time password", admin_otp.as_str()),
         ("the admin's token", admin_token.as_str()),
@@ -1167,5 +1182,216 @@ fn no_secret_or_identifier_reaches_the_log() {
         ("the new password", "another long unusual passphrase 9"),
     ] {
         assert!(!text.contains(secret), "{what} appears in the server log");
+        assert!(
+            !ledger.contains(secret),
+            "{what} appears in the audit ledger"
+        );
     }
+}
+
+/// The headers and body of a whole HTTP response text.
+fn split_response(text: &str) -> (&str, &str) {
+    let at = text.find("\r\n\r\n").unwrap();
+    (&text[..at], &text[at + 4..])
+}
+
+#[test]
+fn browsers_use_a_session_cookie_with_a_csrf_token_over_https() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    ok(caldicott().args(["init", "--data"]).arg(&data));
+    let added = ok(caldicott()
+        .args([
+            "user", "add", "--org", "LOCAL", "--role", "gp", "bea", "--data",
+        ])
+        .arg(&data));
+    let otp = added
+        .lines()
+        .find_map(|l| l.split("first sign-in): ").nth(1))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let server = Server::start(
+        caldicott()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&data),
+    );
+    let cert = data.join("tls/cert.pem");
+    let strong = "another long unusual passphrase 9";
+    let post = |path: &str, body: serde_json::Value| {
+        https_request(
+            &server.url,
+            &cert,
+            "POST",
+            path,
+            &[("Content-Type", "application/json")],
+            body.to_string().as_bytes(),
+        )
+    };
+    let (s, b) = post(
+        "/auth/password",
+        serde_json::json!({"user": "bea", "password": otp, "new_password": strong}),
+    );
+    assert_eq!(s, 204, "{b}");
+    let (s, b) = post(
+        "/auth/mfa/enrol",
+        serde_json::json!({"user": "bea", "password": strong}),
+    );
+    assert_eq!(s, 200, "{b}");
+    let totp = caldicott_identity::Totp::new(
+        caldicott_identity::TotpSecret::from_base32(
+            serde_json::from_str::<serde_json::Value>(split_response(&b).1).unwrap()["secret"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap(),
+    );
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let (s, b) = post(
+        "/auth/mfa/confirm",
+        serde_json::json!({"user": "bea", "password": strong, "code": totp.code_at(now)}),
+    );
+    assert_eq!(s, 204, "{b}");
+    let (s, b) = post(
+        "/auth/session",
+        serde_json::json!({"user": "bea", "password": strong, "code": totp.code_at(now + 30)}),
+    );
+    assert_eq!(s, 200, "{b}");
+    let (head, body) = split_response(&b);
+    let cookie = head
+        .lines()
+        .find(|l| l.to_ascii_lowercase().starts_with("set-cookie: "))
+        .map(|l| &l["set-cookie: ".len()..])
+        .unwrap_or_else(|| panic!("no Set-Cookie: {head}"));
+    let id = cookie
+        .strip_prefix("__Host-caldicott-session=")
+        .and_then(|c| c.split(';').next())
+        .unwrap()
+        .to_owned();
+    assert!(id.starts_with("cds_"), "{cookie}");
+    assert_eq!(
+        cookie,
+        format!("__Host-caldicott-session={id}; Secure; HttpOnly; SameSite=Strict; Path=/")
+    );
+    let csrf = serde_json::from_str::<serde_json::Value>(body).unwrap()["csrf_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let cookie_header = format!("__Host-caldicott-session={id}");
+    let with_cookie = |method: &str, path: &str, extra: &[(&str, &str)], body: &[u8]| {
+        let mut h = vec![("Cookie", cookie_header.as_str())];
+        h.extend_from_slice(extra);
+        https_request(&server.url, &cert, method, path, &h, body)
+    };
+    let (s, b) = with_cookie("GET", "/fhir/Patient?_summary=count", &[], b"");
+    assert_eq!(s, 200, "{b}");
+    let (s, b) = with_cookie("GET", "/auth/session", &[], b"");
+    assert_eq!(s, 200, "{b}");
+    assert!(b.contains("\"user\":\"bea\""), "{b}");
+    // Writing needs the CSRF token.
+    let patient =
+        serde_json::json!({"resourceType": "Patient", "name": [{"family": "Quill"}]}).to_string();
+    let fhir = ("Content-Type", "application/fhir+json");
+    let (s, b) = with_cookie("POST", "/fhir/Patient", &[fhir], patient.as_bytes());
+    assert_eq!(s, 403, "{b}");
+    assert!(b.contains("CSRF") && b.contains("\"security\""), "{b}");
+    let (s, b) = with_cookie(
+        "POST",
+        "/fhir/Patient",
+        &[fhir, ("X-CSRF-Token", "not-the-token")],
+        patient.as_bytes(),
+    );
+    assert_eq!(s, 403, "{b}");
+    let (_, b) = with_cookie("GET", "/fhir/Patient?_summary=count", &[], b"");
+    assert!(b.contains("\"total\":0"), "nothing written: {b}");
+    let (s, b) = with_cookie(
+        "POST",
+        "/fhir/Patient",
+        &[fhir, ("X-CSRF-Token", csrf.as_str())],
+        patient.as_bytes(),
+    );
+    assert_eq!(s, 201, "{b}");
+    // Logout ends it.
+    let (s, b) = with_cookie(
+        "POST",
+        "/auth/logout",
+        &[("X-CSRF-Token", csrf.as_str())],
+        b"",
+    );
+    assert_eq!(s, 204, "{b}");
+    assert!(b.to_ascii_lowercase().contains("max-age=0"), "{b}");
+    let (s, b) = with_cookie("GET", "/fhir/Patient?_summary=count", &[], b"");
+    assert_eq!(s, 401, "{b}");
+}
+
+#[test]
+fn systems_get_tokens_with_client_credentials_over_https() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    ok(caldicott().args(["init", "--data"]).arg(&data));
+    let added = ok(caldicott()
+        .args([
+            "user", "add", "--org", "LOCAL", "--role", "system", "lab-feed", "--data",
+        ])
+        .arg(&data));
+    let secret = added
+        .lines()
+        .find_map(|l| l.split("first sign-in): ").nth(1))
+        .unwrap()
+        .trim()
+        .to_owned();
+    let server = Server::start(
+        caldicott()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&data),
+    );
+    let cert = data.join("tls/cert.pem");
+    let form = ("Content-Type", "application/x-www-form-urlencoded");
+    let (s, b) = https_request(
+        &server.url,
+        &cert,
+        "POST",
+        "/auth/token",
+        &[form],
+        format!(
+            "grant_type=client_credentials&scope=system%2FPatient.read&client_id=lab-feed&client_secret={secret}"
+        )
+        .as_bytes(),
+    );
+    assert_eq!(s, 200, "{b}");
+    let (head, body) = split_response(&b);
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("cache-control: no-store"),
+        "{head}"
+    );
+    let v: serde_json::Value = serde_json::from_str(body).unwrap();
+    assert_eq!(v["token_type"], "Bearer");
+    assert_eq!(v["scope"], "system/Patient.read");
+    let token = v["access_token"].as_str().unwrap();
+    let (s, b) = https_get_as(
+        &server.url,
+        &cert,
+        "/fhir/Patient?_summary=count",
+        Some(token),
+    );
+    assert_eq!(s, 200, "{b}");
+    // A wrong secret: RFC 6749's invalid_client, with a Basic challenge.
+    let (s, b) = https_request(
+        &server.url,
+        &cert,
+        "POST",
+        "/auth/token",
+        &[form],
+        b"grant_type=client_credentials&scope=system%2FPatient.read&client_id=lab-feed&client_secret=wrong",
+    );
+    assert_eq!(s, 401, "{b}");
+    assert!(b.contains("\"error\":\"invalid_client\""), "{b}");
+    assert!(
+        b.to_ascii_lowercase().contains("www-authenticate: basic"),
+        "{b}"
+    );
 }

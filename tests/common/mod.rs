@@ -147,6 +147,14 @@ impl Server {
     }
 }
 
+impl Server {
+    /// Kills the server with SIGKILL: no shutdown, no flush, no final checkpoint.
+    pub fn kill9(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 impl Drop for Server {
     fn drop(&mut self) {
         let _ = Command::new("kill")
@@ -195,7 +203,10 @@ pub fn https_request(
     let conn =
         rustls::ClientConnection::new(Arc::new(config), ServerName::try_from("localhost").unwrap())
             .unwrap();
-    let sock = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    // A server that is gone (killed by a test) answers status 0.
+    let Ok(sock) = std::net::TcpStream::connect(("127.0.0.1", port)) else {
+        return (0, String::new());
+    };
     let mut tls = rustls::StreamOwned::new(conn, sock);
     let mut head = format!(
         "{method} {path} HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\nContent-Length: {}\r\n",
@@ -205,8 +216,9 @@ pub fn https_request(
         head.push_str(&format!("{k}: {v}\r\n"));
     }
     head.push_str("\r\n");
-    tls.write_all(head.as_bytes()).unwrap();
-    tls.write_all(body).unwrap();
+    if tls.write_all(head.as_bytes()).is_err() || tls.write_all(body).is_err() {
+        return (0, String::new());
+    }
     let mut resp = Vec::new();
     let _ = tls.read_to_end(&mut resp);
     let text = String::from_utf8_lossy(&resp).into_owned();

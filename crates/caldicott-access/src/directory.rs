@@ -16,6 +16,7 @@ use crate::error::{AccessError, AuthError};
 const ORG: &str = "organisation";
 const USER: &str = "user";
 const TOKEN: &str = "token";
+pub(crate) const SESSION: &str = "session";
 
 /// Every token starts with this, so that a leaked one is recognisable by secret scanners.
 pub const TOKEN_PREFIX: &str = "cdt_";
@@ -61,6 +62,12 @@ pub struct User {
     #[serde(default)]
     pub recovery_codes: Vec<String>,
     pub created_at: i64,
+    /// Moves on whenever the user's credentials change (password, MFA reset) or the
+    /// account is disabled. Browser sessions, and tokens from sign-in or the client
+    /// credentials grant, remember the epoch they were made in and stop working when it
+    /// moves on: a changed password or a reset authenticator ends every session.
+    #[serde(default)]
+    pub credentials_epoch: u64,
 }
 
 impl std::fmt::Debug for User {
@@ -95,6 +102,12 @@ pub struct TokenRecord {
     pub purpose: String,
     pub issued_at: i64,
     pub expires_at: i64,
+    /// The user's [`User::credentials_epoch`] when the token was issued by sign-in or the
+    /// client credentials grant: the token stops working when the epoch moves on. `None`
+    /// for tokens an administrator issued (`caldicott token issue`), which live until they
+    /// expire or are revoked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub epoch: Option<u64>,
 }
 
 /// A request's verified identity: the user as they are now, and what the token grants.
@@ -117,9 +130,15 @@ const AUTH_CACHE_MAX: usize = 100_000;
 
 /// The directory over one vault.
 pub struct Directory {
-    vault: Arc<Vault>,
+    pub(crate) vault: Arc<Vault>,
     /// Verified tokens by the hash of the token, with when they were verified.
     verified: std::sync::Mutex<std::collections::HashMap<String, (Authenticated, i64)>>,
+    /// Verified browser sessions by the hash of the session id.
+    pub(crate) sessions:
+        std::sync::Mutex<std::collections::HashMap<String, crate::session::CachedSession>>,
+    pub(crate) session_policy: crate::session::SessionPolicy,
+    /// When expired sessions were last purged (microseconds since the epoch).
+    pub(crate) last_purge: std::sync::atomic::AtomicI64,
 }
 
 impl Directory {
@@ -127,11 +146,33 @@ impl Directory {
         Directory {
             vault,
             verified: std::sync::Mutex::new(std::collections::HashMap::new()),
+            sessions: std::sync::Mutex::new(std::collections::HashMap::new()),
+            session_policy: crate::session::SessionPolicy::default(),
+            last_purge: std::sync::atomic::AtomicI64::new(0),
         }
     }
 
+    /// The same directory with other session timeouts (tests, or a deployment that
+    /// wants shorter ones).
+    #[must_use]
+    pub fn with_session_policy(mut self, policy: crate::session::SessionPolicy) -> Self {
+        self.session_policy = policy;
+        self
+    }
+
+    /// The session timeouts in force.
+    pub fn session_policy(&self) -> crate::session::SessionPolicy {
+        self.session_policy
+    }
+
+    /// Forgets every verified token and session, so that the next request of each reads
+    /// the directory again.
     pub(crate) fn forget_verified(&self) {
         self.verified
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.sessions
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .clear();
@@ -240,6 +281,7 @@ impl Directory {
             totp_last_step: None,
             recovery_codes: Vec::new(),
             created_at: caldicott_vault::now_micros(),
+            credentials_epoch: 0,
         };
         match self.put_entry(USER, name, &user, None) {
             Err(AccessError::Conflict) => Err(AccessError::UserExists(name.to_owned())),
@@ -278,22 +320,34 @@ impl Directory {
         Err(AccessError::Conflict)
     }
 
-    /// Disables or re-enables a user. A disabled user's tokens stop working at once: every
-    /// request re-reads the user.
+    /// Disables or re-enables a user. A disabled user's tokens and sessions stop working
+    /// at once in this process (within [`AUTH_CACHE_TTL_US`] in others): every request
+    /// re-reads the user. Disabling also ends their sessions and signed-in tokens for good
+    /// (it moves the [`User::credentials_epoch`] on); re-enabling restores only the tokens
+    /// an administrator issued.
     pub fn set_disabled(&self, name: &str, disabled: bool) -> Result<User, AccessError> {
-        let u = self.update_user_with(name, |u| u.disabled = disabled)?;
+        let u = self.update_user_with(name, |u| {
+            if disabled && !u.disabled {
+                u.credentials_epoch = u.credentials_epoch.wrapping_add(1);
+            }
+            u.disabled = disabled;
+        })?;
         self.forget_verified();
         Ok(u)
     }
 
-    /// Forgets a user's TOTP enrolment: they enrol again at next sign-in.
+    /// Forgets a user's TOTP enrolment: they enrol again at next sign-in. Their sessions
+    /// and signed-in tokens end.
     pub fn reset_mfa(&self, name: &str) -> Result<User, AccessError> {
-        self.update_user_with(name, |u| {
+        let u = self.update_user_with(name, |u| {
             u.totp_secret = None;
             u.totp_pending = None;
             u.totp_last_step = None;
             u.recovery_codes.clear();
-        })
+            u.credentials_epoch = u.credentials_epoch.wrapping_add(1);
+        })?;
+        self.forget_verified();
+        Ok(u)
     }
 
     /// Issues a token for a user with the given scopes and purpose of use, valid for
@@ -305,6 +359,21 @@ impl Directory {
         purpose: Purpose,
         ttl_secs: u64,
     ) -> Result<Zeroizing<String>, AccessError> {
+        self.issue_token_as(user, scopes, purpose, ttl_secs, false)
+            .map(|(token, _)| token)
+    }
+
+    /// [`Directory::issue_token`], bound to the user's current credentials epoch when
+    /// `bound` (tokens from sign-in and the client credentials grant). Returns the user
+    /// as read.
+    pub(crate) fn issue_token_as(
+        &self,
+        user: &str,
+        scopes: &Scopes,
+        purpose: Purpose,
+        ttl_secs: u64,
+        bound: bool,
+    ) -> Result<(Zeroizing<String>, User), AccessError> {
         if ttl_secs == 0 || ttl_secs > MAX_TOKEN_TTL_SECS {
             return Err(AccessError::BadTtl);
         }
@@ -330,14 +399,7 @@ impl Directory {
                 "a token needs at least one scope".into(),
             ));
         }
-        let mut raw = Zeroizing::new([0u8; 32]);
-        SystemRandom::new()
-            .fill(&mut raw[..])
-            .map_err(|_| AccessError::Damaged("no randomness".into()))?;
-        let token = Zeroizing::new(format!(
-            "{TOKEN_PREFIX}{}",
-            base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(&raw[..])
-        ));
+        let token = random_secret(TOKEN_PREFIX)?;
         let now = caldicott_vault::now_micros();
         let record = TokenRecord {
             user: user.to_owned(),
@@ -345,9 +407,10 @@ impl Directory {
             purpose: purpose.to_string(),
             issued_at: now,
             expires_at: now.saturating_add((ttl_secs as i64).saturating_mul(1_000_000)),
+            epoch: bound.then_some(u.credentials_epoch),
         };
         self.put_entry(TOKEN, &token_key(&token), &record, None)?;
-        Ok(token)
+        Ok((token, u))
     }
 
     /// Revokes a token; whether it existed.
@@ -401,6 +464,10 @@ impl Directory {
         if user.disabled {
             return Err(AuthError::Disabled);
         }
+        if record.epoch.is_some_and(|e| e != user.credentials_epoch) {
+            // The password changed or the authenticator was reset since sign-in.
+            return Err(AuthError::Invalid);
+        }
         let role = user.role().map_err(|_| AuthError::Invalid)?;
         let scopes = record.scopes.parse().map_err(|_| AuthError::Invalid)?;
         let purpose = record.purpose.parse().map_err(|_| AuthError::Invalid)?;
@@ -419,13 +486,28 @@ impl Directory {
     }
 }
 
-/// The directory key of a token: the hex SHA-256 of the token text.
-fn token_key(token: &str) -> String {
+/// The directory key of a token (or session id, or the stored form of a CSRF token): the
+/// hex SHA-256 of the text. The secrets are 256-bit random values, so a plain hash is
+/// enough: there is no dictionary to try.
+pub(crate) fn token_key(token: &str) -> String {
     digest::digest(&digest::SHA256, token.as_bytes())
         .as_ref()
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// A new random secret: `prefix` and 256 random bits, base64url without padding (so it
+/// needs no escaping in a header, a cookie or JSON).
+pub(crate) fn random_secret(prefix: &str) -> Result<Zeroizing<String>, AccessError> {
+    let mut raw = Zeroizing::new([0u8; 32]);
+    SystemRandom::new()
+        .fill(&mut raw[..])
+        .map_err(|_| AccessError::Damaged("no randomness".into()))?;
+    let mut out = Zeroizing::new(String::with_capacity(prefix.len() + 43));
+    out.push_str(prefix);
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode_string(&raw[..], &mut out);
+    Ok(out)
 }
 
 fn check_user_name(name: &str) -> Result<(), AccessError> {

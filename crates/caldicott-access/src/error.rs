@@ -49,14 +49,21 @@ impl From<VaultError> for AccessError {
 /// learns that its token is unusable, not whether it ever existed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 pub enum AuthError {
-    #[error("no credentials: send Authorization: Bearer <token>")]
+    #[error("no credentials: send Authorization: Bearer <token> (or sign in for a session)")]
     Missing,
     #[error("the Authorization header is not a bearer token")]
     Malformed,
     #[error("the token is not valid (unknown, revoked or expired)")]
     Invalid,
-    #[error("the token's user is disabled")]
+    #[error("the user is disabled")]
     Disabled,
+    /// A browser session past its idle or absolute timeout.
+    #[error("session expired: sign in again")]
+    SessionExpired,
+    /// A browser session that is unknown, ended (logout) or revoked (the password changed
+    /// or the authenticator was reset).
+    #[error("the session is not valid (unknown, ended or revoked): sign in again")]
+    SessionInvalid,
     #[error("the directory could not be read")]
     Unavailable,
 }

@@ -9,7 +9,9 @@
 //! role; disabling a user revokes every token at once, because each request re-reads the
 //! user), and token issue and verification. Tokens are opaque random values shown once;
 //! only their SHA-256 is stored, as the key of their entry, so a copy of the database
-//! holds no usable token. The National Data Opt-out and Type 1 lists ([`optout`]) are kept
+//! holds no usable token. Browser sessions ([`session`]) are kept the same way: an
+//! opaque id stored as its hash, with idle and absolute timeouts and a CSRF token bound to
+//! it. The National Data Opt-out and Type 1 lists ([`optout`]) are kept
 //! as keyed hashes of NHS numbers.
 //!
 //! What it is not: the access decision (that is `caldicott-policy`, pure), the FHIR facts
@@ -22,6 +24,7 @@ pub mod breakglass;
 mod directory;
 mod error;
 pub mod optout;
+pub mod session;
 pub mod signin;
 
 pub use directory::{

@@ -1,10 +1,22 @@
-//! Signing in: a person's password, then their authenticator code, gives a bearer token.
+//! Signing in: a person's password, then their authenticator code, gives a bearer token
+//! ([`SignIn::sign_in`]) or a browser session ([`SignIn::start_session`]); a system
+//! client's id and secret give a bearer token ([`SignIn::client_credentials`], the OAuth 2.0
+//! client credentials grant).
 //!
-//! TOTP multi-factor authentication is mandatory for every person (not for `system`
-//! clients, which are issued tokens by an administrator): a user who has not enrolled can
-//! only enrol, and a user holding the one-time password from `user add` can only change it.
+//! TOTP multi-factor authentication is mandatory for every person: a user who has not
+//! enrolled can only enrol, and a user holding the one-time password from `user add` can
+//! only change it. `system` clients have no authenticator and no browser session; their
+//! secret is their password. The random one-time password `user add --role system` prints
+//! (20 characters, about 112 bits) is a proper client secret and is used as it is: the
+//! change-at-first-sign-in rule, which exists so that an administrator never knows a
+//! person's password, is not applied to systems, whose secret an administrator hands over
+//! by nature. A system may rotate its secret with [`SignIn::change_password`] (the
+//! password policy applies), which ends the tokens it got with the old one.
+//!
 //! Every password check goes through the login throttle (per account and per client
-//! address), so guessing is slow; failures say as little as possible.
+//! address), so guessing is slow; failures say as little as possible. Changing a password
+//! (like an administrator disabling the user or resetting their authenticator) moves the
+//! user's credentials epoch on, which ends their sessions and signed-in tokens.
 
 use std::net::IpAddr;
 
@@ -17,9 +29,15 @@ use zeroize::Zeroizing;
 
 use crate::directory::{Directory, User};
 use crate::error::AccessError;
+use crate::session::NewSession;
 
 /// How long a token from sign-in lasts: 8 hours (a working shift).
 pub const SIGN_IN_TTL_SECS: u64 = 8 * 3600;
+/// How long a token from the client credentials grant lasts: 15 minutes. Short, as SMART
+/// Backend Services recommends; the system asks again when it runs out.
+pub const CLIENT_TOKEN_TTL_SECS: u64 = 15 * 60;
+/// The scopes of a token from sign-in (and of a session).
+pub const SIGN_IN_SCOPES: &str = "user/*.read user/*.write";
 
 /// Why a sign-in step was refused.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -35,6 +53,11 @@ pub enum SignInError {
     MustChangePassword,
     #[error("enrol an authenticator first (POST /auth/mfa/enrol, then /auth/mfa/confirm)")]
     MustEnrol,
+    /// A person's credentials offered to the client credentials grant.
+    #[error(
+        "the client credentials grant is for system clients; people sign in with /auth/login or /auth/session"
+    )]
+    NotAClient,
     #[error("{0}")]
     Rejected(String),
     #[error("the directory is unavailable")]
@@ -79,8 +102,25 @@ impl<'a> SignIn<'a> {
         }
     }
 
-    /// Checks a password through the throttle; the user on success.
+    /// Checks a person's password through the throttle; the user on success.
     fn password(
+        &self,
+        name: &str,
+        password: &str,
+        client: IpAddr,
+        now_us: i64,
+    ) -> Result<User, SignInError> {
+        let user = self.check_password(name, password, client, now_us)?;
+        if user.role == Role::System.to_string() {
+            // Machine clients do not sign in as people.
+            return Err(SignInError::Credentials);
+        }
+        Ok(user)
+    }
+
+    /// Checks a password (a person's or a system's secret) through the throttle; the
+    /// enabled user on success.
+    fn check_password(
         &self,
         name: &str,
         password: &str,
@@ -113,15 +153,12 @@ impl<'a> SignIn<'a> {
         if user.disabled {
             return Err(SignInError::Disabled);
         }
-        if user.role == Role::System.to_string() {
-            // Machine clients do not sign in; they are issued tokens.
-            return Err(SignInError::Credentials);
-        }
         Ok(user)
     }
 
-    /// Replaces the password (the one-time one, or any), after checking the old one and
-    /// the password policy.
+    /// Replaces the password (the one-time one, or any; a system's secret too), after
+    /// checking the old one and the password policy. Ends the user's sessions and
+    /// signed-in tokens.
     pub fn change_password(
         &self,
         name: &str,
@@ -130,14 +167,16 @@ impl<'a> SignIn<'a> {
         client: IpAddr,
         now_us: i64,
     ) -> Result<(), SignInError> {
-        self.password(name, old, client, now_us)?;
+        self.check_password(name, old, client, now_us)?;
         caldicott_identity::check_password(new, name)
             .map_err(|e| SignInError::Rejected(e.to_string()))?;
         let phc = caldicott_identity::hash_password(new).map_err(|_| SignInError::Unavailable)?;
         self.directory.update_user_with(name, |u| {
             u.password_phc = phc.clone();
             u.must_change_password = false;
+            u.credentials_epoch = u.credentials_epoch.wrapping_add(1);
         })?;
+        self.directory.forget_verified();
         Ok(())
     }
 
@@ -217,6 +256,96 @@ impl<'a> SignIn<'a> {
         client: IpAddr,
         now_us: i64,
     ) -> Result<Zeroizing<String>, SignInError> {
+        self.sign_in_user(name, password, code, purpose, client, now_us)
+            .map(|(_, token)| token)
+    }
+
+    /// [`SignIn::sign_in`], returning the user too.
+    pub fn sign_in_user(
+        &self,
+        name: &str,
+        password: &str,
+        code: &str,
+        purpose: Purpose,
+        client: IpAddr,
+        now_us: i64,
+    ) -> Result<(User, Zeroizing<String>), SignInError> {
+        self.verify(name, password, code, client, now_us)?;
+        let scopes: Scopes = SIGN_IN_SCOPES
+            .parse()
+            .map_err(|_| SignInError::Unavailable)?;
+        let (token, user) =
+            self.directory
+                .issue_token_as(name, &scopes, purpose, SIGN_IN_TTL_SECS, true)?;
+        Ok((user, token))
+    }
+
+    /// Signs in with password and authenticator code (or a recovery code) for a browser
+    /// session for `purpose` (see [`crate::session`]).
+    pub fn start_session(
+        &self,
+        name: &str,
+        password: &str,
+        code: &str,
+        purpose: Purpose,
+        client: IpAddr,
+        now_us: i64,
+    ) -> Result<NewSession, SignInError> {
+        self.verify(name, password, code, client, now_us)?;
+        Ok(self.directory.start_session(name, purpose, now_us)?)
+    }
+
+    /// The OAuth 2.0 client credentials grant (RFC 6749 §4.4): a `system` client's id (its
+    /// user name) and secret (its password) give a token with `scopes` (which must be
+    /// `system/` scopes) for `purpose`, valid for [`CLIENT_TOKEN_TTL_SECS`]. A person's
+    /// credentials are refused with [`SignInError::NotAClient`], but only once they are
+    /// right, so that the answer never tells whether an account exists.
+    pub fn client_credentials(
+        &self,
+        client_id: &str,
+        secret: &str,
+        scopes: &Scopes,
+        purpose: Purpose,
+        client: IpAddr,
+        now_us: i64,
+    ) -> Result<(User, Zeroizing<String>), SignInError> {
+        self.authenticate_client(client_id, secret, client, now_us)?;
+        let (token, user) = self.directory.issue_token_as(
+            client_id,
+            scopes,
+            purpose,
+            CLIENT_TOKEN_TTL_SECS,
+            true,
+        )?;
+        Ok((user, token))
+    }
+
+    /// Authenticates a system client by its id and secret (through the throttle); the
+    /// client on success. A person's right credentials give [`SignInError::NotAClient`].
+    pub fn authenticate_client(
+        &self,
+        client_id: &str,
+        secret: &str,
+        client: IpAddr,
+        now_us: i64,
+    ) -> Result<User, SignInError> {
+        let user = self.check_password(client_id, secret, client, now_us)?;
+        if user.role != Role::System.to_string() {
+            return Err(SignInError::NotAClient);
+        }
+        Ok(user)
+    }
+
+    /// Checks a person's password and authenticator code (or a recovery code, used up);
+    /// the user on success.
+    pub fn verify(
+        &self,
+        name: &str,
+        password: &str,
+        code: &str,
+        client: IpAddr,
+        now_us: i64,
+    ) -> Result<User, SignInError> {
         let user = self.password(name, password, client, now_us)?;
         if user.must_change_password {
             return Err(SignInError::MustChangePassword);
@@ -241,12 +370,7 @@ impl<'a> SignIn<'a> {
                     .update_user_with(name, |u| u.recovery_codes = left.clone())?;
             }
         }
-        let scopes: Scopes = "user/*.read user/*.write"
-            .parse()
-            .map_err(|_| SignInError::Unavailable)?;
-        Ok(self
-            .directory
-            .issue_token(name, &scopes, purpose, SIGN_IN_TTL_SECS)?)
+        Ok(user)
     }
 }
 

@@ -9,13 +9,17 @@
 //! | `POST /admin/users` | `name`, `org`, `role`, `practitioner`? | 201, the user and their one-time password |
 //! | `POST /admin/users/{name}/disable`, `/enable`, `/reset-mfa` | | 204 |
 //!
-//! Every change is logged under `caldicott::audit` with the administrator's name.
+//! Every change is recorded through the [`AuditSink`] as an `admin` event (`org-add`,
+//! `user-add`, `user-disable`, `user-enable`, `user-reset-mfa`) naming the administrator,
+//! with the organisation or user changed as the event's `id`. If the event cannot be
+//! recorded the answer is 503 (the change, already made, stands: the message says so).
 
+use std::net::SocketAddr;
 use std::sync::Arc;
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Path, State};
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
@@ -25,9 +29,45 @@ use caldicott_policy::Role;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
+use crate::audit::{AuditSink, EventKind, Origin, Outcome, security_event};
+
 /// What the administration routes share.
 pub struct AdminState {
     pub directory: Arc<Directory>,
+    /// Where administrative changes are recorded: the same sink as the FHIR API's.
+    pub audit: Arc<dyn AuditSink>,
+}
+
+/// The administrator behind a request, and where it came from.
+struct Admin<'a> {
+    user: User,
+    origin: Origin,
+    audit: &'a dyn AuditSink,
+}
+
+impl Admin<'_> {
+    /// Records a change just made to `target`; `Err` is the 503 to answer instead.
+    fn changed(&self, action: &str, target: &str) -> Result<(), Box<Response>> {
+        let mut event = security_event(
+            EventKind::Admin,
+            action,
+            &self.user.name,
+            &self.user.org,
+            &self.user.role,
+            &self.origin,
+            Outcome::Permit,
+            "done",
+            caldicott_vault::now_micros(),
+        );
+        event.id = Some(target.to_owned());
+        self.audit.record(vec![event]).map_err(|e| {
+            tracing::error!(error = %e, "audit trail unavailable for an administrative change");
+            Box::new(error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the change was made, but the audit trail cannot be written; try again later",
+            ))
+        })
+    }
 }
 
 /// The `/admin` routes.
@@ -57,7 +97,7 @@ fn access_error(e: AccessError) -> Response {
 
 /// The administrator behind the request, or the refusal to send (boxed: a response is
 /// large, and this is the rare path).
-fn administrator(directory: &Directory, headers: &HeaderMap) -> Result<String, Box<Response>> {
+fn administrator(directory: &Directory, headers: &HeaderMap) -> Result<User, Box<Response>> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -79,17 +119,25 @@ fn administrator(directory: &Directory, headers: &HeaderMap) -> Result<String, B
             "the administration API is for sysadmin users",
         )));
     }
-    Ok(who.user.name)
+    Ok(who.user)
 }
 
 /// Runs an administrative step on the blocking pool, after checking the caller.
 async fn admin_step(
     state: Arc<AdminState>,
+    peer: SocketAddr,
     headers: HeaderMap,
-    f: impl FnOnce(&Directory, &str) -> Response + Send + 'static,
+    f: impl FnOnce(&Directory, &Admin<'_>) -> Response + Send + 'static,
 ) -> Response {
     tokio::task::spawn_blocking(move || match administrator(&state.directory, &headers) {
-        Ok(admin) => f(&state.directory, &admin),
+        Ok(user) => {
+            let admin = Admin {
+                user,
+                origin: Origin::new(Some(peer), &headers),
+                audit: state.audit.as_ref(),
+            };
+            f(&state.directory, &admin)
+        }
         Err(r) => *r,
     })
     .await
@@ -108,8 +156,12 @@ fn user_json(u: &User) -> Value {
     })
 }
 
-async fn list_orgs(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
-    admin_step(state, headers, |d, _| match d.orgs() {
+async fn list_orgs(
+    State(state): State<Arc<AdminState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    admin_step(state, peer, headers, |d, _| match d.orgs() {
         Ok(orgs) => axum::Json(json!({ "organisations": orgs })).into_response(),
         Err(e) => access_error(e),
     })
@@ -125,10 +177,11 @@ struct NewOrg {
 
 async fn add_org(
     State(state): State<Arc<AdminState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    admin_step(state, headers, move |d, admin| {
+    admin_step(state, peer, headers, move |d, admin| {
         let Ok(o) = serde_json::from_slice::<NewOrg>(&body) else {
             return error(StatusCode::BAD_REQUEST, "the body must be JSON with ods and name");
         };
@@ -137,7 +190,10 @@ async fn add_org(
         };
         match d.add_org(&ods, &o.name) {
             Ok(org) => {
-                tracing::info!(target: "caldicott::audit", admin, ods = %org.ods, "organisation added");
+                tracing::info!(target: "caldicott::audit", admin = %admin.user.name, ods = %org.ods, "organisation added");
+                if let Err(r) = admin.changed("org-add", &org.ods) {
+                    return *r;
+                }
                 (StatusCode::CREATED, axum::Json(json!(org))).into_response()
             }
             Err(e) => access_error(e),
@@ -146,8 +202,12 @@ async fn add_org(
     .await
 }
 
-async fn list_users(State(state): State<Arc<AdminState>>, headers: HeaderMap) -> Response {
-    admin_step(state, headers, |d, _| match d.users() {
+async fn list_users(
+    State(state): State<Arc<AdminState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Response {
+    admin_step(state, peer, headers, |d, _| match d.users() {
         Ok(users) => axum::Json(json!({
             "users": users.iter().map(user_json).collect::<Vec<_>>()
         }))
@@ -169,10 +229,11 @@ struct NewUser {
 
 async fn add_user(
     State(state): State<Arc<AdminState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    admin_step(state, headers, move |d, admin| {
+    admin_step(state, peer, headers, move |d, admin| {
         let Ok(u) = serde_json::from_slice::<NewUser>(&body) else {
             return error(
                 StatusCode::BAD_REQUEST,
@@ -198,7 +259,10 @@ async fn add_user(
         }
         match d.add_user(&u.name, &org, role, u.practitioner) {
             Ok((user, password)) => {
-                tracing::info!(target: "caldicott::audit", admin, user = %user.name, org = %user.org, role = %user.role, "user added");
+                tracing::info!(target: "caldicott::audit", admin = %admin.user.name, user = %user.name, org = %user.org, role = %user.role, "user added");
+                if let Err(r) = admin.changed("user-add", &user.name) {
+                    return *r;
+                }
                 let mut v = user_json(&user);
                 v["one_time_password"] = json!(password.as_str());
                 (StatusCode::CREATED, axum::Json(v)).into_response()
@@ -211,10 +275,11 @@ async fn add_user(
 
 async fn change_user(
     State(state): State<Arc<AdminState>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path((name, action)): Path<(String, String)>,
 ) -> Response {
-    admin_step(state, headers, move |d, admin| {
+    admin_step(state, peer, headers, move |d, admin| {
         let result = match action.as_str() {
             "disable" => d.set_disabled(&name, true),
             "enable" => d.set_disabled(&name, false),
@@ -223,7 +288,10 @@ async fn change_user(
         };
         match result {
             Ok(_) => {
-                tracing::info!(target: "caldicott::audit", admin, user = %name, %action, "user changed");
+                tracing::info!(target: "caldicott::audit", admin = %admin.user.name, user = %name, %action, "user changed");
+                if let Err(r) = admin.changed(&format!("user-{action}"), &name) {
+                    return *r;
+                }
                 StatusCode::NO_CONTENT.into_response()
             }
             Err(e) => access_error(e),

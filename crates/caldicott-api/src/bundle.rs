@@ -418,7 +418,7 @@ fn transaction(
         .chain(deletes.iter().map(|(_, w, _)| w.clone()))
         .collect();
     if !all.is_empty() {
-        store.vault().commit(&all, first_delete, at)?;
+        store.commit(&all, first_delete, at, guard)?;
         for w in &all {
             store.facts().written(w.rtype.as_str());
         }

@@ -241,6 +241,7 @@ pub fn kick_off(
     let directory = Arc::clone(&api.directory);
     let audit = Arc::clone(&api.audit);
     let caller = guard.caller().clone();
+    let origin = guard.origin().clone();
     let dir = api.exports.dir.join(&job.id);
     let api_base = base.to_owned();
     let base = base.to_owned();
@@ -254,8 +255,14 @@ pub fn kick_off(
     std::thread::spawn(move || {
         let started = caldicott_vault::now_micros();
         // Each exported resource is decided for the caller, as a search would be.
-        let guard = Guard::new(&store, &directory, audit.as_ref(), &caller);
-        let result = run(&store, &guard, &j, &dir, &spec, &base).map(|outputs| {
+        let guard = Guard::new(&store, &directory, audit.as_ref(), &caller, origin);
+        let result = run(&store, &guard, &j, &dir, &spec, &base);
+        // The files are offered only once what they hold is in the audit trail.
+        let result = match audit.record(guard.take_pending()) {
+            Ok(()) => result,
+            Err(e) => Err(e.to_string()),
+        };
+        let result = result.map(|outputs| {
             json!({
                 "transactionTime": instant(started),
                 "request": request,

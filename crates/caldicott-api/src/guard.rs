@@ -23,7 +23,7 @@ use caldicott_policy::{
 use caldicott_vault::Record;
 use serde_json::Value;
 
-use crate::audit::{AccessEvent, AuditSink};
+use crate::audit::{AuditEvent, AuditSink, Origin, Outcome, access_event};
 use crate::error::ApiError;
 use crate::search;
 use crate::store::Store;
@@ -55,9 +55,23 @@ pub struct Guard<'a> {
     audit: &'a dyn AuditSink,
     caller: &'a Caller,
     subject: Subject,
+    origin: Origin,
     now_us: i64,
     facts: RefCell<HashMap<String, PatientFacts>>,
     pseudonyms: RefCell<HashMap<String, String>>,
+    /// Audit events of this request not yet recorded: they go into the transaction of
+    /// the request's write, or are recorded when the request ends.
+    pending: RefCell<Pending>,
+}
+
+/// The audit events of one request, with searches folded to one event per patient.
+#[derive(Default)]
+struct Pending {
+    events: Vec<AuditEvent>,
+    /// For a search: the searched type and the query's parameter names.
+    search: Option<(String, Vec<String>)>,
+    /// Search events already pending, by what makes them distinct, to fold repeats.
+    folded: HashMap<(String, Vec<String>, bool, String, bool), usize>,
 }
 
 impl<'a> Guard<'a> {
@@ -66,6 +80,7 @@ impl<'a> Guard<'a> {
         directory: &'a Directory,
         audit: &'a dyn AuditSink,
         caller: &'a Caller,
+        origin: Origin,
     ) -> Self {
         Guard {
             store,
@@ -73,10 +88,169 @@ impl<'a> Guard<'a> {
             audit,
             caller,
             subject: caller.subject(),
+            origin,
             now_us: caldicott_vault::now_micros(),
             facts: RefCell::new(HashMap::new()),
             pseudonyms: RefCell::new(HashMap::new()),
+            pending: RefCell::new(Pending::default()),
         }
+    }
+
+    /// Marks this request as a search of `rtype` with these parameter names (never their
+    /// values): its events carry them, and a search that found nothing is still recorded.
+    pub fn searching(&self, rtype: &str, names: Vec<String>) {
+        self.pending.borrow_mut().search = Some((rtype.to_owned(), names));
+    }
+
+    fn push(&self, mut event: AuditEvent) {
+        let mut p = self.pending.borrow_mut();
+        if event.action != "search" && event.action != "export" {
+            // The same decision asked twice in a row (an update checks the record as it
+            // is and as it will be) is recorded once.
+            if !p.events.iter().rev().take(4).any(|e| *e == event) {
+                p.events.push(event);
+            }
+            return;
+        }
+        // One event per patient (or per patient-less type) and outcome, whatever the
+        // number of that patient's resources the search or export returned.
+        if event.action == "search"
+            && let Some((_, names)) = &p.search
+        {
+            event.query = names.clone();
+        }
+        event.id = None;
+        let key = (
+            format!(
+                "{}/{}",
+                event.action,
+                event.rtype.as_deref().unwrap_or_default()
+            ),
+            event.patients.clone(),
+            event.outcome == Outcome::Permit,
+            event.reason.clone(),
+            event.break_glass,
+        );
+        if !p.folded.contains_key(&key) {
+            let at = p.events.len();
+            p.events.push(event);
+            p.folded.insert(key, at);
+        }
+    }
+
+    /// Takes the request's pending audit events (all of them, for recording now).
+    pub fn take_pending(&self) -> Vec<AuditEvent> {
+        let mut p = self.pending.borrow_mut();
+        if let Some((rtype, names)) = p.search.take()
+            && !p.events.iter().any(|e| e.action == "search")
+        {
+            p.events.push(AuditEvent {
+                at_us: self.now_us,
+                kind: crate::audit::EventKind::Access,
+                action: "search".into(),
+                user: self.subject.user.clone(),
+                org: self.subject.org.clone(),
+                role: self
+                    .subject
+                    .roles
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(","),
+                purpose: self.subject.purpose.to_string(),
+                rtype: Some(rtype),
+                id: None,
+                patients: Vec::new(),
+                query: names,
+                client: self.origin.client.clone(),
+                user_agent: self.origin.user_agent.clone(),
+                outcome: Outcome::Permit,
+                reason: "nothing matched that the caller may see".into(),
+                break_glass: false,
+            });
+        }
+        p.folded.clear();
+        std::mem::take(&mut p.events)
+    }
+
+    /// The events to write in the transaction of a write about to be made: all pending
+    /// ones when the sink is the ledger, none otherwise (they are recorded at the end).
+    pub fn take_for_write(&self) -> Vec<AuditEvent> {
+        if !self.audit.transactional() {
+            return Vec::new();
+        }
+        let mut p = self.pending.borrow_mut();
+        p.folded.clear();
+        std::mem::take(&mut p.events)
+    }
+
+    /// Puts back the events of a write that failed, its write decisions marked as not
+    /// carried out (they are recorded when the request ends).
+    pub fn restore_failed(&self, events: Vec<AuditEvent>, why: &str) {
+        let mut p = self.pending.borrow_mut();
+        for mut e in events {
+            if matches!(e.action.as_str(), "create" | "update" | "delete")
+                && e.outcome == Outcome::Permit
+            {
+                e.outcome = Outcome::Deny;
+                e.reason = format!("{}; not written: {why}", e.reason);
+            }
+            p.events.push(e);
+        }
+    }
+
+    /// Records a read of the audit trail itself by this caller.
+    pub fn note_audit_read(
+        &self,
+        action: &str,
+        patients: Vec<String>,
+        outcome: Outcome,
+        reason: &str,
+    ) {
+        self.note(
+            crate::audit::EventKind::AuditRead,
+            action,
+            patients,
+            outcome,
+            reason,
+        );
+    }
+
+    /// Records an event of this request that is not an access decision (break-glass,
+    /// audit reads), in the caller's name.
+    pub fn note(
+        &self,
+        kind: crate::audit::EventKind,
+        action: &str,
+        patients: Vec<String>,
+        outcome: Outcome,
+        reason: &str,
+    ) {
+        let mut e = crate::audit::security_event(
+            kind,
+            action,
+            &self.subject.user,
+            &self.subject.org,
+            &self
+                .subject
+                .roles
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(","),
+            &self.origin,
+            outcome,
+            reason,
+            self.now_us,
+        );
+        e.purpose = self.subject.purpose.to_string();
+        e.patients = patients;
+        self.pending.borrow_mut().events.push(e);
+    }
+
+    /// The network origin of this request.
+    pub fn origin(&self) -> &Origin {
+        &self.origin
     }
 
     pub fn caller(&self) -> &Caller {
@@ -127,8 +301,9 @@ impl<'a> Guard<'a> {
             .iter()
             .map(|p| self.pseudonym(p))
             .collect::<Result<Vec<_>, _>>()?;
-        self.audit.record(&AccessEvent::new(
+        self.push(access_event(
             &self.subject,
+            &self.origin,
             action,
             rtype,
             resource.and_then(|v| v["id"].as_str()),

@@ -12,6 +12,7 @@ use axum::routing::any;
 use caldicott_core::{ResourceId, ResourceType, VersionId};
 use serde_json::Value;
 
+use crate::audit::{EventKind, Outcome};
 use crate::bundle::{self, parse_etag};
 use crate::error::{ApiError, IssueType, information};
 use crate::export::Exports;
@@ -41,6 +42,9 @@ pub struct FhirApi {
     pub directory: Arc<caldicott_access::Directory>,
     /// Where every access decision is recorded.
     pub audit: Arc<dyn crate::audit::AuditSink>,
+    /// The audit ledger, read back as `AuditEvent`s and access reports (when the sink is
+    /// the ledger).
+    pub ledger: Option<Arc<caldicott_vault::Ledger>>,
     pub exports: Arc<Exports>,
     pub config: ApiConfig,
 }
@@ -63,6 +67,7 @@ struct Call {
     headers: HeaderMap,
     body: Bytes,
     base: String,
+    origin: crate::audit::Origin,
 }
 
 async fn handle(State(api): State<Arc<FhirApi>>, req: Request) -> Response {
@@ -84,7 +89,13 @@ async fn handle(State(api): State<Arc<FhirApi>>, req: Request) -> Response {
         .filter(|s| !s.is_empty())
         .map(percent_decode)
         .collect();
+    let peer = parts
+        .extensions
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map(|c| c.0);
+    let origin = crate::audit::Origin::new(peer, &parts.headers);
     let call = Call {
+        origin,
         method: parts.method,
         segments,
         query: parts.uri.query().map(str::to_owned),
@@ -134,8 +145,13 @@ fn base_url(cfg: &ApiConfig, authority: Option<&str>, headers: &HeaderMap) -> St
     format!("{}://{host}/fhir", cfg.scheme)
 }
 
-/// Only JSON is served: an `Accept` or `_format` asking for XML alone is refused.
+/// Only JSON is served (and HTML for `$access-report`): an `Accept` or `_format` asking for
+/// XML alone is refused.
 fn check_accept(call: &Call) -> Result<(), ApiError> {
+    // The patient access report is also a page for people.
+    if call.segments.last().is_some_and(|s| s == "$access-report") {
+        return Ok(());
+    }
     let format = call.query.as_deref().and_then(|q| {
         form_urlencoded::parse(q.as_bytes())
             .find(|(k, _)| k == "_format")
@@ -192,10 +208,18 @@ fn break_glass(api: &FhirApi, call: &Call, guard: &Guard) -> Result<Response, Ap
         auth.role,
         Role::Gp | Role::RegisteredNurse | Role::CareWorker
     ) {
+        let why = "only clinicians (gp, registered-nurse, care-worker) may break the glass";
+        guard.note(
+            EventKind::BreakGlass,
+            "declare",
+            Vec::new(),
+            Outcome::Deny,
+            why,
+        );
         return Err(ApiError::new(
             StatusCode::FORBIDDEN,
             IssueType::Security,
-            "only clinicians (gp, registered-nurse, care-worker) may break the glass",
+            why,
         ));
     }
     let params = json_body(call)?;
@@ -231,6 +255,15 @@ fn break_glass(api: &FhirApi, call: &Call, guard: &Guard) -> Result<Response, Ap
             caldicott_vault::now_micros(),
         )
         .map_err(|e| ApiError::bad_request(e.to_string()))?;
+    // The clinician's own words stay in the break-glass queue, not in the ledger (they may
+    // name the patient).
+    guard.note(
+        EventKind::BreakGlass,
+        "declare",
+        Vec::new(),
+        Outcome::Permit,
+        &format!("emergency access declared for {minutes} minutes"),
+    );
     tracing::warn!(
         target: "caldicott::alert",
         user = %d.user,
@@ -248,19 +281,25 @@ fn break_glass(api: &FhirApi, call: &Call, guard: &Guard) -> Result<Response, Ap
     ))
 }
 
-/// The caller of a request, from its `Authorization: Bearer` token (401 otherwise).
-fn authenticate(api: &FhirApi, headers: &HeaderMap) -> Result<Caller, ApiError> {
+/// The caller of a request: from its `Authorization: Bearer` token, or else from the
+/// browser session cookie (see [`crate::auth`]), which must come from this server's own
+/// origin and, on a method that changes state, carry the session's `X-CSRF-Token` (403
+/// otherwise). 401 without valid credentials, 503 if the directory cannot be read.
+fn authenticate(api: &FhirApi, call: &Call) -> Result<Caller, ApiError> {
     use caldicott_access::AuthError;
+    let headers = &call.headers;
+    let now = caldicott_vault::now_micros();
     let result = match headers.get(header::AUTHORIZATION) {
-        None => Err(AuthError::Missing),
+        None => match crate::auth::session_cookie(headers) {
+            None => Err(AuthError::Missing),
+            Some(id) => session_caller(api, call, id, now)?,
+        },
         Some(v) => match v.to_str().ok().and_then(|v| {
             let (scheme, token) = v.split_once(' ')?;
             scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
         }) {
             None => Err(AuthError::Malformed),
-            Some(token) => api
-                .directory
-                .authenticate(token, caldicott_vault::now_micros()),
+            Some(token) => api.directory.authenticate(token, now),
         },
     };
     match result {
@@ -278,6 +317,34 @@ fn authenticate(api: &FhirApi, headers: &HeaderMap) -> Result<Caller, ApiError> 
     }
 }
 
+/// The identity behind a session cookie, after the browser checks: same origin, and the
+/// CSRF token on a request that changes state. `Ok(Err(..))` is a 401 to answer.
+fn session_caller(
+    api: &FhirApi,
+    call: &Call,
+    id: &str,
+    now: i64,
+) -> Result<Result<caldicott_access::Authenticated, caldicott_access::AuthError>, ApiError> {
+    let refused = |r: crate::auth::BrowserRefusal| {
+        ApiError::new(StatusCode::FORBIDDEN, IssueType::Security, r.message())
+    };
+    crate::auth::check_same_origin(&call.headers, &call.base).map_err(refused)?;
+    let session = match api.directory.authenticate_session(id, now) {
+        Ok(s) => s,
+        Err(e) => return Ok(Err(e)),
+    };
+    crate::auth::check_csrf(&call.headers, &call.method, &session).map_err(|r| {
+        tracing::warn!(
+            target: "caldicott::security",
+            user = %session.auth.user.name,
+            method = %call.method,
+            "request with the session cookie refused: CSRF token missing or wrong"
+        );
+        refused(r)
+    })?;
+    Ok(Ok(session.auth))
+}
+
 fn route(api: &FhirApi, call: Call) -> Result<Response, ApiError> {
     let segs: Vec<&str> = call.segments.iter().map(String::as_str).collect();
     let m = &call.method;
@@ -288,20 +355,89 @@ fn route(api: &FhirApi, call: Call) -> Result<Response, ApiError> {
             &capability::statement(&call.base),
         ));
     }
-    let caller = authenticate(api, &call.headers)?;
-    let guard = Guard::new(&api.store, &api.directory, api.audit.as_ref(), &caller);
-    let guard = &guard;
+    let caller = authenticate(api, &call)?;
+    let guard = Guard::new(
+        &api.store,
+        &api.directory,
+        api.audit.as_ref(),
+        &caller,
+        call.origin.clone(),
+    );
+    if let Some(rtype) = searched_type(&call) {
+        guard.searching(rtype, search_parameter_names(&call));
+    }
+    let result = dispatch(api, &call, &guard);
+    // Nothing is answered that is not in the audit trail.
+    match api.audit.record(guard.take_pending()) {
+        Ok(()) => result,
+        Err(e) => {
+            tracing::error!(error = %e, "audit trail unavailable: request refused");
+            Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                IssueType::Exception,
+                "the audit trail cannot be written; try again later",
+            ))
+        }
+    }
+}
+
+/// Whether the client asks for an HTML page (`Accept: text/html` or `_format=html`).
+fn wants_html(call: &Call) -> bool {
+    let format_html = form_urlencoded::parse(call.query.as_deref().unwrap_or("").as_bytes())
+        .any(|(k, v)| k == "_format" && (v == "html" || v == "text/html"));
+    format_html
+        || call
+            .headers
+            .get(header::ACCEPT)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|a| a.contains("text/html"))
+}
+
+/// The type a request searches, if it is a search (`GET [type]`, `POST [type]/_search`,
+/// or a system search `GET [base]?…`).
+fn searched_type(call: &Call) -> Option<&str> {
+    match (call.segments.as_slice(), &call.method) {
+        // Reads of the audit trail are recorded as such, by the audit log itself.
+        ([t], &Method::GET) if t == "AuditEvent" => None,
+        ([t], &Method::GET) if !t.starts_with('$') && !t.starts_with('_') => Some(t),
+        ([t, s], &Method::POST) if s == "_search" => Some(t),
+        ([], &Method::GET) => Some(""),
+        _ => None,
+    }
+}
+
+/// The names (with modifiers) of a search's parameters, never their values.
+fn search_parameter_names(call: &Call) -> Vec<String> {
+    let mut names: Vec<String> =
+        form_urlencoded::parse(call.query.as_deref().unwrap_or("").as_bytes())
+            .map(|(k, _)| k.into_owned())
+            .collect();
+    if call.method == Method::POST {
+        names.extend(form_urlencoded::parse(&call.body).map(|(k, _)| k.into_owned()));
+    }
+    names.sort();
+    names.dedup();
+    names.truncate(64);
+    for n in &mut names {
+        n.truncate(64);
+    }
+    names
+}
+
+fn dispatch(api: &FhirApi, call: &Call, guard: &Guard) -> Result<Response, ApiError> {
+    let segs: Vec<&str> = call.segments.iter().map(String::as_str).collect();
+    let m = &call.method;
     match segs.as_slice() {
         [] => match *m {
             Method::POST => {
-                let bundle = json_body(&call)?;
+                let bundle = json_body(call)?;
                 let out = bundle::process(&api.store, &call.base, bundle, guard)?;
                 Ok(response::fhir(StatusCode::OK, out))
             }
             _ => Err(method_not_allowed()),
         },
-        ["_history"] if *m == Method::GET => history(api, &call, None, None, guard),
-        ["$break-glass"] if *m == Method::POST => break_glass(api, &call, guard),
+        ["_history"] if *m == Method::GET => history(api, call, None, None, guard),
+        ["$break-glass"] if *m == Method::POST => break_glass(api, call, guard),
         ["$export"] => crate::export::kick_off(
             api,
             guard,
@@ -315,9 +451,16 @@ fn route(api: &FhirApi, call: Call) -> Result<Response, ApiError> {
         ["$export-file", job, file] if *m == Method::GET => {
             crate::export::file(api, guard, job, file)
         }
+        ["AuditEvent", rest @ ..] => {
+            crate::auditlog::audit_events(api, guard, m, rest, call.query.as_deref(), &call.base)
+        }
+        ["Patient", id, "$access-report"] if *m == Method::GET => {
+            let html = wants_html(call);
+            crate::auditlog::access_report(api, guard, id, html)
+        }
         [t, rest @ ..] => {
             let rtype = resource_type(t)?;
-            typed(api, &call, rtype, rest, guard)
+            typed(api, call, rtype, rest, guard)
         }
     }
 }

@@ -23,6 +23,7 @@
 
 pub mod admin;
 pub mod audit;
+pub mod auditlog;
 pub mod auth;
 pub mod bundle;
 pub mod capability;
@@ -32,6 +33,7 @@ pub mod export;
 pub mod guard;
 pub mod http;
 pub mod json;
+pub mod ledger;
 pub mod response;
 pub mod search;
 pub mod store;

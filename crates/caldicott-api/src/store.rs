@@ -303,8 +303,7 @@ impl Store {
             &HashMap::new(),
         )?;
         guard.require_write(Action::Create, &p.write)?;
-        self.vault
-            .put_batch_at(std::slice::from_ref(&p.write), at)?;
+        self.commit(std::slice::from_ref(&p.write), 1, at, guard)?;
         self.facts.written(rtype.as_str());
         Ok(Written {
             record: record_of(p, at),
@@ -384,7 +383,7 @@ impl Store {
                 }
                 _ => guard.require_write(Action::Create, &p.write)?,
             }
-            match self.vault.put_batch_at(std::slice::from_ref(&p.write), at) {
+            match self.commit(std::slice::from_ref(&p.write), 1, at, guard) {
                 Ok(_) => {
                     self.facts.written(rtype.as_str());
                     let created = head.as_ref().is_none_or(|h| h.deleted);
@@ -477,11 +476,43 @@ impl Store {
         if head.deleted {
             return Ok(None);
         }
-        let v = self
-            .vault
-            .delete(&head.org, rtype, id, Expect::Version(head.version))?;
+        let tombstone = Write {
+            org: head.org.clone(),
+            rtype: rtype.clone(),
+            id: id.clone(),
+            expect: Expect::Version(head.version),
+            body: Vec::new(),
+            terms: Vec::new(),
+        };
+        let v = self.commit(std::slice::from_ref(&tombstone), 0, now_micros(), guard)?;
         self.facts.written(rtype.as_str());
-        Ok(Some(v))
+        Ok(v.first().copied())
+    }
+
+    /// Commits writes (and, from `first_delete` on, deletions) with the request's pending
+    /// audit events in the same database transaction: the change and its audit entries
+    /// are durable together or not at all. If the commit fails, the events go back to the
+    /// request, marked as not carried out, to be recorded when it ends.
+    pub(crate) fn commit(
+        &self,
+        writes: &[Write],
+        first_delete: usize,
+        at: i64,
+        guard: &Guard,
+    ) -> Result<Vec<VersionId>, caldicott_vault::VaultError> {
+        let events = guard.take_for_write();
+        let leaves: Vec<_> = events.iter().map(crate::audit::leaf_of).collect();
+        match self.vault.commit_audited(writes, first_delete, at, &leaves) {
+            Ok((versions, _)) => Ok(versions),
+            Err(e) => {
+                let why = match &e {
+                    caldicott_vault::VaultError::Conflict { .. } => "a conflicting change",
+                    _ => "a storage error",
+                };
+                guard.restore_failed(events, why);
+                Err(e)
+            }
+        }
     }
 
     /// Turns a client's resource into a write: checks its type, sets `id` and `meta`

@@ -4,6 +4,7 @@
 
 mod common;
 
+use caldicott_api::audit::Outcome;
 use common::{Db, Server, enc};
 use serde_json::{Value, json};
 
@@ -1224,23 +1225,25 @@ fn access_is_decided_on_every_path(s: &Server) {
     as_desk(&format!("/fhir/Patient/{}", ids[1])).expect(401);
     // Every decision, permit and deny, reached the audit interface, with patients only
     // as keyed pseudonyms.
-    let events = s.audit.0.lock().unwrap();
+    let events = s.events();
     let refused = events
         .iter()
         .find(|e| {
             e.user == "gp2"
-                && !e.permitted
-                && e.rtype == "Patient"
+                && e.outcome == Outcome::Deny
+                && e.rtype.as_deref() == Some("Patient")
                 && e.id.as_deref() == Some(p0.as_str())
         })
         .expect("the refused read was recorded");
     assert_eq!(refused.org, "B82002");
-    assert!(events.iter().any(|e| e.user == "gp2" && e.permitted));
     assert!(
         events
             .iter()
-            .any(|e| e.user == "desk" && !e.permitted && e.rtype == "Observation")
+            .any(|e| e.user == "gp2" && e.outcome == Outcome::Permit)
     );
+    assert!(events.iter().any(|e| e.user == "desk"
+        && e.outcome == Outcome::Deny
+        && e.rtype.as_deref() == Some("Observation")));
     for e in events.iter() {
         for p in &e.patients {
             assert!(
@@ -1281,11 +1284,11 @@ fn break_glass_opens_access_for_a_time_and_is_flagged(s: &Server) {
     declare(&er, params("unconscious in A&E, no records available")).expect(200);
     read().expect(200);
     {
-        let events = s.audit.0.lock().unwrap();
+        let events = s.events();
         assert!(
             events
                 .iter()
-                .any(|e| e.user == "er-doc" && e.permitted && e.break_glass)
+                .any(|e| e.user == "er-doc" && e.outcome == Outcome::Permit && e.break_glass)
         );
     }
     let queue = s.directory.break_glass_queue(true).unwrap();

@@ -59,6 +59,7 @@ pub mod note;
 mod proof;
 mod source;
 mod tree;
+pub mod witness;
 
 pub use checkpoint::{Checkpoint, CheckpointError};
 pub use frontier::{Frontier, FrontierError};
@@ -72,3 +73,4 @@ pub use proof::{
 };
 pub use source::{HashSource, MemoryTree, MissingNode};
 pub use tree::{NodeId, is_valid_subtree, mth};
+pub use witness::{Conflict, SignedCheckpoint, Verdict, Which, WitnessError};

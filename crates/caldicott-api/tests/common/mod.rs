@@ -54,8 +54,8 @@ pub struct Server {
     pub addr: SocketAddr,
     pub vault: Arc<Vault>,
     pub directory: Arc<Directory>,
-    /// Every access decision the server made.
-    pub audit: Arc<caldicott_api::audit::MemorySink>,
+    /// The audit ledger every access decision goes to.
+    pub ledger: Arc<caldicott_vault::Ledger>,
     /// The token requests carry unless told otherwise: a GP at A81001, direct care.
     pub token: String,
     stop: Option<tokio::sync::oneshot::Sender<()>>,
@@ -79,14 +79,20 @@ impl Server {
             .add_org(&OdsCode::parse("B82002").unwrap(), "Harbour Care Home")
             .unwrap();
         let token = user_token(&directory, "gp", "A81001", Role::Gp, "user/*.*", None);
-        let audit = Arc::new(caldicott_api::audit::MemorySink::default());
+        let ledger = Arc::new(
+            caldicott_vault::Ledger::open(Arc::clone(&vault), "test.caldicott.invalid/audit")
+                .unwrap(),
+        );
+        let audit: Arc<dyn caldicott_api::audit::AuditSink> =
+            Arc::new(caldicott_api::audit::LedgerSink(Arc::clone(&ledger)));
         let api = FhirApi {
             store: Arc::new(Store::new(
                 Arc::clone(&vault),
                 OdsCode::parse("X26").unwrap(),
             )),
             directory: Arc::clone(&directory),
-            audit: Arc::clone(&audit) as Arc<dyn caldicott_api::audit::AuditSink>,
+            audit: Arc::clone(&audit),
+            ledger: Some(Arc::clone(&ledger)),
             exports: Arc::new(Exports::new(exports.path().join("exports")).unwrap()),
             config: ApiConfig {
                 public_base: None,
@@ -120,13 +126,24 @@ impl Server {
             addr,
             vault,
             directory,
-            audit,
+            ledger,
             token,
             stop: Some(tx),
             thread: Some(thread),
             _db: db,
             _exports: exports,
         }
+    }
+
+    /// Every audit event in the ledger so far, in order.
+    pub fn events(&self) -> Vec<caldicott_api::audit::AuditEvent> {
+        let head = self.ledger.head().unwrap();
+        self.ledger
+            .leaves(head.epoch, 0, head.size)
+            .unwrap()
+            .iter()
+            .map(|l| caldicott_api::audit::AuditEvent::from_leaf(&l.data).unwrap())
+            .collect()
     }
 
     pub fn base(&self) -> String {

@@ -286,7 +286,13 @@ fn check_file_header(path: &Path) -> Result<(), BackendError> {
     let pages = u64::from(u32::from_be_bytes([h[28], h[29], h[30], h[31]]));
     // The in-header size is valid only when the change counter matches "version-valid-for".
     let header_size_valid = h[24..28] == h[92..96];
-    if header_size_valid && pages * page_size > len {
+    // A crash during a WAL checkpoint can leave page 1 written before the file grew: the
+    // WAL still holds every page, and SQLite replays it on open. Only a file without a
+    // WAL to recover from is truly truncated.
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal_len = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    if header_size_valid && pages * page_size > len && wal_len == 0 {
         return Err(corrupt(format!(
             "the file is truncated: its header says {} bytes, the file has {len}",
             pages * page_size

@@ -1,0 +1,407 @@
+//! The audit ledger's transparency endpoints, at `/ledger`: its signed checkpoint, its
+//! leaves for authorised readers, and inclusion and consistency proofs for anyone, so that
+//! auditors, witnesses and `caldicott ledger verify|witness` can check that the log only
+//! ever grows.
+//!
+//! | request | answer (`200`) |
+//! |---|---|
+//! | `GET /ledger/checkpoint` | the latest signed checkpoint (C2SP `tlog-checkpoint` in a signed note), `text/plain; charset=utf-8` |
+//! | `GET /ledger/entries?start=S&end=E` | `{"start":S,"end":E',"entries":[…]}`: leaves `[S, E')` as standard padded base64; needs a bearer token the view accepts |
+//! | `GET /ledger/proof/inclusion?index=I&size=N` | `{"index":I,"size":N,"proof":[…]}`: RFC 9162 inclusion proof of leaf `I` in the tree of `N` leaves |
+//! | `GET /ledger/proof/consistency?from=M&to=N` | `{"from":M,"to":N,"proof":[…]}`: RFC 9162 consistency proof from the tree of `M` leaves to that of `N` (empty when `M = N`) |
+//!
+//! Proof hashes are standard padded base64. Sizes and indices are decimal `u64`s; each
+//! parameter must be given exactly once, and no other parameter is accepted.
+//!
+//! **Entries are paged.** One answer holds at most [`MAX_ENTRIES`] leaves: for a larger
+//! range it holds leaves `[S, S + 1000)` and `end` is `S + 1000`, where the client
+//! continues. `start = end` answers an empty list. Leaves name users and pseudonymous
+//! patients, so they are answered with `Cache-Control: no-store`; checkpoints and proofs
+//! are public.
+//!
+//! Errors are JSON `{"error": "…"}`:
+//!
+//! | status | when |
+//! |---|---|
+//! | 400 | a parameter missing, repeated, unknown, not a decimal number, negative, above 2^64 − 1, or out of range (`start 5 is after end 3`, `index 10 is not below size 10`, `size 20 is beyond the log's 12 entries`, `from must be at least 1`, …); messages quote numbers, never other input |
+//! | 401, 403 | `/ledger/entries` without an accepted token (as [`LedgerView::authorize_entries`] decides) |
+//! | 405 | a method other than `GET` or `HEAD` |
+//! | 500 | the view failed unexpectedly (a panic, or it broke its contract) |
+//! | 503 | the ledger's storage failed (details are logged, not returned) |
+//!
+//! The storage is behind [`LedgerView`], a blocking trait: every call runs on Tokio's
+//! blocking pool.
+
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::{RawQuery, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{MethodRouter, get};
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use caldicott_ledger::Hash;
+use serde_json::json;
+
+/// Most leaves one `/ledger/entries` answer holds.
+pub const MAX_ENTRIES: u64 = 1000;
+
+/// Why a ledger request failed; each variant has its HTTP status
+/// ([`LedgerHttpError::status`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum LedgerHttpError {
+    /// A parameter is missing, malformed or out of range (400). The message is returned.
+    #[error("{0}")]
+    BadRequest(String),
+    /// No credentials, or credentials not recognised (401). The message is returned.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// Credentials recognised but not allowed to read leaves (403). The message is returned.
+    #[error("{0}")]
+    Forbidden(String),
+    /// The storage failed (503). The message is logged, not returned.
+    #[error("the ledger is unavailable: {0}")]
+    Unavailable(String),
+    /// A bug: the view panicked or broke its contract (500). The message is logged, not
+    /// returned.
+    #[error("the ledger failed unexpectedly: {0}")]
+    Internal(String),
+}
+
+impl LedgerHttpError {
+    /// The HTTP status of this error.
+    #[must_use]
+    pub fn status(&self) -> StatusCode {
+        match self {
+            LedgerHttpError::BadRequest(_) => StatusCode::BAD_REQUEST,
+            LedgerHttpError::Unauthorized(_) => StatusCode::UNAUTHORIZED,
+            LedgerHttpError::Forbidden(_) => StatusCode::FORBIDDEN,
+            LedgerHttpError::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            LedgerHttpError::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+}
+
+impl IntoResponse for LedgerHttpError {
+    fn into_response(self) -> Response {
+        let message = match &self {
+            LedgerHttpError::BadRequest(m)
+            | LedgerHttpError::Unauthorized(m)
+            | LedgerHttpError::Forbidden(m) => m.as_str(),
+            LedgerHttpError::Unavailable(_) => {
+                tracing::warn!(error = %self, "ledger request failed");
+                "the ledger is unavailable; try again later"
+            }
+            LedgerHttpError::Internal(_) => {
+                tracing::error!(error = %self, "ledger request failed");
+                "the ledger request failed unexpectedly"
+            }
+        };
+        let mut r = (self.status(), axum::Json(json!({ "error": message }))).into_response();
+        if matches!(self, LedgerHttpError::Unauthorized(_)) {
+            r.headers_mut()
+                .insert(header::WWW_AUTHENTICATE, HeaderValue::from_static("Bearer"));
+        }
+        r
+    }
+}
+
+/// What the endpoints read: the ledger's storage, seen through blocking calls.
+///
+/// The router checks every parameter against [`LedgerView::size`] before it asks for
+/// entries or proofs, so an implementation may treat an out-of-range request as a bug.
+pub trait LedgerView: Send + Sync + 'static {
+    /// The latest signed checkpoint (a C2SP signed note, text).
+    ///
+    /// # Errors
+    /// [`LedgerHttpError::Unavailable`] when storage fails.
+    fn checkpoint(&self) -> Result<String, LedgerHttpError>;
+
+    /// Number of leaves proofs can be asked about (≥ the latest checkpoint's size).
+    ///
+    /// # Errors
+    /// [`LedgerHttpError::Unavailable`] when storage fails.
+    fn size(&self) -> Result<u64, LedgerHttpError>;
+
+    /// Leaf bytes `[start, end)`, exactly `end - start` of them (`start ≤ end ≤ size`, at
+    /// most [`MAX_ENTRIES`]).
+    ///
+    /// # Errors
+    /// [`LedgerHttpError::Unavailable`] when storage fails.
+    fn entries(&self, start: u64, end: u64) -> Result<Vec<Vec<u8>>, LedgerHttpError>;
+
+    /// The inclusion proof of leaf `index` in the tree of `size` leaves
+    /// (`index < size ≤` [`LedgerView::size`]).
+    ///
+    /// # Errors
+    /// [`LedgerHttpError::Unavailable`] when storage fails.
+    fn inclusion(&self, index: u64, size: u64) -> Result<Vec<Hash>, LedgerHttpError>;
+
+    /// The consistency proof from the tree of `from` leaves to that of `to`
+    /// (`0 < from ≤ to ≤` [`LedgerView::size`]).
+    ///
+    /// # Errors
+    /// [`LedgerHttpError::Unavailable`] when storage fails.
+    fn consistency(&self, from: u64, to: u64) -> Result<Vec<Hash>, LedgerHttpError>;
+
+    /// Whether this request may read leaf contents (they name users and pseudonymous
+    /// patients): the implementation checks the bearer token. Checkpoints and proofs are
+    /// public.
+    ///
+    /// # Errors
+    /// [`LedgerHttpError::Unauthorized`] without recognised credentials,
+    /// [`LedgerHttpError::Forbidden`] when they do not allow it,
+    /// [`LedgerHttpError::Unavailable`] when the check cannot be made.
+    fn authorize_entries(&self, headers: &HeaderMap) -> Result<(), LedgerHttpError>;
+}
+
+/// The `/ledger` routes over `view`.
+pub fn router<V: LedgerView>(view: Arc<V>) -> Router {
+    Router::new()
+        .route("/ledger/checkpoint", only_get(get(checkpoint::<V>)))
+        .route("/ledger/entries", only_get(get(entries::<V>)))
+        .route("/ledger/proof/inclusion", only_get(get(inclusion::<V>)))
+        .route("/ledger/proof/consistency", only_get(get(consistency::<V>)))
+        .with_state(view)
+}
+
+/// `GET` (and so `HEAD`) only; anything else is a JSON 405 with `Allow`.
+fn only_get<V: LedgerView>(route: MethodRouter<Arc<V>>) -> MethodRouter<Arc<V>> {
+    route.fallback(|| async {
+        let mut r = (
+            StatusCode::METHOD_NOT_ALLOWED,
+            axum::Json(json!({ "error": "only GET is allowed here" })),
+        )
+            .into_response();
+        r.headers_mut()
+            .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+        r
+    })
+}
+
+/// Runs `f` on the blocking pool.
+async fn blocking<V: LedgerView, T: Send + 'static>(
+    view: Arc<V>,
+    f: impl FnOnce(&V) -> Result<T, LedgerHttpError> + Send + 'static,
+) -> Result<T, LedgerHttpError> {
+    tokio::task::spawn_blocking(move || f(&view))
+        .await
+        .map_err(|e| LedgerHttpError::Internal(format!("the ledger task failed: {e}")))?
+}
+
+fn respond(r: Result<Response, LedgerHttpError>) -> Response {
+    r.unwrap_or_else(IntoResponse::into_response)
+}
+
+/// "1 entry", "12 entries".
+fn entries_phrase(n: u64) -> String {
+    if n == 1 {
+        "1 entry".to_owned()
+    } else {
+        format!("{n} entries")
+    }
+}
+
+fn bad(message: String) -> LedgerHttpError {
+    LedgerHttpError::BadRequest(message)
+}
+
+/// A parameter value: decimal digits of a `u64`. The message names the parameter, never
+/// quotes the value.
+fn parse_number(name: &str, value: &str) -> Result<u64, LedgerHttpError> {
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    if let Some(rest) = value.strip_prefix('-')
+        && digits(rest)
+    {
+        return Err(bad(format!("{name} must not be negative")));
+    }
+    if !digits(value) {
+        return Err(bad(format!("{name} must be a decimal number")));
+    }
+    value
+        .parse()
+        .map_err(|_| bad(format!("{name} is too large: at most {}", u64::MAX)))
+}
+
+/// The query's values for exactly these parameter names, each given once.
+fn parameters<const N: usize>(
+    query: Option<&str>,
+    names: [&'static str; N],
+) -> Result<[u64; N], LedgerHttpError> {
+    let mut values: [Option<u64>; N] = [None; N];
+    for (key, value) in form_urlencoded::parse(query.unwrap_or("").as_bytes()) {
+        let Some(i) = names.iter().position(|n| *n == key) else {
+            return Err(bad(format!(
+                "unknown query parameter; this endpoint takes {}",
+                names.join(" and ")
+            )));
+        };
+        if values[i].is_some() {
+            return Err(bad(format!("{} is given more than once", names[i])));
+        }
+        values[i] = Some(parse_number(names[i], &value)?);
+    }
+    let mut out = [0u64; N];
+    for (i, v) in values.into_iter().enumerate() {
+        out[i] = v.ok_or_else(|| bad(format!("{} is required", names[i])))?;
+    }
+    Ok(out)
+}
+
+fn base64_all<T: AsRef<[u8]>>(items: &[T]) -> Vec<String> {
+    items.iter().map(|i| STANDARD.encode(i.as_ref())).collect()
+}
+
+async fn checkpoint<V: LedgerView>(State(view): State<Arc<V>>) -> Response {
+    respond(blocking(view, |v| v.checkpoint()).await.map(|note| {
+        (
+            [
+                (header::CONTENT_TYPE, "text/plain; charset=utf-8"),
+                (header::CACHE_CONTROL, "no-cache"),
+            ],
+            note,
+        )
+            .into_response()
+    }))
+}
+
+async fn entries<V: LedgerView>(
+    State(view): State<Arc<V>>,
+    headers: HeaderMap,
+    RawQuery(query): RawQuery,
+) -> Response {
+    respond(
+        async move {
+            // Authorisation first: a caller without a token learns nothing more here.
+            let view2 = Arc::clone(&view);
+            blocking(view2, move |v| v.authorize_entries(&headers)).await?;
+            let [start, end] = parameters(query.as_deref(), ["start", "end"])?;
+            if start > end {
+                return Err(bad(format!("start {start} is after end {end}")));
+            }
+            let (end, leaves) = blocking(view, move |v| {
+                let size = v.size()?;
+                if end > size {
+                    return Err(bad(format!(
+                        "end {end} is beyond the log's {}",
+                        entries_phrase(size)
+                    )));
+                }
+                let end = end.min(start.saturating_add(MAX_ENTRIES));
+                let leaves = v.entries(start, end)?;
+                if leaves.len() as u64 != end - start {
+                    return Err(LedgerHttpError::Internal(format!(
+                        "asked for {} leaves, the view returned {}",
+                        end - start,
+                        leaves.len()
+                    )));
+                }
+                Ok((end, leaves))
+            })
+            .await?;
+            let body = json!({ "start": start, "end": end, "entries": base64_all(&leaves) });
+            Ok(([(header::CACHE_CONTROL, "no-store")], axum::Json(body)).into_response())
+        }
+        .await,
+    )
+}
+
+async fn inclusion<V: LedgerView>(
+    State(view): State<Arc<V>>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    respond(
+        async move {
+            let [index, size] = parameters(query.as_deref(), ["index", "size"])?;
+            if index >= size {
+                return Err(bad(format!("index {index} is not below size {size}")));
+            }
+            let proof = blocking(view, move |v| {
+                let log = v.size()?;
+                if size > log {
+                    return Err(bad(format!(
+                        "size {size} is beyond the log's {}",
+                        entries_phrase(log)
+                    )));
+                }
+                v.inclusion(index, size)
+            })
+            .await?;
+            let body = json!({ "index": index, "size": size, "proof": base64_all(&proof) });
+            Ok(axum::Json(body).into_response())
+        }
+        .await,
+    )
+}
+
+async fn consistency<V: LedgerView>(
+    State(view): State<Arc<V>>,
+    RawQuery(query): RawQuery,
+) -> Response {
+    respond(
+        async move {
+            let [from, to] = parameters(query.as_deref(), ["from", "to"])?;
+            if from > to {
+                return Err(bad(format!("from {from} is after to {to}")));
+            }
+            if from == 0 {
+                return Err(bad(
+                    "from must be at least 1: every tree extends the empty tree".to_owned(),
+                ));
+            }
+            let proof = blocking(view, move |v| {
+                let log = v.size()?;
+                if to > log {
+                    return Err(bad(format!(
+                        "to {to} is beyond the log's {}",
+                        entries_phrase(log)
+                    )));
+                }
+                v.consistency(from, to)
+            })
+            .await?;
+            let body = json!({ "from": from, "to": to, "proof": base64_all(&proof) });
+            Ok(axum::Json(body).into_response())
+        }
+        .await,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_number("n", "0"), Ok(0));
+        assert_eq!(parse_number("n", "007"), Ok(7));
+        assert_eq!(parse_number("n", "18446744073709551615"), Ok(u64::MAX));
+        let msg = |v: &str| parse_number("n", v).unwrap_err().to_string();
+        assert_eq!(msg("-1"), "n must not be negative");
+        assert_eq!(
+            msg("18446744073709551616"),
+            format!("n is too large: at most {}", u64::MAX)
+        );
+        for v in ["", "+1", " 1", "1 ", "0x10", "1e3", "-", "--1", "1.0", "١"] {
+            assert_eq!(msg(v), "n must be a decimal number", "{v:?}");
+        }
+    }
+
+    #[test]
+    fn parameter_sets() {
+        assert_eq!(parameters(Some("a=1&b=2"), ["a", "b"]), Ok([1, 2]));
+        assert_eq!(parameters(Some("b=2&a=1"), ["a", "b"]), Ok([1, 2]));
+        let msg = |q: Option<&str>| parameters(q, ["a", "b"]).unwrap_err().to_string();
+        assert_eq!(msg(None), "a is required");
+        assert_eq!(msg(Some("a=1")), "b is required");
+        assert_eq!(msg(Some("a=1&a=1&b=2")), "a is given more than once");
+        assert_eq!(
+            msg(Some("a=1&b=2&<script>=1")),
+            "unknown query parameter; this endpoint takes a and b"
+        );
+        assert_eq!(msg(Some("a=%2D5&b=1")), "a must not be negative");
+        assert_eq!(entries_phrase(1), "1 entry");
+        assert_eq!(entries_phrase(0), "0 entries");
+    }
+}

@@ -1,0 +1,156 @@
+//! The audit trail survives `kill -9`: with a server killed in the middle of a stream of
+//! writes, every record in the database has exactly its audit entry in the ledger and
+//! every audit entry of a write has its record (they commit in one transaction), every
+//! acknowledged write is there, and the ledger verifies. On SQLite, and on PostgreSQL
+//! when `cargo xtask test` provides it.
+
+mod common;
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use caldicott_audit::{AuditEvent, Outcome};
+use caldicott_core::{OdsCode, ResourceType};
+use caldicott_vault::{Ledger, LocalKek, Vault};
+use common::{Server, caldicott, https_request, ok};
+
+fn crash_mid_writes(data: &Path, database: Option<&str>) {
+    let mut init = caldicott();
+    init.args(["init", "--data"]).arg(data);
+    if let Some(db) = database {
+        init.args(["--database", db]);
+    }
+    ok(&mut init);
+    let token = common::gp_token(data);
+    let mut server = Server::start(
+        caldicott()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data),
+    );
+    let cert = data.join("tls/cert.pem");
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> = (0..4)
+        .map(|w| {
+            let (url, cert, token, stop) =
+                (server.url.clone(), cert.clone(), token.clone(), Arc::clone(&stop));
+            std::thread::spawn(move || {
+                let mut acked = Vec::new();
+                let auth = format!("Bearer {token}");
+                for i in 0.. {
+                    if stop.load(Ordering::Relaxed) {
+                        break;
+                    }
+                    let body = format!(
+                        r#"{{"resourceType":"Patient","name":[{{"family":"W{w}x{i}"}}],"managingOrganization":{{"identifier":{{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"LOCAL"}}}}}}"#
+                    );
+                    let (status, text) = https_request(
+                        &url,
+                        &cert,
+                        "POST",
+                        "/fhir/Patient",
+                        &[
+                            ("Authorization", auth.as_str()),
+                            ("Content-Type", "application/fhir+json"),
+                        ],
+                        body.as_bytes(),
+                    );
+                    if status != 201 {
+                        break; // the server is gone
+                    }
+                    let id = text
+                        .split("\"id\":\"")
+                        .nth(1)
+                        .and_then(|r| r.split('"').next())
+                        .unwrap()
+                        .to_owned();
+                    acked.push(id);
+                }
+                acked
+            })
+        })
+        .collect();
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+    server.kill9();
+    stop.store(true, Ordering::Relaxed);
+    let acked: Vec<String> = writers
+        .into_iter()
+        .flat_map(|w| w.join().unwrap())
+        .collect();
+    assert!(
+        acked.len() > 20,
+        "only {} writes before the kill",
+        acked.len()
+    );
+
+    // Open what the crash left, as the next start would.
+    let kek = Arc::new(LocalKek::from_file(&data.join("master.key")).unwrap());
+    let location = match database {
+        Some(db) => db.to_owned(),
+        None => data.join("vault.db").display().to_string(),
+    };
+    let vault = Arc::new(
+        Vault::open(
+            caldicott_vault::open_backend(&location, false).unwrap(),
+            kek,
+        )
+        .unwrap(),
+    );
+    let ledger = Ledger::open(Arc::clone(&vault), "ignored: the key exists").unwrap();
+    let mut records = BTreeSet::new();
+    let (org, patient) = (
+        OdsCode::parse("LOCAL").unwrap(),
+        ResourceType::new("Patient").unwrap(),
+    );
+    let mut after = None;
+    loop {
+        let batch = vault.scan(&org, &patient, after.as_ref(), 1000).unwrap();
+        let Some(last) = batch.last() else { break };
+        after = Some(last.id.clone());
+        records.extend(batch.iter().map(|r| r.id.to_string()));
+    }
+    let head = ledger.head().unwrap();
+    let created: BTreeSet<String> = ledger
+        .leaves(head.epoch, 0, head.size)
+        .unwrap()
+        .iter()
+        .map(|l| AuditEvent::from_leaf(&l.data).unwrap())
+        .filter(|e| e.action == "create" && e.outcome == Outcome::Permit)
+        .map(|e| e.id.unwrap())
+        .collect();
+    assert_eq!(
+        records, created,
+        "every record has its create event, and no event lacks its record"
+    );
+    for id in &acked {
+        assert!(records.contains(id), "acknowledged write {id} lost");
+    }
+    let check = |leaf: &[u8]| {
+        AuditEvent::from_leaf(leaf)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    ledger.verify(&check, &|_| {}).unwrap().unwrap();
+    eprintln!(
+        "{} acknowledged, {} stored, {} audit entries",
+        acked.len(),
+        records.len(),
+        head.size
+    );
+}
+
+#[test]
+fn a_crash_never_separates_a_change_from_its_audit_entry_sqlite() {
+    let t = tempfile::tempdir().unwrap();
+    crash_mid_writes(&t.path().join("data"), None);
+}
+
+#[test]
+fn a_crash_never_separates_a_change_from_its_audit_entry_postgres() {
+    let Some(schema) = caldicott_vault::testing::PgSchema::create() else {
+        return;
+    };
+    let t = tempfile::tempdir().unwrap();
+    crash_mid_writes(&t.path().join("data"), Some(&schema.url));
+}
