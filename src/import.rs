@@ -309,13 +309,44 @@ impl Importer<'_> {
 
 /// Writes one batch: all at once, or, when some records exist already (a resumed
 /// import), one by one.
+/// The audit entry of an imported batch: who (the command line), how many of what.
+fn import_leaf(batch: &[Write]) -> caldicott_vault::LedgerLeaf {
+    let mut by_type: BTreeMap<&str, usize> = BTreeMap::new();
+    for one in batch {
+        *by_type.entry(one.rtype.as_str()).or_default() += 1;
+    }
+    let what: Vec<String> = by_type.iter().map(|(t, n)| format!("{n} {t}")).collect();
+    let org = batch.first().map_or("", |w| w.org.as_str());
+    let mut event = caldicott_api::audit::security_event(
+        caldicott_audit::EventKind::Admin,
+        "import",
+        "cli",
+        org,
+        "sysadmin",
+        &caldicott_api::audit::Origin::default(),
+        caldicott_audit::Outcome::Permit,
+        &format!("imported {}", what.join(", ")),
+        caldicott_vault::now_micros(),
+    );
+    event.rtype = by_type.keys().next().map(|t| (*t).to_owned());
+    caldicott_api::audit::leaf_of(&event)
+}
+
 fn write_batch(store: &Store, batch: &[Write], w: &mut Written) -> anyhow::Result<()> {
-    match store.vault().put_batch(batch) {
+    // The batch and its audit entry are written in one transaction.
+    let leaf = [import_leaf(batch)];
+    match store
+        .vault()
+        .commit_audited(batch, batch.len(), caldicott_vault::now_micros(), &leaf)
+    {
         Ok(_) => w.created += batch.len() as u64,
         Err(VaultError::Conflict { .. } | VaultError::DuplicateInBatch { .. }) => {
             for one in batch {
                 upsert_one(store, one, w)?;
             }
+            store
+                .vault()
+                .commit_audited(&[], 0, caldicott_vault::now_micros(), &leaf)?;
         }
         Err(e) => return Err(e.into()),
     }

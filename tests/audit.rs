@@ -154,3 +154,151 @@ fn a_crash_never_separates_a_change_from_its_audit_entry_postgres() {
     let t = tempfile::tempdir().unwrap();
     crash_mid_writes(&t.path().join("data"), Some(&schema.url));
 }
+
+/// A served deployment with some audit entries and checkpoints, stopped cleanly.
+fn audited_deployment(data: &Path) {
+    ok(caldicott().args(["init", "--data"]).arg(data));
+    let token = common::gp_token(data);
+    let server = Server::start(
+        caldicott()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(data),
+    );
+    let cert = data.join("tls/cert.pem");
+    let auth = format!("Bearer {token}");
+    for i in 0..6 {
+        let body = format!(
+            r#"{{"resourceType":"Patient","name":[{{"family":"T{i}"}}],"managingOrganization":{{"identifier":{{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"LOCAL"}}}}}}"#
+        );
+        let (status, _) = https_request(
+            &server.url,
+            &cert,
+            "POST",
+            "/fhir/Patient",
+            &[
+                ("Authorization", auth.as_str()),
+                ("Content-Type", "application/fhir+json"),
+            ],
+            body.as_bytes(),
+        );
+        assert_eq!(status, 201);
+    }
+    drop(server); // SIGTERM: a final checkpoint is signed
+}
+
+#[test]
+fn ledger_verify_names_the_first_bad_entry_after_tampering() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    audited_deployment(&data);
+    let key = ok(caldicott().args(["ledger", "key", "--data"]).arg(&data));
+    assert!(
+        key.trim().starts_with("local.caldicott.invalid/audit+"),
+        "{key}"
+    );
+    let fine = ok(caldicott().args(["ledger", "verify", "--data"]).arg(&data));
+    assert!(fine.contains("intact"), "{fine}");
+    let db = rusqlite::Connection::open(data.join("vault.db")).unwrap();
+    // Change one entry's bytes (a canonical event with another user).
+    let leaf: Vec<u8> = db
+        .query_row("SELECT data FROM ledger_leaves WHERE idx = 3", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    let forged = String::from_utf8(leaf.clone())
+        .unwrap()
+        .replace("\"user\":\"test-gp\"", "\"user\":\"someone\"");
+    assert_ne!(forged.as_bytes(), leaf.as_slice());
+    db.execute(
+        "UPDATE ledger_leaves SET data = ?1 WHERE idx = 3",
+        [forged.as_bytes()],
+    )
+    .unwrap();
+    let err = common::fails(caldicott().args(["ledger", "verify", "--data"]).arg(&data));
+    assert!(
+        err.contains("NOT intact") && err.contains("entry 3"),
+        "{err}"
+    );
+    db.execute("UPDATE ledger_leaves SET data = ?1 WHERE idx = 3", [&leaf])
+        .unwrap();
+    ok(caldicott().args(["ledger", "verify", "--data"]).arg(&data));
+    // Delete one; then a non-canonical leaf (valid JSON, spaces added).
+    db.execute("DELETE FROM ledger_leaves WHERE idx = 5", [])
+        .unwrap();
+    let err = common::fails(caldicott().args(["ledger", "verify", "--data"]).arg(&data));
+    assert!(err.contains("entry 5: missing"), "{err}");
+}
+
+#[test]
+fn the_patient_access_report_from_the_command_line() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    ok(caldicott().args(["init", "--data"]).arg(&data));
+    let token = common::gp_token(&data);
+    let server = Server::start(
+        caldicott()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&data),
+    );
+    let cert = data.join("tls/cert.pem");
+    let auth = format!("Bearer {token}");
+    let body = r#"{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}],"name":[{"family":"Quill"}],"managingOrganization":{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"LOCAL"}}}"#;
+    let (status, text) = https_request(
+        &server.url,
+        &cert,
+        "POST",
+        "/fhir/Patient",
+        &[
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/fhir+json"),
+        ],
+        body.as_bytes(),
+    );
+    assert_eq!(status, 201);
+    let id = text
+        .split("\"id\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_owned();
+    for _ in 0..3 {
+        let (s, _) = common::https_get_as(
+            &server.url,
+            &cert,
+            &format!("/fhir/Patient/{id}"),
+            Some(&token),
+        );
+        assert_eq!(s, 200);
+    }
+    drop(server);
+    let html = t.path().join("report.html");
+    let json = t.path().join("report.json");
+    ok(caldicott()
+        .args(["audit", "patient", "--nhs-number", "943 476 5919", "--data"])
+        .arg(&data)
+        .arg("--html")
+        .arg(&html)
+        .arg("--json")
+        .arg(&json));
+    let bundle: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let events: Vec<&serde_json::Value> = bundle["entry"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["resource"]["resourceType"] == "AuditEvent")
+        .collect();
+    // The create, three reads, and the report itself.
+    assert_eq!(events.len(), 5, "{bundle}");
+    let page = std::fs::read_to_string(&html).unwrap();
+    assert!(page.contains("test-gp"), "the reader is named");
+    assert!(!page.contains("Quill"), "no patient name in the report");
+    let err = common::fails(
+        caldicott()
+            .args(["audit", "patient", "--nhs-number", "9434765918", "--data"])
+            .arg(&data),
+    );
+    assert!(err.contains("not a valid NHS number"), "{err}");
+    let review = ok(caldicott().args(["audit", "review", "--data"]).arg(&data));
+    assert!(!review.is_empty());
+}

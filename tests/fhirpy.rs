@@ -84,3 +84,124 @@ fn fhirpy_creates_searches_pages_and_deletes_over_tls() {
     // Shown with --nocapture; and on the record when a later assertion is added.
     print!("{stdout}");
 }
+
+/// The audit trail's FHIR output (an `AuditEvent` search and a patient access report)
+/// validated by an independent model library, `fhir.resources` (pydantic).
+#[test]
+fn audit_events_and_access_reports_are_valid_fhir_to_fhir_resources() {
+    let Some(python) = python() else { return };
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    ok(caldicott().args(["init", "--data"]).arg(&data));
+    let server = Server::start(
+        caldicott()
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(&data),
+    );
+    let cert = data.join("tls/cert.pem");
+    let gp = gp_token(&data);
+    ok(caldicott()
+        .args([
+            "user",
+            "add",
+            "--org",
+            "LOCAL",
+            "--role",
+            "caldicott-guardian",
+            "cg",
+            "--data",
+        ])
+        .arg(&data));
+    let cg = ok(caldicott()
+        .args([
+            "token",
+            "issue",
+            "--user",
+            "cg",
+            "--scope",
+            "user/*.read",
+            "--purpose",
+            "audit",
+            "--data",
+        ])
+        .arg(&data))
+    .trim()
+    .to_owned();
+    let auth = format!("Bearer {gp}");
+    let body = r#"{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}],"name":[{"family":"Quill"}],"managingOrganization":{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"LOCAL"}}}"#;
+    let (status, text) = https_request(
+        &server.url,
+        &cert,
+        "POST",
+        "/fhir/Patient",
+        &[
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/fhir+json"),
+        ],
+        body.as_bytes(),
+    );
+    assert_eq!(status, 201);
+    let id = text
+        .split("\"id\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap()
+        .to_owned();
+    for path in [
+        format!("/fhir/Patient/{id}"),
+        format!("/fhir/Observation?patient={id}"),
+        "/fhir/Patient/not-there".to_owned(),
+    ] {
+        https_get_as(&server.url, &cert, &path, Some(&gp));
+    }
+    let mut files = Vec::new();
+    for (name, path) in [
+        ("search.json", "/fhir/AuditEvent?_count=100".to_owned()),
+        ("report.json", format!("/fhir/Patient/{id}/$access-report")),
+    ] {
+        let (status, text) = https_get_as(&server.url, &cert, &path, Some(&cg));
+        assert_eq!(status, 200, "{text}");
+        let body = text.split_once("\r\n\r\n").map(|(_, b)| b).unwrap();
+        let body = if text
+            .to_ascii_lowercase()
+            .contains("transfer-encoding: chunked")
+        {
+            dechunk(body)
+        } else {
+            body.to_owned()
+        };
+        let file = t.path().join(name);
+        std::fs::write(&file, body).unwrap();
+        files.push(file);
+    }
+    drop(server);
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/audit_event_check.py");
+    let out = Command::new(&python)
+        .arg(&script)
+        .args(&files)
+        .env("PYTHONDONTWRITEBYTECODE", "1")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "fhir.resources refused the audit output:\n{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("all valid"), "{stdout}");
+}
+
+/// The body of a chunked HTTP/1.1 response.
+fn dechunk(mut b: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = b.split_once("\r\n") {
+        let n = usize::from_str_radix(size.trim(), 16).unwrap_or(0);
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        b = rest[n..].trim_start_matches("\r\n");
+    }
+    out
+}

@@ -75,6 +75,12 @@ const BENCHES: &[Bench] = &[
         postgres: false,
     },
     Bench {
+        name: "ledger-store",
+        package: "caldicott-vault",
+        target: "ledger",
+        postgres: true,
+    },
+    Bench {
         name: "anonymise",
         package: "caldicott-deid",
         target: "anonymise",

@@ -215,6 +215,9 @@ pub fn patient_report(
         };
         let event = AuditEvent::from_leaf(&leaf.data)
             .map_err(|e| ApiError::internal(format!("audit entry {epoch}-{idx}: {e}")))?;
+        if !event.patients.contains(&pseudonym) {
+            continue; // another key with the same 64-bit lookup hash
+        }
         let proof = ledger
             .inclusion(epoch, idx, tree_size)
             .map_err(ledger_error)?;

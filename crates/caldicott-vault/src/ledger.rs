@@ -37,6 +37,10 @@ const MAX_BATCH: usize = 20_000;
 /// read: complete nodes never change. For a 10-million-entry log that is 625,000 hashes,
 /// 20 MB.
 const CACHE_LEVEL: u8 = 4;
+/// Leaves per tile: the leaf hashes of each complete aligned block of this many leaves are
+/// also stored together in one row (`ledger_tiles`), so the lower levels of a proof cost
+/// one small read. It is 2^[`CACHE_LEVEL`]: the levels above come from the cache.
+pub(crate) const TILE_LEAVES: u64 = 1 << CACHE_LEVEL;
 /// The most nodes one cache refill reads.
 const CACHE_REFILL: u64 = 1 << 20;
 
@@ -92,6 +96,8 @@ pub struct Ledger {
     done: Condvar,
     /// Per epoch, per level (from [`CACHE_LEVEL`]), the hashes of nodes `0..len`.
     cache: RwLock<HashMap<u32, Vec<Vec<Hash>>>>,
+    /// Per epoch, a size it is known to have reached.
+    known_sizes: RwLock<HashMap<u32, u64>>,
 }
 
 #[derive(Default)]
@@ -132,6 +138,7 @@ impl Ledger {
             queue: Mutex::new(Queue::default()),
             done: Condvar::new(),
             cache: RwLock::new(HashMap::new()),
+            known_sizes: RwLock::new(HashMap::new()),
         })
     }
 
@@ -338,12 +345,25 @@ impl Ledger {
     }
 
     fn source(&self, epoch: u32, size: u64) -> Result<Stored<'_>, LedgerError> {
-        let e = self.epoch(epoch)?;
-        if size > e.size {
-            return Err(LedgerError::Range(format!(
-                "size {size} is beyond the log's {} entries",
-                e.size
-            )));
+        // An epoch only grows: a size seen once stays valid, so most proofs need no query.
+        let known = self
+            .known_sizes
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&epoch)
+            .copied();
+        if known.is_none_or(|k| size > k) {
+            let e = self.epoch(epoch)?;
+            self.known_sizes
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .insert(epoch, e.size);
+            if size > e.size {
+                return Err(LedgerError::Range(format!(
+                    "size {size} is beyond the log's {} entries",
+                    e.size
+                )));
+            }
         }
         Ok(Stored {
             ledger: self,
@@ -352,7 +372,9 @@ impl Ledger {
         })
     }
 
-    /// Up to `limit` leaves indexed under `key`, newest first, before a position.
+    /// Up to `limit` leaves indexed under `key`, newest first, before a position. Keys
+    /// are stored as 64-bit hashes, so a leaf of another key may (very rarely) be among
+    /// them: check the leaf.
     ///
     /// # Errors
     /// When the database cannot be read.
@@ -516,6 +538,7 @@ impl Ledger {
                 .into_iter()
                 .collect();
             let mut completed: Vec<(NodeId, Hash)> = Vec::with_capacity((end - start) as usize);
+            let mut batch_hashes: Vec<Hash> = Vec::with_capacity((end - start) as usize);
             let mut expected = start;
             for leaf in &leaves {
                 if leaf.idx != expected {
@@ -525,6 +548,7 @@ impl Ledger {
                     return Ok(Err(entry(leaf.idx, why)));
                 }
                 let h = leaf_hash(&leaf.data);
+                batch_hashes.push(h);
                 match stored0.get(&leaf.idx) {
                     Some(s) if s.as_slice() == h.as_bytes() => {}
                     Some(_) => {
@@ -571,6 +595,22 @@ impl Ledger {
             }
             if expected != end {
                 return Ok(Err(entry(expected, "missing".into())));
+            }
+            // The tiles of complete blocks (batches start on a tile boundary) must hold the
+            // leaf hashes: proofs are made from them.
+            let tiles: Vec<u64> = (start / TILE_LEAVES..end / TILE_LEAVES).collect();
+            for (t, stored) in tiles.iter().zip(b.ledger_tiles(epoch, &tiles)?) {
+                let from = (t * TILE_LEAVES - start) as usize;
+                let want: Vec<u8> = batch_hashes[from..from + TILE_LEAVES as usize]
+                    .iter()
+                    .flat_map(|h| h.as_bytes().to_vec())
+                    .collect();
+                if stored.as_deref() != Some(want.as_slice()) {
+                    return Ok(Err(entry(
+                        t * TILE_LEAVES,
+                        "the stored tile of leaf hashes starting here is wrong or missing".into(),
+                    )));
+                }
             }
             // Interior nodes completed in this batch must match what proofs are made from.
             let mut by_level: std::collections::BTreeMap<u8, Vec<(u64, Hash)>> = Default::default();
@@ -680,6 +720,37 @@ impl HashSource for Stored<'_> {
                 }
             }
         }
+        // Nodes below the cached levels lie within one aligned block of 2^CACHE_LEVEL
+        // leaves (an inclusion proof's all lie in the same block): read the block's leaf
+        // hashes in one range and hash the nodes up, rather than look each node up.
+        let mut blocks: HashMap<u64, Vec<usize>> = HashMap::new();
+        from_db.retain(|&i| {
+            let id = ids[i];
+            if id.level < CACHE_LEVEL {
+                let first_leaf = id.index << id.level;
+                blocks.entry(first_leaf >> CACHE_LEVEL).or_default().push(i);
+                false
+            } else {
+                true
+            }
+        });
+        for (block, wanted) in blocks {
+            let lo = block << CACHE_LEVEL;
+            let hi = (lo + TILE_LEAVES).min(self.size);
+            let leaves = self.tile_or_leaves(block, lo, hi)?;
+            for i in wanted {
+                let id = ids[i];
+                let start = usize::try_from((id.index << id.level) - lo).unwrap_or(usize::MAX);
+                let end = start.saturating_add(1usize << id.level);
+                let slice = leaves.get(start..end).ok_or_else(|| {
+                    LedgerError::Damaged(format!(
+                        "node (level {}, index {}) of epoch {} is missing leaves",
+                        id.level, id.index, self.epoch
+                    ))
+                })?;
+                out[i] = Some(caldicott_ledger::mth(slice));
+            }
+        }
         if !from_db.is_empty() {
             let ask: Vec<NodeId> = from_db.iter().map(|&i| ids[i]).collect();
             let got = self.ledger.vault.backend().ledger_nodes(self.epoch, &ask)?;
@@ -695,6 +766,40 @@ impl HashSource for Stored<'_> {
 }
 
 impl Stored<'_> {
+    /// The leaf hashes `[lo, hi)` of one block: its tile when the block is complete in the
+    /// stored log (one small row), else the leaves' own rows.
+    fn tile_or_leaves(&self, block: u64, lo: u64, hi: u64) -> Result<Vec<Hash>, LedgerError> {
+        let b = self.ledger.vault.backend();
+        if hi - lo == TILE_LEAVES
+            && let Some(Some(tile)) = b.ledger_tiles(self.epoch, &[block])?.into_iter().next()
+        {
+            if tile.len() != 32 * TILE_LEAVES as usize {
+                return Err(LedgerError::Damaged(format!(
+                    "tile {block} of epoch {} has {} bytes",
+                    self.epoch,
+                    tile.len()
+                )));
+            }
+            return tile
+                .chunks(32)
+                .map(|c| Hash::from_slice(c).map_err(|e| LedgerError::Damaged(e.to_string())))
+                .collect();
+        }
+        let rows = b.ledger_node_range(self.epoch, 0, lo, hi)?;
+        let mut leaves = Vec::with_capacity(rows.len());
+        for (n, (idx, bytes)) in rows.into_iter().enumerate() {
+            if idx != lo + n as u64 {
+                return Err(LedgerError::Damaged(format!(
+                    "leaf {} of epoch {} is missing",
+                    lo + n as u64,
+                    self.epoch
+                )));
+            }
+            leaves.push(stored_hash(self.epoch, NodeId::new(0, idx), Some(bytes))?);
+        }
+        Ok(leaves)
+    }
+
     /// Extends the cache of `level` to at least `want` nodes (more, up to the nodes
     /// complete in this tree, so that later proofs hit).
     fn refill(&self, level: u8, want: u64) -> Result<(), LedgerError> {

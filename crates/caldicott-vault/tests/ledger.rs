@@ -221,14 +221,14 @@ fn any_tampering_is_caught_and_the_first_bad_entry_named() {
         ));
         let e = first_bad(verify(&l).unwrap_err());
         assert!(e.contains("entry 17"), "{e}");
-        db.exec("DELETE FROM ledger_leaves; DELETE FROM ledger_nodes; DELETE FROM ledger_checkpoints; DELETE FROM ledger_keys; UPDATE ledger_epochs SET size = 0");
+        db.exec("DELETE FROM ledger_leaves; DELETE FROM ledger_nodes; DELETE FROM ledger_checkpoints; DELETE FROM ledger_keys; DELETE FROM ledger_tiles; UPDATE ledger_epochs SET size = 0");
 
         // Deleting a leaf.
         let l = tamper_fixture(&db, &kek);
         db.exec("DELETE FROM ledger_leaves WHERE idx = 12");
         let e = first_bad(verify(&l).unwrap_err());
         assert!(e.contains("entry 12: missing"), "{e}");
-        db.exec("DELETE FROM ledger_leaves; DELETE FROM ledger_nodes; DELETE FROM ledger_checkpoints; DELETE FROM ledger_keys; UPDATE ledger_epochs SET size = 0");
+        db.exec("DELETE FROM ledger_leaves; DELETE FROM ledger_nodes; DELETE FROM ledger_checkpoints; DELETE FROM ledger_keys; DELETE FROM ledger_tiles; UPDATE ledger_epochs SET size = 0");
 
         // Reordering two leaves.
         let l = tamper_fixture(&db, &kek);
@@ -239,7 +239,7 @@ fn any_tampering_is_caught_and_the_first_bad_entry_named() {
         ));
         let e = first_bad(verify(&l).unwrap_err());
         assert!(e.contains("entry 5"), "{e}");
-        db.exec("DELETE FROM ledger_leaves; DELETE FROM ledger_nodes; DELETE FROM ledger_checkpoints; DELETE FROM ledger_keys; UPDATE ledger_epochs SET size = 0");
+        db.exec("DELETE FROM ledger_leaves; DELETE FROM ledger_nodes; DELETE FROM ledger_checkpoints; DELETE FROM ledger_keys; DELETE FROM ledger_tiles; UPDATE ledger_epochs SET size = 0");
 
         // Inserting a leaf beyond the end.
         let l = tamper_fixture(&db, &kek);
@@ -250,7 +250,7 @@ fn any_tampering_is_caught_and_the_first_bad_entry_named() {
         ));
         let e = first_bad(verify(&l).unwrap_err());
         assert!(e.contains("entry 40"), "{e}");
-        db.exec("DELETE FROM ledger_leaves; DELETE FROM ledger_nodes; DELETE FROM ledger_checkpoints; DELETE FROM ledger_keys; UPDATE ledger_epochs SET size = 0");
+        db.exec("DELETE FROM ledger_leaves; DELETE FROM ledger_nodes; DELETE FROM ledger_checkpoints; DELETE FROM ledger_keys; DELETE FROM ledger_tiles; UPDATE ledger_epochs SET size = 0");
 
         // Rewriting a leaf and every hash above it consistently: only the signed
         // checkpoints can tell, and they do, naming the range.
@@ -296,7 +296,17 @@ fn any_tampering_is_caught_and_the_first_bad_entry_named() {
             e.contains("checkpoint of size 40") && e.contains("[25, 40)"),
             "{e}"
         );
-        db.exec("DELETE FROM ledger_leaves; DELETE FROM ledger_nodes; DELETE FROM ledger_checkpoints; DELETE FROM ledger_keys; UPDATE ledger_epochs SET size = 0");
+        db.exec("DELETE FROM ledger_leaves; DELETE FROM ledger_nodes; DELETE FROM ledger_checkpoints; DELETE FROM ledger_keys; DELETE FROM ledger_tiles; UPDATE ledger_epochs SET size = 0");
+
+        // A tile of leaf hashes (what proofs read) altered.
+        let l = tamper_fixture(&db, &kek);
+        db.exec(&format!(
+            "UPDATE ledger_tiles SET hashes = {} WHERE tile = 1",
+            blob(&db, &"x".repeat(512))
+        ));
+        let e = first_bad(verify(&l).unwrap_err());
+        assert!(e.contains("entry 16") && e.contains("tile"), "{e}");
+        db.exec("DELETE FROM ledger_leaves; DELETE FROM ledger_nodes; DELETE FROM ledger_checkpoints; DELETE FROM ledger_keys; DELETE FROM ledger_tiles; UPDATE ledger_epochs SET size = 0");
 
         // A checkpoint altered (signature no longer valid), or one that claims too much.
         let l = tamper_fixture(&db, &kek);

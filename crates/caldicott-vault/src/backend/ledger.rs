@@ -7,9 +7,10 @@
 //! |---|---|---|
 //! | `ledger_epochs` | log epoch | `epoch`, `size` (leaves appended), `sealed_note` (the final signed checkpoint, once sealed) |
 //! | `ledger_leaves` | leaf | `epoch`, `idx`, `at_us`, `hash` (its leaf hash: level 0 of the tree), `data` (the canonical event bytes) |
+//! | `ledger_tiles` | complete aligned block of 16 leaves | `epoch`, `tile` (block number), `hashes` (the 16 leaf hashes, concatenated: what a proof's lowest levels are hashed from) |
 //! | `ledger_nodes` | complete interior Merkle node | `epoch`, `level` (≥ 1), `idx`, `hash` |
 //! | `ledger_checkpoints` | signed checkpoint | `epoch`, `size`, `note`, `published_at` |
-//! | `ledger_keys` | (lookup key, leaf) | `key` (`p:<patient pseudonym>`, `u:<user>`), `epoch`, `idx` |
+//! | `ledger_keys` | (lookup key, leaf) | `key` (the first 8 bytes of SHA-256 of `p:<patient pseudonym>` or `u:<user>`, as a signed integer: a small index, fast to append to; a lookup may return a rare false match, which callers filter by decoding the leaf), `epoch`, `idx` |
 //!
 //! Appends are sequenced by the current epoch's row: SQLite's single writer, PostgreSQL's
 //! `SELECT … FOR UPDATE` on it, so several `caldicott serve` processes on one database
@@ -89,6 +90,26 @@ pub(crate) fn plan_append(
     })
 }
 
+/// Leaves per tile (see `ledger_tiles`).
+pub(crate) const TILE: u64 = 16;
+
+/// The tiles an append of `new` leaf hashes after `size` existing leaves completes, as
+/// `(tile number, first leaf of the tile)`; `prefix` holds the hashes of the existing
+/// leaves of the first, partial tile (`size % TILE` of them).
+pub(crate) fn completed_tiles(size: u64, prefix: &[Hash], new: &[Hash]) -> Vec<(u64, Vec<u8>)> {
+    let mut out = Vec::new();
+    let mut current: Vec<u8> = prefix.iter().flat_map(|h| h.as_bytes().to_vec()).collect();
+    let mut at = size;
+    for h in new {
+        current.extend_from_slice(h.as_bytes());
+        at += 1;
+        if at.is_multiple_of(TILE) {
+            out.push((at / TILE - 1, std::mem::take(&mut current)));
+        }
+    }
+    out
+}
+
 /// The frontier of a log of `size` leaves from its stored frontier nodes (in
 /// [`Frontier::node_ids`] order); a missing node means the stored log is damaged.
 pub(crate) fn frontier_from(
@@ -107,6 +128,14 @@ pub(crate) fn frontier_from(
         })
         .collect::<Result<Vec<_>, _>>()?;
     Frontier::from_parts(size, hashes).map_err(|e| damaged(e.to_string()))
+}
+
+/// The stored form of a lookup key: the first 8 bytes of its SHA-256.
+pub(crate) fn key_hash(key: &str) -> i64 {
+    let h = caldicott_ledger::sha256(key.as_bytes());
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&h.as_bytes()[..8]);
+    i64::from_be_bytes(b)
 }
 
 /// Converts a stored size or index (a signed 64-bit column) back; negative means damage.

@@ -278,6 +278,10 @@ pub trait Backend: Send + Sync {
         start: u64,
         end: u64,
     ) -> Result<Vec<(u64, Vec<u8>)>, BackendError>;
+    /// The leaf-hash tiles asked for (each the 16 leaf hashes of a complete aligned block,
+    /// concatenated), in the order asked (`None` where missing).
+    fn ledger_tiles(&self, epoch: u32, tiles: &[u64])
+    -> Result<Vec<Option<Vec<u8>>>, BackendError>;
     /// Stores a signed checkpoint (a second one for the same size is ignored).
     fn ledger_put_checkpoint(&self, epoch: u32, size: u64, note: &str) -> Result<(), BackendError>;
     /// Checkpoints of an epoch with size in `[from, to]`, by size.
@@ -290,7 +294,8 @@ pub trait Backend: Send + Sync {
     /// The largest checkpoint of an epoch.
     fn ledger_latest_checkpoint(&self, epoch: u32) -> Result<Option<(u64, String)>, BackendError>;
     /// Up to `limit` leaves indexed under `key`, newest first, before `before` (an
-    /// `(epoch, idx)` position).
+    /// `(epoch, idx)` position). Keys are stored hashed to 64 bits: a rare leaf of another
+    /// key may be among them, so callers check what they read.
     fn ledger_find(
         &self,
         key: &str,

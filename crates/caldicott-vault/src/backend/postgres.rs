@@ -84,11 +84,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
          CREATE TABLE ledger_nodes (
             epoch BIGINT NOT NULL, level SMALLINT NOT NULL, idx BIGINT NOT NULL,
             hash BYTEA NOT NULL, PRIMARY KEY (epoch, level, idx));
+         CREATE TABLE ledger_tiles (
+            epoch BIGINT NOT NULL, tile BIGINT NOT NULL, hashes BYTEA NOT NULL,
+            PRIMARY KEY (epoch, tile));
          CREATE TABLE ledger_checkpoints (
             epoch BIGINT NOT NULL, size BIGINT NOT NULL, note TEXT NOT NULL,
             published_at BIGINT NOT NULL, PRIMARY KEY (epoch, size));
          CREATE TABLE ledger_keys (
-            key TEXT NOT NULL, epoch BIGINT NOT NULL, idx BIGINT NOT NULL,
+            key BIGINT NOT NULL, epoch BIGINT NOT NULL, idx BIGINT NOT NULL,
             PRIMARY KEY (key, epoch, idx));",
     ),
 ];
@@ -1118,6 +1121,23 @@ impl Backend for PostgresBackend {
             .collect()
     }
 
+    fn ledger_tiles(
+        &self,
+        epoch: u32,
+        tiles: &[u64],
+    ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
+        let ids: Vec<i64> = tiles.iter().map(|t| clamp(*t)).collect();
+        let rows = self
+            .conn()?
+            .query(
+                "SELECT tile, hashes FROM ledger_tiles WHERE epoch = $1 AND tile = ANY($2)",
+                &[&i64::from(epoch), &ids],
+            )
+            .map_err(pg_err("reading audit ledger tiles"))?;
+        let mut found: HashMap<i64, Vec<u8>> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
+        Ok(ids.iter().map(|t| found.remove(t)).collect())
+    }
+
     fn ledger_put_checkpoint(&self, epoch: u32, size: u64, note: &str) -> Result<(), BackendError> {
         self.conn()?
             .execute(
@@ -1180,7 +1200,7 @@ impl Backend for PostgresBackend {
             .query(
                 "SELECT epoch, idx FROM ledger_keys WHERE key = $1 AND (epoch, idx) < ($2, $3)
                  ORDER BY epoch DESC, idx DESC LIMIT $4",
-                &[&key, &be, &bi, &(limit as i64)],
+                &[&ledger::key_hash(key), &be, &bi, &(limit as i64)],
             )
             .map_err(pg_err("searching the audit ledger"))?;
         rows.iter()
@@ -1321,18 +1341,47 @@ fn append_leaves(
         &[&e, &levels, &nidx, &hashes],
     )
     .map_err(&m)?;
-    let mut keys: Vec<&str> = Vec::new();
+    // Tiles this append completes (the first may begin with leaves already stored).
+    let partial = size % ledger::TILE;
+    let mut prefix = Vec::new();
+    if partial > 0 {
+        for r in tx
+            .query(
+                "SELECT hash FROM ledger_leaves WHERE epoch = $1 AND idx >= $2 AND idx < $3 ORDER BY idx",
+                &[&e, &clamp(size - partial), &clamp(size)],
+            )
+            .map_err(&m)?
+        {
+            let b: Vec<u8> = r.get(0);
+            prefix.push(caldicott_ledger::Hash::from_slice(&b).map_err(|err| BackendError::Db {
+                during: "appending to the audit ledger",
+                reason: err.to_string(),
+            })?);
+        }
+    }
+    let tiles = ledger::completed_tiles(size, &prefix, &plan.leaf_hashes);
+    if !tiles.is_empty() {
+        let tno: Vec<i64> = tiles.iter().map(|(t, _)| clamp(*t)).collect();
+        let th: Vec<&[u8]> = tiles.iter().map(|(_, h)| h.as_slice()).collect();
+        tx.execute(
+            "INSERT INTO ledger_tiles (epoch, tile, hashes)
+             SELECT $1, * FROM UNNEST($2::BIGINT[], $3::BYTEA[])",
+            &[&e, &tno, &th],
+        )
+        .map_err(&m)?;
+    }
+    let mut keys: Vec<i64> = Vec::new();
     let mut kidx: Vec<i64> = Vec::new();
     for (i, leaf) in leaves.iter().enumerate() {
         for k in &leaf.keys {
-            keys.push(k);
+            keys.push(ledger::key_hash(k));
             kidx.push(idx[i]);
         }
     }
     if !keys.is_empty() {
         tx.execute(
             "INSERT INTO ledger_keys (key, epoch, idx)
-             SELECT q.key, $1, q.idx FROM UNNEST($2::TEXT[], $3::BIGINT[]) AS q(key, idx)
+             SELECT q.key, $1, q.idx FROM UNNEST($2::BIGINT[], $3::BIGINT[]) AS q(key, idx)
              ON CONFLICT DO NOTHING",
             &[&e, &keys, &kidx],
         )

@@ -83,11 +83,14 @@ const MIGRATIONS: &[(i64, &str)] = &[
          CREATE TABLE ledger_nodes (
             epoch INTEGER NOT NULL, level INTEGER NOT NULL, idx INTEGER NOT NULL,
             hash BLOB NOT NULL, PRIMARY KEY (epoch, level, idx)) WITHOUT ROWID;
+         CREATE TABLE ledger_tiles (
+            epoch INTEGER NOT NULL, tile INTEGER NOT NULL, hashes BLOB NOT NULL,
+            PRIMARY KEY (epoch, tile));
          CREATE TABLE ledger_checkpoints (
             epoch INTEGER NOT NULL, size INTEGER NOT NULL, note TEXT NOT NULL,
             published_at INTEGER NOT NULL, PRIMARY KEY (epoch, size));
          CREATE TABLE ledger_keys (
-            key TEXT NOT NULL, epoch INTEGER NOT NULL, idx INTEGER NOT NULL,
+            key INTEGER NOT NULL, epoch INTEGER NOT NULL, idx INTEGER NOT NULL,
             PRIMARY KEY (key, epoch, idx)) WITHOUT ROWID;",
     ),
 ];
@@ -211,8 +214,12 @@ impl SqliteBackend {
                 OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
             )
             .map_err(open_err)?;
-            c.execute_batch("PRAGMA busy_timeout = 10000; PRAGMA query_only = ON;")
-                .map_err(open_err)?;
+            c.execute_batch(
+                "PRAGMA busy_timeout = 10000; PRAGMA query_only = ON; PRAGMA cache_size = -16384;",
+            )
+            .map_err(open_err)?;
+            // Proof queries differ by their number of nodes: room for all their shapes.
+            c.set_prepared_statement_cache_capacity(128);
             readers.push(Mutex::new(c));
         }
         // Without the background checkpointer (it could not start) the writer still
@@ -1105,6 +1112,26 @@ impl Backend for SqliteBackend {
         Ok(out)
     }
 
+    fn ledger_tiles(
+        &self,
+        epoch: u32,
+        tiles: &[u64],
+    ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
+        let c = self.reader();
+        let m = self.map("reading audit ledger tiles");
+        let mut st = c
+            .prepare_cached("SELECT hashes FROM ledger_tiles WHERE epoch = ?1 AND tile = ?2")
+            .map_err(&m)?;
+        tiles
+            .iter()
+            .map(|t| {
+                st.query_row(params![epoch, clamp(*t)], |r| r.get(0))
+                    .optional()
+                    .map_err(&m)
+            })
+            .collect()
+    }
+
     fn ledger_put_checkpoint(&self, epoch: u32, size: u64, note: &str) -> Result<(), BackendError> {
         let c = self.writer();
         c.prepare_cached(
@@ -1180,7 +1207,7 @@ impl Backend for SqliteBackend {
             )
             .map_err(&m)?;
         let rows = st
-            .query_map(params![key, be, bi, limit as i64], |r| {
+            .query_map(params![ledger::key_hash(key), be, bi, limit as i64], |r| {
                 Ok((r.get::<_, i64>(0)?, r.get::<_, i64>(1)?))
             })
             .map_err(&m)?;
@@ -1253,23 +1280,55 @@ fn read_nodes(
     epoch: u32,
     ids: &[caldicott_ledger::NodeId],
 ) -> Result<Vec<Option<Vec<u8>>>, rusqlite::Error> {
-    // Leaf hashes (level 0) live with the leaves; interior nodes in their own table.
-    let mut leaf =
-        c.prepare_cached("SELECT hash FROM ledger_leaves WHERE epoch = ?1 AND idx = ?2")?;
-    let mut node = c.prepare_cached(
-        "SELECT hash FROM ledger_nodes WHERE epoch = ?1 AND level = ?2 AND idx = ?3",
-    )?;
-    ids.iter()
-        .map(|id| {
-            if id.level == 0 {
-                leaf.query_row(params![epoch, clamp(id.index)], |r| r.get(0))
-                    .optional()
-            } else {
-                node.query_row(params![epoch, id.level, clamp(id.index)], |r| r.get(0))
-                    .optional()
-            }
-        })
-        .collect()
+    // One query for all the nodes of a proof (a point lookup each costs more in statement
+    // overhead than in reading). Leaf hashes (level 0) live with the leaves; interior
+    // nodes in their own table.
+    let leaves: Vec<i64> = ids
+        .iter()
+        .filter(|id| id.level == 0)
+        .map(|id| clamp(id.index))
+        .collect();
+    let interior: Vec<(i64, i64)> = ids
+        .iter()
+        .filter(|id| id.level > 0)
+        .map(|id| (i64::from(id.level), clamp(id.index)))
+        .collect();
+    let mut parts = Vec::new();
+    if !leaves.is_empty() {
+        parts.push(format!(
+            "SELECT 0, idx, hash FROM ledger_leaves WHERE epoch = ?1 AND idx IN ({})",
+            vec!["?"; leaves.len()].join(", ")
+        ));
+    }
+    // One branch per node, each a primary-key lookup (SQLite plans an OR of them, or a
+    // row-value IN list, as a scan of the epoch).
+    for _ in &interior {
+        parts.push(
+            "SELECT level, idx, hash FROM ledger_nodes WHERE epoch = ?1 AND level = ? AND idx = ?"
+                .to_owned(),
+        );
+    }
+    if parts.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut st = c.prepare_cached(&parts.join(" UNION ALL "))?;
+    let mut values: Vec<&dyn rusqlite::ToSql> = vec![&epoch];
+    for i in &leaves {
+        values.push(i);
+    }
+    for (l, i) in &interior {
+        values.push(l);
+        values.push(i);
+    }
+    let mut found: std::collections::HashMap<(i64, i64), Vec<u8>> = st
+        .query_map(rusqlite::params_from_iter(values), |r| {
+            Ok(((r.get(0)?, r.get(1)?), r.get(2)?))
+        })?
+        .collect::<Result<_, _>>()?;
+    Ok(ids
+        .iter()
+        .map(|id| found.remove(&(i64::from(id.level), clamp(id.index))))
+        .collect())
 }
 
 /// `INSERT … VALUES (?, …), (?, …), …` for `rows` rows of `columns` parameters.
@@ -1343,9 +1402,42 @@ fn append_leaves(
         }
         st.execute(rusqlite::params_from_iter(values)).map_err(&m)?;
     }
-    let keys: Vec<(&str, i64)> = leaf_rows
+    // Tiles this append completes (the first may begin with leaves already stored).
+    let partial = size % ledger::TILE;
+    let prefix: Vec<caldicott_ledger::Hash> = if partial == 0 {
+        Vec::new()
+    } else {
+        let mut st = tx
+            .prepare_cached(
+                "SELECT hash FROM ledger_leaves WHERE epoch = ?1 AND idx >= ?2 AND idx < ?3 ORDER BY idx",
+            )
+            .map_err(&m)?;
+        let rows = st
+            .query_map(params![epoch, clamp(size - partial), clamp(size)], |r| {
+                r.get::<_, Vec<u8>>(0)
+            })
+            .map_err(&m)?;
+        let mut v = Vec::new();
+        for r in rows {
+            let b = r.map_err(&m)?;
+            v.push(
+                caldicott_ledger::Hash::from_slice(&b)
+                    .map_err(|e| ledger_damage(&e.to_string()))?,
+            );
+        }
+        v
+    };
+    let mut ins_tile = tx
+        .prepare_cached("INSERT INTO ledger_tiles (epoch, tile, hashes) VALUES (?1, ?2, ?3)")
+        .map_err(&m)?;
+    for (tile, hashes) in ledger::completed_tiles(size, &prefix, &plan.leaf_hashes) {
+        ins_tile
+            .execute(params![epoch, clamp(tile), hashes])
+            .map_err(&m)?;
+    }
+    let keys: Vec<(i64, i64)> = leaf_rows
         .iter()
-        .flat_map(|(idx, l, _)| l.keys.iter().map(move |k| (k.as_str(), *idx)))
+        .flat_map(|(idx, l, _)| l.keys.iter().map(move |k| (ledger::key_hash(k), *idx)))
         .collect();
     for chunk in keys.chunks(ROWS) {
         let sql = multi_insert(
