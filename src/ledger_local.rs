@@ -76,9 +76,7 @@ pub fn seal(data: &Path) -> anyhow::Result<String> {
 
 /// Opens (creating its key the first time) the ledger of an opened vault.
 pub fn open(dir: &DataDir, vault: Arc<Vault>) -> anyhow::Result<Arc<Ledger>> {
-    Ok(Arc::new(
-        Ledger::open(vault, &origin(dir)).context("cannot open the audit ledger")?,
-    ))
+    Ledger::open(vault, &origin(dir)).context("cannot open the audit ledger")
 }
 
 /// `caldicott ledger key`: the verifier key in signed-note `vkey` form.

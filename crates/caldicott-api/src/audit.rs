@@ -19,6 +19,9 @@ use caldicott_vault::{Ledger, LedgerLeaf};
 #[error("the audit trail cannot be written: {0}")]
 pub struct AuditError(pub String);
 
+/// What [`AuditSink::record_then`] calls when the events are durable (or failed).
+pub type RecordDone = Box<dyn FnOnce(Result<(), AuditError>) + Send>;
+
 /// Where audit events go.
 pub trait AuditSink: Send + Sync {
     /// Records events durably; returns once they are (a sink may batch several callers'
@@ -27,6 +30,13 @@ pub trait AuditSink: Send + Sync {
     /// # Errors
     /// When the events could not be made durable.
     fn record(&self, events: Vec<AuditEvent>) -> Result<(), AuditError>;
+
+    /// Records events and calls `done` once they are durable (or could not be made so),
+    /// without blocking the caller: the server awaits `done` instead of holding a thread
+    /// per request. The default records synchronously.
+    fn record_then(&self, events: Vec<AuditEvent>, done: RecordDone) {
+        done(self.record(events));
+    }
 
     /// Whether events about a write travel inside the write's own transaction (the
     /// ledger) rather than through [`AuditSink::record`] afterwards.
@@ -65,6 +75,17 @@ impl AuditSink for LedgerSink {
             .append(leaves)
             .map(|_| ())
             .map_err(|e| AuditError(e.to_string()))
+    }
+
+    fn record_then(&self, events: Vec<AuditEvent>, done: RecordDone) {
+        if events.is_empty() {
+            return done(Ok(()));
+        }
+        let leaves = events.iter().map(leaf_of).collect();
+        self.0.append_then(
+            leaves,
+            Box::new(move |r| done(r.map(|_| ()).map_err(|e| AuditError(e.to_string())))),
+        );
     }
 
     fn transactional(&self) -> bool {

@@ -12,7 +12,7 @@ use axum::routing::any;
 use caldicott_core::{ResourceId, ResourceType, VersionId};
 use serde_json::Value;
 
-use crate::audit::{EventKind, Outcome};
+use crate::audit::{AuditEvent, EventKind, Outcome};
 use crate::bundle::{self, parse_etag};
 use crate::error::{ApiError, IssueType, information};
 use crate::export::Exports;
@@ -111,10 +111,40 @@ async fn handle(State(api): State<Arc<FhirApi>>, req: Request) -> Response {
         return response::error(&e);
     }
     let api2 = Arc::clone(&api);
-    match tokio::task::spawn_blocking(move || route(&api2, call)).await {
-        Ok(Ok(r)) => r,
-        Ok(Err(e)) => response::error(&e),
-        Err(_) => response::error(&ApiError::internal("the request failed unexpectedly")),
+    let (result, events) = match tokio::task::spawn_blocking(move || route(&api2, call)).await {
+        Ok(done) => done,
+        Err(_) => {
+            return response::error(&ApiError::internal("the request failed unexpectedly"));
+        }
+    };
+    // Nothing is answered that is not in the audit trail: the request's events are
+    // group-committed with other requests' and awaited here, without holding a thread.
+    if !events.is_empty() {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        api.audit.record_then(
+            events,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        let recorded = match rx.await {
+            Ok(r) => r,
+            Err(_) => Err(crate::audit::AuditError(
+                "the audit committer stopped".into(),
+            )),
+        };
+        if let Err(e) = recorded {
+            tracing::error!(error = %e, "audit trail unavailable: request refused");
+            return response::error(&ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                IssueType::Exception,
+                "the audit trail cannot be written; try again later",
+            ));
+        }
+    }
+    match result {
+        Ok(r) => r,
+        Err(e) => response::error(&e),
     }
 }
 
@@ -345,17 +375,25 @@ fn session_caller(
     Ok(Ok(session.auth))
 }
 
-fn route(api: &FhirApi, call: Call) -> Result<Response, ApiError> {
+/// Answers a request on the blocking pool; returns the answer and the audit events it
+/// leaves to be recorded before the answer is sent.
+fn route(api: &FhirApi, call: Call) -> (Result<Response, ApiError>, Vec<AuditEvent>) {
     let segs: Vec<&str> = call.segments.iter().map(String::as_str).collect();
     let m = &call.method;
     // The CapabilityStatement is public, as SMART clients read it before they sign in.
     if segs.as_slice() == ["metadata"] && *m == Method::GET {
-        return Ok(response::value(
-            StatusCode::OK,
-            &capability::statement(&call.base),
-        ));
+        return (
+            Ok(response::value(
+                StatusCode::OK,
+                &capability::statement(&call.base),
+            )),
+            Vec::new(),
+        );
     }
-    let caller = authenticate(api, &call)?;
+    let caller = match authenticate(api, &call) {
+        Ok(c) => c,
+        Err(e) => return (Err(e), Vec::new()),
+    };
     let guard = Guard::new(
         &api.store,
         &api.directory,
@@ -367,18 +405,7 @@ fn route(api: &FhirApi, call: Call) -> Result<Response, ApiError> {
         guard.searching(rtype, search_parameter_names(&call));
     }
     let result = dispatch(api, &call, &guard);
-    // Nothing is answered that is not in the audit trail.
-    match api.audit.record(guard.take_pending()) {
-        Ok(()) => result,
-        Err(e) => {
-            tracing::error!(error = %e, "audit trail unavailable: request refused");
-            Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                IssueType::Exception,
-                "the audit trail cannot be written; try again later",
-            ))
-        }
-    }
+    (result, guard.take_pending())
 }
 
 /// Whether the client asks for an HTML page (`Accept: text/html` or `_format=html`).

@@ -76,7 +76,7 @@ fn open_sqlite(path: &std::path::Path) -> Arc<Ledger> {
     b.migrate().expect("migrate");
     let kek = Arc::new(LocalKek::generate().expect("key").0);
     let vault = Arc::new(Vault::open(Box::new(b), kek).expect("vault"));
-    Arc::new(Ledger::open(vault, "bench.caldicott.invalid/audit").expect("ledger"))
+    Ledger::open(vault, "bench.caldicott.invalid/audit").expect("ledger")
 }
 
 fn rate(n: u64, secs: f64) -> String {
@@ -163,7 +163,7 @@ fn main() {
         b.migrate().expect("migrate");
         let kek = Arc::new(LocalKek::generate().expect("key").0);
         let vault = Arc::new(Vault::open(Box::new(b), kek).expect("vault"));
-        let pg = Arc::new(Ledger::open(vault, "bench.caldicott.invalid/audit").expect("ledger"));
+        let pg = Ledger::open(vault, "bench.caldicott.invalid/audit").expect("ledger");
         append_rates("PostgreSQL", &pg, 0);
         drop(pg);
         let mut c = postgres::Client::connect(&url, postgres::NoTls).expect("connect");
@@ -308,7 +308,5 @@ fn main() {
 
 /// The same vault through a new ledger object: an empty node cache.
 fn fresh_cache(ledger: &Arc<Ledger>) -> Arc<Ledger> {
-    Arc::new(
-        Ledger::open(Arc::clone(ledger.vault()), "bench.caldicott.invalid/audit").expect("ledger"),
-    )
+    Ledger::open(Arc::clone(ledger.vault()), "bench.caldicott.invalid/audit").expect("ledger")
 }

@@ -93,19 +93,24 @@ pub struct Ledger {
     vault: Arc<Vault>,
     signer: SignerKey,
     queue: Mutex<Queue>,
-    done: Condvar,
+    /// Wakes the committer when leaves arrive.
+    work: Condvar,
+    /// This ledger, for the committer thread (which must not keep it alive).
+    me: std::sync::Weak<Ledger>,
     /// Per epoch, per level (from [`CACHE_LEVEL`]), the hashes of nodes `0..len`.
     cache: RwLock<HashMap<u32, Vec<Vec<Hash>>>>,
     /// Per epoch, a size it is known to have reached.
     known_sizes: RwLock<HashMap<u32, u64>>,
 }
 
+/// What is told when an append is durable (or failed).
+pub type Done = Box<dyn FnOnce(Result<Appended, LedgerError>) + Send>;
+
 #[derive(Default)]
 struct Queue {
-    next_ticket: u64,
-    waiting: Vec<(u64, Vec<LedgerLeaf>)>,
-    leader: bool,
-    results: HashMap<u64, Result<Appended, String>>,
+    waiting: Vec<(Vec<LedgerLeaf>, Done)>,
+    /// Whether the committer thread is running.
+    committer: bool,
 }
 
 impl Ledger {
@@ -114,7 +119,7 @@ impl Ledger {
     ///
     /// # Errors
     /// When the directory cannot be read or written, or the stored key is unusable.
-    pub fn open(vault: Arc<Vault>, origin: &str) -> Result<Self, LedgerError> {
+    pub fn open(vault: Arc<Vault>, origin: &str) -> Result<Arc<Self>, LedgerError> {
         let signer = match vault.dir_get(KEY_KIND, KEY_NAME)? {
             Some(e) => parse_signer(&e.value)?,
             None => {
@@ -132,14 +137,15 @@ impl Ledger {
                 }
             }
         };
-        Ok(Self {
+        Ok(Arc::new_cyclic(|me| Self {
             vault,
             signer,
             queue: Mutex::new(Queue::default()),
-            done: Condvar::new(),
+            work: Condvar::new(),
+            me: me.clone(),
             cache: RwLock::new(HashMap::new()),
             known_sizes: RwLock::new(HashMap::new()),
-        })
+        }))
     }
 
     /// The vault this ledger lives in.
@@ -163,60 +169,115 @@ impl Ledger {
     /// # Errors
     /// When the commit failed (the leaves are not in the log).
     pub fn append(&self, leaves: Vec<LedgerLeaf>) -> Result<Appended, LedgerError> {
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        self.append_then(
+            leaves,
+            Box::new(move |r| {
+                let _ = tx.send(r);
+            }),
+        );
+        rx.recv().unwrap_or_else(|_| {
+            Err(LedgerError::Damaged(
+                "the audit committer stopped before answering".into(),
+            ))
+        })
+    }
+
+    /// Queues leaves for the next group commit and calls `done` once they are durable
+    /// (or the commit failed), from the committer thread. The caller does not block:
+    /// an async server awaits `done` without holding a thread per request. `done` must
+    /// be quick (it runs on the committer thread, between commits).
+    pub fn append_then(&self, leaves: Vec<LedgerLeaf>, done: Done) {
         let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-        let ticket = q.next_ticket;
-        q.next_ticket += 1;
-        q.waiting.push((ticket, leaves));
-        loop {
-            if let Some(r) = q.results.remove(&ticket) {
-                return r.map_err(|e| {
-                    LedgerError::Backend(BackendError::Db {
-                        during: "appending to the audit ledger",
-                        reason: e,
-                    })
+        q.waiting.push((leaves, done));
+        if !q.committer {
+            // The first append starts the committer thread; it lives as long as this
+            // ledger has work (it exits when idle and is restarted on demand).
+            q.committer = true;
+            drop(q);
+            let me = self.me.clone();
+            let spawned = std::thread::Builder::new()
+                .name("audit-committer".into())
+                .spawn(move || {
+                    if let Some(l) = me.upgrade() {
+                        l.commit_loop();
+                    }
                 });
+            if spawned.is_err() {
+                // No thread: commit here, on the caller's.
+                let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+                q.committer = false;
+                drop(q);
+                self.commit_waiting();
             }
-            if q.leader {
-                q = self.done.wait(q).unwrap_or_else(|p| p.into_inner());
-                continue;
+        } else {
+            self.work.notify_one();
+        }
+    }
+
+    /// The committer: commits whatever is waiting, in one transaction per round, until
+    /// nothing has arrived for a while.
+    fn commit_loop(&self) {
+        loop {
+            if !self.commit_waiting() {
+                let q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+                let (mut q, timeout) = self
+                    .work
+                    .wait_timeout_while(q, std::time::Duration::from_secs(5), |q| {
+                        q.waiting.is_empty()
+                    })
+                    .unwrap_or_else(|p| p.into_inner());
+                if timeout.timed_out() && q.waiting.is_empty() {
+                    q.committer = false;
+                    return;
+                }
             }
-            // Lead one commit of everything waiting (up to MAX_BATCH leaves).
-            q.leader = true;
+        }
+    }
+
+    /// Commits everything waiting (up to MAX_BATCH leaves) in one transaction and tells
+    /// each caller; whether there was anything.
+    fn commit_waiting(&self) -> bool {
+        let batch: Vec<(Vec<LedgerLeaf>, Done)> = {
+            let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
             let mut taken = 0;
             let mut n = 0;
-            for (_, l) in &q.waiting {
+            for (l, _) in &q.waiting {
                 if n > 0 && n + l.len() > MAX_BATCH {
                     break;
                 }
                 n += l.len();
                 taken += 1;
             }
-            let batch: Vec<(u64, Vec<LedgerLeaf>)> = q.waiting.drain(..taken).collect();
-            drop(q);
-            let all: Vec<LedgerLeaf> = batch.iter().flat_map(|(_, l)| l.iter().cloned()).collect();
-            let result = self.vault.backend().write(&[], &all);
-            q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
-            let mut offset = 0u64;
-            for (t, l) in &batch {
-                let r = match &result {
-                    Ok(Some(a)) => Ok(Appended {
-                        epoch: a.epoch,
-                        first: a.first + offset,
-                        size: a.size,
-                    }),
-                    Ok(None) => Ok(Appended {
-                        epoch: 0,
-                        first: 0,
-                        size: 0,
-                    }),
-                    Err(e) => Err(e.to_string()),
-                };
-                offset += l.len() as u64;
-                q.results.insert(*t, r);
-            }
-            q.leader = false;
-            self.done.notify_all();
+            q.waiting.drain(..taken).collect()
+        };
+        if batch.is_empty() {
+            return false;
         }
+        let all: Vec<LedgerLeaf> = batch.iter().flat_map(|(l, _)| l.iter().cloned()).collect();
+        let result = self.vault.backend().write(&[], &all);
+        let mut offset = 0u64;
+        for (l, done) in batch {
+            let r = match &result {
+                Ok(Some(a)) => Ok(Appended {
+                    epoch: a.epoch,
+                    first: a.first + offset,
+                    size: a.size,
+                }),
+                Ok(None) => Ok(Appended {
+                    epoch: 0,
+                    first: 0,
+                    size: 0,
+                }),
+                Err(e) => Err(LedgerError::Backend(BackendError::Db {
+                    during: "appending to the audit ledger",
+                    reason: e.to_string(),
+                })),
+            };
+            offset += l.len() as u64;
+            done(r);
+        }
+        true
     }
 
     /// The current epoch and its size.

@@ -46,7 +46,7 @@ fn dbs() -> Vec<Db> {
     v
 }
 
-fn open(db: &Db, kek: &Arc<LocalKek>) -> Ledger {
+fn open(db: &Db, kek: &Arc<LocalKek>) -> Arc<Ledger> {
     let b = db.backend();
     b.migrate().unwrap();
     let vault = Arc::new(Vault::open(b, kek.clone()).unwrap());
@@ -73,7 +73,7 @@ fn verify(l: &Ledger) -> Result<caldicott_vault::VerifyReport, VerifyError> {
 fn appends_proofs_and_checkpoints_match_the_model() {
     for db in dbs() {
         let kek = Arc::new(LocalKek::generate().unwrap().0);
-        let l = Arc::new(open(&db, &kek));
+        let l = open(&db, &kek);
         let mut model = MemoryTree::new();
         // Empty log: an empty checkpoint.
         let (size, note) = l.publish().unwrap().unwrap();
@@ -189,7 +189,7 @@ fn leaves_written_with_records_are_atomic_with_them() {
 }
 
 /// Builds a 40-entry log with checkpoints at 10, 25 and 40.
-fn tamper_fixture(db: &Db, kek: &Arc<LocalKek>) -> Ledger {
+fn tamper_fixture(db: &Db, kek: &Arc<LocalKek>) -> Arc<Ledger> {
     let l = open(db, kek);
     for chunk in [10u64, 15, 15] {
         let start = l.head().unwrap().size;

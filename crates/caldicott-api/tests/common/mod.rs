@@ -79,10 +79,9 @@ impl Server {
             .add_org(&OdsCode::parse("B82002").unwrap(), "Harbour Care Home")
             .unwrap();
         let token = user_token(&directory, "gp", "A81001", Role::Gp, "user/*.*", None);
-        let ledger = Arc::new(
+        let ledger =
             caldicott_vault::Ledger::open(Arc::clone(&vault), "test.caldicott.invalid/audit")
-                .unwrap(),
-        );
+                .unwrap();
         let audit: Arc<dyn caldicott_api::audit::AuditSink> =
             Arc::new(caldicott_api::audit::LedgerSink(Arc::clone(&ledger)));
         let api = FhirApi {

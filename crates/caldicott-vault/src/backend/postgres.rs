@@ -692,6 +692,14 @@ impl Backend for PostgresBackend {
             tx.commit().map_err(&m)?;
             return Ok(None);
         }
+        if rows.is_empty() {
+            // Events that record no change (reads): committed without waiting for the WAL
+            // flush, which PostgreSQL does within 3 × wal_writer_delay; only a crash of
+            // the database server in that window could lose them. Writes of records, and
+            // the events in their transaction, wait as usual.
+            tx.batch_execute("SET LOCAL synchronous_commit = off")
+                .map_err(&m)?;
+        }
         let mut cache = self.frontier.lock().unwrap_or_else(|p| p.into_inner());
         let (appended, frontier) = append_leaves(&mut tx, cache.take(), leaves)?;
         tx.commit().map_err(&m)?;

@@ -227,6 +227,8 @@ impl SqliteBackend {
         let checkpointer = Checkpointer::start(path)
             .map_err(|e| tracing::warn!(error = %e, "no background WAL checkpointer"))
             .ok();
+        // Room for every statement the writer uses (records, directory, ledger).
+        writer.set_prepared_statement_cache_capacity(256);
         Ok(Self {
             path: path.to_owned(),
             writer: Mutex::new(writer),
@@ -1331,6 +1333,18 @@ fn read_nodes(
         .collect())
 }
 
+/// Rows per multi-row `INSERT` of the ledger: one statement per 50 rows costs far less
+/// than one per row.
+const MULTI_ROWS: usize = 50;
+
+/// Slices of exactly [`MULTI_ROWS`] rows, then single rows: two statement shapes per
+/// table, so the prepared-statement cache always hits (a statement per batch size would
+/// be parsed again on almost every commit).
+fn fixed_chunks<T>(v: &[T]) -> impl Iterator<Item = &[T]> {
+    let full = v.len() / MULTI_ROWS * MULTI_ROWS;
+    v[..full].chunks(MULTI_ROWS).chain(v[full..].chunks(1))
+}
+
 /// `INSERT … VALUES (?, …), (?, …), …` for `rows` rows of `columns` parameters.
 fn multi_insert(head: &str, columns: usize, rows: usize) -> String {
     let one = format!("({})", vec!["?"; columns].join(", "));
@@ -1346,11 +1360,8 @@ fn append_leaves(
 ) -> Result<(Appended, Frontier), BackendError> {
     let m = db_err("appending to the audit ledger");
     let (epoch, size): (i64, i64) = tx
-        .query_row(
-            "SELECT epoch, size FROM ledger_epochs ORDER BY epoch DESC LIMIT 1",
-            [],
-            |r| Ok((r.get(0)?, r.get(1)?)),
-        )
+        .prepare_cached("SELECT epoch, size FROM ledger_epochs ORDER BY epoch DESC LIMIT 1")
+        .and_then(|mut st| st.query_row([], |r| Ok((r.get(0)?, r.get(1)?))))
         .map_err(&m)?;
     let epoch = u32::try_from(epoch).map_err(|_| ledger_damage("epoch number out of range"))?;
     let size = ledger::unsigned(size, "appending to the audit ledger")?;
@@ -1362,15 +1373,13 @@ fn append_leaves(
         }
     };
     let plan = ledger::plan_append(frontier, leaves)?;
-    // Multi-row INSERTs: one statement per ROWS rows costs far less than one per row.
-    const ROWS: usize = 50;
     let leaf_rows: Vec<(i64, &LedgerLeaf, &[u8])> = leaves
         .iter()
         .zip(&plan.leaf_hashes)
         .enumerate()
         .map(|(i, (l, h))| (clamp(size + i as u64), l, &h.as_bytes()[..]))
         .collect();
-    for chunk in leaf_rows.chunks(ROWS) {
+    for chunk in fixed_chunks(&leaf_rows) {
         let sql = multi_insert(
             "INSERT INTO ledger_leaves (epoch, idx, at_us, hash, data)",
             5,
@@ -1389,7 +1398,7 @@ fn append_leaves(
         .filter(|(id, _)| id.level > 0)
         .map(|(id, h)| (i64::from(id.level), clamp(id.index), &h.as_bytes()[..]))
         .collect();
-    for chunk in nodes.chunks(ROWS) {
+    for chunk in fixed_chunks(&nodes) {
         let sql = multi_insert(
             "INSERT INTO ledger_nodes (epoch, level, idx, hash)",
             4,
@@ -1439,7 +1448,7 @@ fn append_leaves(
         .iter()
         .flat_map(|(idx, l, _)| l.keys.iter().map(move |k| (ledger::key_hash(k), *idx)))
         .collect();
-    for chunk in keys.chunks(ROWS) {
+    for chunk in fixed_chunks(&keys) {
         let sql = multi_insert(
             "INSERT OR IGNORE INTO ledger_keys (key, epoch, idx)",
             3,
@@ -1453,11 +1462,9 @@ fn append_leaves(
         st.execute(rusqlite::params_from_iter(values)).map_err(&m)?;
     }
     let new_size = plan.frontier.size();
-    tx.execute(
-        "UPDATE ledger_epochs SET size = ?2 WHERE epoch = ?1",
-        params![epoch, clamp(new_size)],
-    )
-    .map_err(&m)?;
+    tx.prepare_cached("UPDATE ledger_epochs SET size = ?2 WHERE epoch = ?1")
+        .and_then(|mut st| st.execute(params![epoch, clamp(new_size)]))
+        .map_err(&m)?;
     Ok((
         Appended {
             epoch,
