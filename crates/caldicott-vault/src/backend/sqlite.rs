@@ -647,10 +647,15 @@ impl Backend for SqliteBackend {
         let c = self.reader();
         let m = self.map("reading records");
         let mut st = c
+            // A subquery, not a join: SQLite propagates the join's `h.org = ?1` into
+            // `r.org`, which marks the statement as depending on its parameters' values, and
+            // a cached statement so marked is re-prepared on every use (rusqlite clears its
+            // bindings when it returns to the cache); that was 10–15% of a read's CPU.
             .prepare_cached(&format!(
-                "SELECT {RECORD_COLUMNS} FROM heads h JOIN records r
-                   ON r.org = h.org AND r.rtype = h.rtype AND r.id = h.id AND r.version = h.version
-                 WHERE h.org = ?1 AND h.rtype = ?2 AND h.id = ?3"
+                "SELECT {RECORD_COLUMNS} FROM records r
+                 WHERE r.org = ?1 AND r.rtype = ?2 AND r.id = ?3
+                   AND r.version = (SELECT h.version FROM heads h
+                                    WHERE h.org = ?1 AND h.rtype = ?2 AND h.id = ?3)"
             ))
             .map_err(&m)?;
         ids.iter()
