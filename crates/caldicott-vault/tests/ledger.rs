@@ -346,3 +346,63 @@ fn sealing_an_epoch_keeps_both_verifiable() {
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }
+
+/// Two servers on one database (two backends, each with its own connections and frontier
+/// cache, as two `caldicott serve` processes have) append at the same time: one log, every
+/// leaf once, and it verifies.
+#[test]
+fn two_writers_on_one_database_build_one_log() {
+    for db in dbs() {
+        let kek = Arc::new(LocalKek::generate().unwrap().0);
+        let a = open(&db, &kek);
+        let b = open(&db, &kek);
+        let writers: Vec<_> = [a.clone(), b.clone()]
+            .into_iter()
+            .enumerate()
+            .flat_map(|(w, l)| {
+                (0..3).map(move |t| {
+                    let l = Arc::clone(&l);
+                    std::thread::spawn(move || {
+                        for j in 0..40u64 {
+                            let i = (w as u64 * 10 + t) * 1000 + j;
+                            if j % 2 == 0 {
+                                l.append(vec![leaf(i)]).unwrap();
+                            } else {
+                                // Leaves in the transaction of a record write.
+                                let write = Write {
+                                    org: OdsCode::parse("A81001").unwrap(),
+                                    rtype: ResourceType::new("Patient").unwrap(),
+                                    id: ResourceId::new(&format!("p{i}")).unwrap(),
+                                    expect: Expect::Absent,
+                                    body: b"{}".to_vec(),
+                                    terms: vec![],
+                                };
+                                l.vault()
+                                    .commit_audited(&[write], 1, 1, &[leaf(i)])
+                                    .unwrap();
+                            }
+                        }
+                    })
+                })
+            })
+            .collect();
+        for w in writers {
+            w.join().unwrap();
+        }
+        let head = a.head().unwrap();
+        assert_eq!(head.size, 240);
+        let mut seen: Vec<Vec<u8>> = a
+            .leaves(1, 0, 240)
+            .unwrap()
+            .into_iter()
+            .map(|l| l.data)
+            .collect();
+        seen.sort();
+        seen.dedup();
+        assert_eq!(seen.len(), 240, "every leaf exactly once");
+        a.publish().unwrap();
+        b.publish().unwrap();
+        verify(&a).unwrap();
+        verify(&b).unwrap();
+    }
+}
