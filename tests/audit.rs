@@ -165,23 +165,11 @@ fn audited_deployment(data: &Path) {
             .arg(data),
     );
     let cert = data.join("tls/cert.pem");
-    let auth = format!("Bearer {token}");
     for i in 0..6 {
         let body = format!(
             r#"{{"resourceType":"Patient","name":[{{"family":"T{i}"}}],"managingOrganization":{{"identifier":{{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"LOCAL"}}}}}}"#
         );
-        let (status, _) = https_request(
-            &server.url,
-            &cert,
-            "POST",
-            "/fhir/Patient",
-            &[
-                ("Authorization", auth.as_str()),
-                ("Content-Type", "application/fhir+json"),
-            ],
-            body.as_bytes(),
-        );
-        assert_eq!(status, 201);
+        common::create_over_https(&server.url, &cert, &token, "Patient", &body);
     }
     drop(server); // SIGTERM: a final checkpoint is signed
 }
@@ -222,7 +210,7 @@ fn ledger_verify_names_the_first_bad_entry_after_tampering() {
     db.execute("UPDATE ledger_leaves SET data = ?1 WHERE idx = 3", [&leaf])
         .unwrap();
     ok(caldicott().args(["ledger", "verify", "--data"]).arg(&data));
-    // Delete one; then a non-canonical leaf (valid JSON, spaces added).
+    // Delete one.
     db.execute("DELETE FROM ledger_leaves WHERE idx = 5", [])
         .unwrap();
     let err = common::fails(caldicott().args(["ledger", "verify", "--data"]).arg(&data));
@@ -241,26 +229,8 @@ fn the_patient_access_report_from_the_command_line() {
             .arg(&data),
     );
     let cert = data.join("tls/cert.pem");
-    let auth = format!("Bearer {token}");
     let body = r#"{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}],"name":[{"family":"Quill"}],"managingOrganization":{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"LOCAL"}}}"#;
-    let (status, text) = https_request(
-        &server.url,
-        &cert,
-        "POST",
-        "/fhir/Patient",
-        &[
-            ("Authorization", auth.as_str()),
-            ("Content-Type", "application/fhir+json"),
-        ],
-        body.as_bytes(),
-    );
-    assert_eq!(status, 201);
-    let id = text
-        .split("\"id\":\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .unwrap()
-        .to_owned();
+    let id = common::create_over_https(&server.url, &cert, &token, "Patient", body);
     for _ in 0..3 {
         let (s, _) = common::https_get_as(
             &server.url,

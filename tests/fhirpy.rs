@@ -127,26 +127,8 @@ fn audit_events_and_access_reports_are_valid_fhir_to_fhir_resources() {
         .arg(&data))
     .trim()
     .to_owned();
-    let auth = format!("Bearer {gp}");
     let body = r#"{"resourceType":"Patient","identifier":[{"system":"https://fhir.nhs.uk/Id/nhs-number","value":"9434765919"}],"name":[{"family":"Quill"}],"managingOrganization":{"identifier":{"system":"https://fhir.nhs.uk/Id/ods-organization-code","value":"LOCAL"}}}"#;
-    let (status, text) = https_request(
-        &server.url,
-        &cert,
-        "POST",
-        "/fhir/Patient",
-        &[
-            ("Authorization", auth.as_str()),
-            ("Content-Type", "application/fhir+json"),
-        ],
-        body.as_bytes(),
-    );
-    assert_eq!(status, 201);
-    let id = text
-        .split("\"id\":\"")
-        .nth(1)
-        .and_then(|r| r.split('"').next())
-        .unwrap()
-        .to_owned();
+    let id = common::create_over_https(&server.url, &cert, &gp, "Patient", body);
     for path in [
         format!("/fhir/Patient/{id}"),
         format!("/fhir/Observation?patient={id}"),

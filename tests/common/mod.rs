@@ -164,6 +164,34 @@ impl Drop for Server {
     }
 }
 
+/// Creates a resource over TLS as the bearer of `token` (201 expected); returns its id.
+pub fn create_over_https(
+    base: &str,
+    cert_pem: &Path,
+    token: &str,
+    rtype: &str,
+    body: &str,
+) -> String {
+    let auth = format!("Bearer {token}");
+    let (status, text) = https_request(
+        base,
+        cert_pem,
+        "POST",
+        &format!("/fhir/{rtype}"),
+        &[
+            ("Authorization", auth.as_str()),
+            ("Content-Type", "application/fhir+json"),
+        ],
+        body.as_bytes(),
+    );
+    assert_eq!(status, 201, "{text}");
+    text.split("\"id\":\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the created resource's id")
+        .to_owned()
+}
+
 /// A GET over TLS, trusting only the given certificate. Returns the status and the
 /// whole response text.
 pub fn https_get(base: &str, cert_pem: &Path, path: &str) -> (u16, String) {

@@ -165,7 +165,8 @@ pub(crate) fn access_event(
     }
 }
 
-fn roles(subject: &Subject) -> String {
+/// A subject's roles as recorded: their names, comma separated.
+pub(crate) fn roles(subject: &Subject) -> String {
     subject
         .roles
         .iter()

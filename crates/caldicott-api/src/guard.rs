@@ -150,13 +150,7 @@ impl<'a> Guard<'a> {
                 action: "search".into(),
                 user: self.subject.user.clone(),
                 org: self.subject.org.clone(),
-                role: self
-                    .subject
-                    .roles
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect::<Vec<_>>()
-                    .join(","),
+                role: crate::audit::roles(&self.subject),
                 purpose: self.subject.purpose.to_string(),
                 rtype: Some(rtype),
                 id: None,
@@ -231,13 +225,7 @@ impl<'a> Guard<'a> {
             action,
             &self.subject.user,
             &self.subject.org,
-            &self
-                .subject
-                .roles
-                .iter()
-                .map(ToString::to_string)
-                .collect::<Vec<_>>()
-                .join(","),
+            &crate::audit::roles(&self.subject),
             &self.origin,
             outcome,
             reason,

@@ -353,13 +353,12 @@ impl Ledger {
     /// # Errors
     /// When the range is beyond the epoch or the database cannot be read.
     pub fn leaves(&self, epoch: u32, start: u64, end: u64) -> Result<Vec<StoredLeaf>, LedgerError> {
-        let e = self.epoch(epoch)?;
-        if start > end || end > e.size {
+        if start > end {
             return Err(LedgerError::Range(format!(
-                "entries [{start}, {end}) are not within the {}-entry log",
-                e.size
+                "entries [{start}, {end}) are not a range"
             )));
         }
+        self.require_size(epoch, end)?;
         Ok(self.vault.backend().ledger_leaves(epoch, start, end)?)
     }
 
@@ -405,27 +404,34 @@ impl Ledger {
         consistency_proof(&source, from, to).map_err(|e| LedgerError::Damaged(e.to_string()))
     }
 
-    fn source(&self, epoch: u32, size: u64) -> Result<Stored<'_>, LedgerError> {
-        // An epoch only grows: a size seen once stays valid, so most proofs need no query.
+    /// Fails unless `epoch` has at least `size` entries. An epoch only grows, so a size
+    /// seen once stays valid: most calls (a proof, a leaf read) need no query.
+    fn require_size(&self, epoch: u32, size: u64) -> Result<(), LedgerError> {
         let known = self
             .known_sizes
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .get(&epoch)
             .copied();
-        if known.is_none_or(|k| size > k) {
-            let e = self.epoch(epoch)?;
-            self.known_sizes
-                .write()
-                .unwrap_or_else(|p| p.into_inner())
-                .insert(epoch, e.size);
-            if size > e.size {
-                return Err(LedgerError::Range(format!(
-                    "size {size} is beyond the log's {} entries",
-                    e.size
-                )));
-            }
+        if known.is_some_and(|k| size <= k) {
+            return Ok(());
         }
+        let e = self.epoch(epoch)?;
+        self.known_sizes
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(epoch, e.size);
+        if size > e.size {
+            return Err(LedgerError::Range(format!(
+                "size {size} is beyond the log's {} entries",
+                e.size
+            )));
+        }
+        Ok(())
+    }
+
+    fn source(&self, epoch: u32, size: u64) -> Result<Stored<'_>, LedgerError> {
+        self.require_size(epoch, size)?;
         Ok(Stored {
             ledger: self,
             epoch,
