@@ -1,8 +1,11 @@
-//! `caldicott mail`: offline screening (`scan`) and training the classifier (`train`).
+//! `caldicott mail`: offline screening (`scan`), training the classifier (`train`), the
+//! SMTP gateway (`serve`, `hash-password`) and its quarantine (`quarantine`, in
+//! `mail_quarantine.rs`).
 //!
 //! The engine is `caldicott-mail`; this module only finds files, reads them under the
-//! configured size limit, runs the scanner on all cores and prints. No network check runs
-//! here: there is no resolver yet.
+//! configured size limit, runs the scanner on all cores and prints. `scan` never looks
+//! anything up (it builds no resolver, whatever `[dns]` says); `serve` verifies senders
+//! through `[dns]`, and `check-dns` queries it (or `--nameserver`).
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Read as _, Write as _};
@@ -37,7 +40,7 @@ pub enum MailCommand {
     /// Trains the per-site classifier from directories of ham and spam and writes the model.
     Train {
         /// Directory (or file) of legitimate mail; repeatable.
-        #[arg(long, required = true)]
+        #[arg(long, required_unless_present = "quarantine_feedback")]
         ham: Vec<PathBuf>,
         /// Directory (or file) of spam; repeatable.
         #[arg(long, required = true)]
@@ -51,6 +54,57 @@ pub enum MailCommand {
         /// Keep features seen in at least this many training messages.
         #[arg(long, default_value_t = 2)]
         min_count: u32,
+        /// A Caldicott data directory: messages marked not spam in its mail quarantine
+        /// (`mail quarantine mark-not-spam`) are added as ham.
+        #[arg(long)]
+        quarantine_feedback: Option<PathBuf>,
+    },
+    /// The gateway's quarantine (sealed in the vault): list, show, release, delete,
+    /// mark-not-spam, digest.
+    Quarantine {
+        #[command(subcommand)]
+        command: crate::mail_quarantine::QuarantineCommand,
+    },
+    /// Runs the SMTP gateway of the configuration's `[gateway]` section: receives, screens,
+    /// queues (durably) and relays mail to the next hop. Runs until SIGTERM or Ctrl-C.
+    Serve {
+        /// Configuration (TOML) with a `[gateway]` section.
+        #[arg(long)]
+        config: PathBuf,
+        /// A model written by `caldicott mail train` (without one the classifier is off).
+        #[arg(long)]
+        model: Option<PathBuf>,
+    },
+    /// Reads a password from standard input and prints its Argon2id hash, for
+    /// `[[gateway.users]] password_hash`.
+    HashPassword,
+    /// Says which SPF, DKIM, DMARC, MTA-STS and TLS-RPT records a domain should publish,
+    /// looks up what it publishes, and whether each is right, missing or wrong and why.
+    /// Exit status 1 when something is missing or wrong.
+    CheckDns {
+        /// The mail domain, e.g. sunnyvale-care.co.uk.
+        domain: String,
+        /// The DKIM selector to check (`<selector>._domainkey.<domain>`).
+        #[arg(long)]
+        selector: Option<String>,
+        /// The gateway's public host name (the MX; SPF must allow it).
+        #[arg(long)]
+        mx_host: Option<String>,
+        /// The gateway's DKIM private key (PEM): the published key must match it.
+        #[arg(long)]
+        dkim_key: Option<PathBuf>,
+        /// Where DMARC aggregate reports should go (default dmarc-reports@DOMAIN).
+        #[arg(long)]
+        rua: Option<String>,
+        /// Configuration (TOML) whose `[dns]` names the resolver.
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// A nameserver (IP or IP:port) instead of the configuration's; repeatable.
+        #[arg(long)]
+        nameserver: Vec<String>,
+        /// One JSON object instead of text.
+        #[arg(long)]
+        json: bool,
     },
 }
 
@@ -68,7 +122,48 @@ pub fn run(command: MailCommand) -> anyhow::Result<()> {
             out,
             config,
             min_count,
-        } => train(&ham, &spam, &out, config.as_deref(), min_count),
+            quarantine_feedback,
+        } => {
+            let feedback = match &quarantine_feedback {
+                Some(d) => crate::mail_quarantine::ham(d)?,
+                None => Vec::new(),
+            };
+            train(&ham, &spam, &out, config.as_deref(), min_count, &feedback)
+        }
+        MailCommand::Quarantine { command } => crate::mail_quarantine::run(command),
+        MailCommand::Serve { config, model } => serve(&config, model.as_deref()),
+        MailCommand::CheckDns {
+            domain,
+            selector,
+            mx_host,
+            dkim_key,
+            rua,
+            config,
+            nameserver,
+            json,
+        } => check_dns(
+            caldicott_mail::checkdns::CheckOptions {
+                domain,
+                selector,
+                mx_host,
+                dkim_key_pem: dkim_key
+                    .map(|p| std::fs::read(&p).with_context(|| format!("reading {}", p.display())))
+                    .transpose()?,
+                rua,
+            },
+            config.as_deref(),
+            nameserver,
+            json,
+        ),
+        MailCommand::HashPassword => {
+            let mut pw = zeroize::Zeroizing::new(String::new());
+            std::io::stdin().read_line(&mut pw)?;
+            let hash =
+                caldicott_mail::smtp::hash_password(pw.trim_end_matches(['\r', '\n']).as_bytes())
+                    .map_err(anyhow::Error::msg)?;
+            say!("{hash}");
+            Ok(())
+        }
     }
 }
 
@@ -250,6 +345,7 @@ fn train(
     out: &Path,
     config: Option<&Path>,
     min_count: u32,
+    feedback_ham: &[zeroize::Zeroizing<Vec<u8>>],
 ) -> anyhow::Result<()> {
     let config = load_config(config)?;
     let limit = config.limits.max_message_bytes;
@@ -265,6 +361,19 @@ fn train(
                 None => skipped += 1,
             }
         }
+    }
+    // Messages the privacy officer marked not spam: the mistakes the model should unlearn.
+    for raw in feedback_ham {
+        match scanner.features(&raw[..raw.len().min(limit + 1)]) {
+            Some(f) => trainer.add(&f, false),
+            None => skipped += 1,
+        }
+    }
+    if !feedback_ham.is_empty() {
+        say!(
+            "{} message(s) marked not spam added as ham",
+            feedback_ham.len()
+        );
     }
     let (nham, nspam) = trainer.trained();
     if nham == 0 || nspam == 0 {
@@ -290,5 +399,100 @@ fn train(
         bytes.len() as f64 / 1024.0,
         out.display()
     );
+    Ok(())
+}
+
+fn serve(config_path: &Path, model: Option<&Path>) -> anyhow::Result<()> {
+    use caldicott_mail::smtp::{FsQuarantine, Gateway, ScannerScreen};
+    use std::sync::Arc;
+    let config = load_config(Some(config_path))?;
+    let Some(gateway) = config.gateway.clone() else {
+        bail!("{} has no [gateway] section", config_path.display());
+    };
+    let model = model.map(load_model).transpose()?;
+    let mail_config = config.clone();
+    let scanner = Arc::new(Scanner::new(config, model)?);
+    let quarantine: Arc<dyn caldicott_mail::smtp::Quarantine> = match &gateway.data {
+        Some(data) => {
+            let dir = crate::load(data, std::env::var("CALDICOTT_DATABASE").ok())?;
+            let vault = Arc::new(dir.open_vault()?);
+            Arc::new(caldicott_mail::quarantine::VaultQuarantine::new(vault))
+        }
+        None => {
+            tracing::warn!(
+                "gateway.quarantine_dir: quarantined mail is stored UNENCRYPTED; give gateway.data in production"
+            );
+            Arc::new(
+                FsQuarantine::new(&gateway.quarantine_dir)
+                    .with_context(|| format!("creating {}", gateway.quarantine_dir.display()))?,
+            )
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    runtime.block_on(async move {
+        let gw = Gateway::bind(&gateway, Arc::new(ScannerScreen(scanner)), quarantine).await?;
+        // Sender authentication (with [dns]) and DKIM signing (with [[auth.sign]]) wrap the
+        // whole screen: only the outermost screen's header fields reach the message.
+        let auth = caldicott_mail::auth::AuthLayer::new(&mail_config, &gateway.hostname)?;
+        if !auth.verifies() {
+            tracing::warn!("no [dns] resolver: SPF, DKIM, DMARC and ARC are not checked");
+        }
+        let gw = gw.wrap_screen(|inner| Arc::new(auth.wrap(inner)));
+        say!("Caldicott mail gateway inbound at {}", gw.inbound_addr()?);
+        if let Some(a) = gw.submission_addr() {
+            say!("Caldicott mail gateway submission at {}", a?);
+        }
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        // Every acknowledged message is already on disk: stopping needs no flush.
+        tokio::select! {
+            _ = gw.run() => {}
+            _ = tokio::signal::ctrl_c() => {}
+            _ = term.recv() => {}
+        }
+        say!("Caldicott mail gateway stopped");
+        Ok(())
+    })
+}
+
+/// `mail check-dns`: the resolver of `--nameserver` or the configuration's `[dns]`.
+fn check_dns(
+    opts: caldicott_mail::checkdns::CheckOptions,
+    config: Option<&Path>,
+    nameservers: Vec<String>,
+    json: bool,
+) -> anyhow::Result<()> {
+    let dns = if !nameservers.is_empty() {
+        caldicott_mail::dns::DnsConfig::new(nameservers)
+    } else {
+        let Some(path) = config else {
+            bail!("check-dns needs a resolver: --nameserver IP[:PORT] or --config with [dns]");
+        };
+        match load_config(Some(path))?.dns {
+            Some(d) => d,
+            None => bail!(
+                "{} has no [dns] section (or give --nameserver)",
+                path.display()
+            ),
+        }
+    };
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("starting the async runtime")?;
+    let report = runtime.block_on(caldicott_mail::checkdns::check(&dns, &opts))?;
+    let mut out = std::io::stdout().lock();
+    if json {
+        serde_json::to_writer_pretty(&mut out, &report)?;
+        writeln!(out)?;
+    } else {
+        write!(out, "{}", caldicott_mail::checkdns::render_text(&report))?;
+    }
+    out.flush()?;
+    if !report.passes() {
+        std::process::exit(1);
+    }
     Ok(())
 }

@@ -15,6 +15,7 @@ macro_rules! say {
 }
 
 mod admin;
+mod aggregate_cmd;
 mod audit_cmd;
 mod config;
 mod datadir;
@@ -22,9 +23,11 @@ mod import;
 mod ledger_local;
 mod ledger_remote;
 mod mail;
+mod mail_quarantine;
 mod progress;
 mod reindex;
 mod serve;
+mod share_cmd;
 
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
@@ -112,7 +115,8 @@ enum Command {
         files: Vec<PathBuf>,
     },
     /// De-identifies a CSV file: optimal full-domain generalisation to a privacy model
-    /// (k-anonymity), with a JSON report. Never leaves a partial output file.
+    /// (k-anonymity, ℓ-diversity, t-closeness, risk thresholds), with a JSON report and
+    /// optionally an HTML one. Never leaves a partial output file.
     Anonymise {
         /// The CSV file to de-identify.
         #[arg(long)]
@@ -129,6 +133,9 @@ enum Command {
         /// The JSON report to write.
         #[arg(long)]
         report: PathBuf,
+        /// Also write the report as a self-contained HTML page (no scripts).
+        #[arg(long, value_name = "FILE")]
+        report_html: Option<PathBuf>,
     },
     /// Organisations of the deployment.
     Org {
@@ -179,6 +186,11 @@ enum Command {
     Audit {
         #[command(subcommand)]
         command: audit_cmd::AuditCommand,
+    },
+    /// Safe sharing: data-sharing agreements and de-identified, encrypted releases.
+    Share {
+        #[command(subcommand)]
+        command: share_cmd::ShareCommand,
     },
 }
 
@@ -264,6 +276,7 @@ impl Command {
             Command::Optout { command } => Some(command.data_dir()),
             Command::Breakglass { command } => Some(command.data_dir()),
             Command::Audit { command } => Some(command.data_dir()),
+            Command::Share { command } => command.data_dir(),
             Command::Init { .. }
             | Command::Demo { .. }
             | Command::Synth { .. }
@@ -361,14 +374,16 @@ fn run(cli: Cli) -> anyhow::Result<()> {
             hierarchies,
             out,
             report,
+            report_html,
         } => {
             let policy = caldicott_deid::Policy::from_toml_file(&config)?;
-            let r = caldicott_deid::anonymise_csv(
+            let r = caldicott_deid::anonymise_csv_html(
                 &input,
                 &policy,
                 hierarchies.as_deref(),
                 &out,
                 &report,
+                report_html.as_deref(),
             )?;
             let levels: Vec<String> = r
                 .transformation
@@ -396,6 +411,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Mail { command } => mail::run(command),
         Command::Ledger { cmd } => ledger_remote::run(cmd),
         Command::Audit { command } => audit_cmd::run(command),
+        Command::Share { command } => share_cmd::run(command),
         Command::Org { command } => admin::org(command),
         Command::User { command } => admin::user(command),
         Command::Token { command } => admin::token(command),

@@ -84,6 +84,11 @@ pub fn serve(
         directory: Arc::clone(&api.directory),
         audit: Arc::clone(&api.audit),
     };
+    let agreements = caldicott_api::agreements::AgreementsState {
+        directory: Arc::clone(&api.directory),
+        book: caldicott_share::Book::new(Arc::clone(&vault)),
+        audit: Arc::clone(&api.audit),
+    };
     let transparency = caldicott_api::auditlog::StoredLedger {
         ledger: Arc::clone(&ledger),
         directory: Arc::clone(&api.directory),
@@ -93,7 +98,8 @@ pub fn serve(
         caldicott_api::router(Arc::new(api))
             .merge(caldicott_api::ledger::router(Arc::new(transparency)))
             .merge(caldicott_api::auth::router(Arc::new(auth)))
-            .merge(caldicott_api::admin::router(Arc::new(admin))),
+            .merge(caldicott_api::admin::router(Arc::new(admin)))
+            .merge(caldicott_api::agreements::router(Arc::new(agreements))),
     );
     caldicott_server::validate(&cfg)?;
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -7,8 +7,12 @@
 //!   checks of cargo-deny, a throwaway PostgreSQL cluster, the test suites and the doctests,
 //!   each step announced, timed and summarised, stopping at the first failure;
 //! - `cargo xtask bench <name>`: a benchmark run against the same kind of throwaway PostgreSQL;
+//!   a bench that compares against a Python package first gets a venv of its own from pinned
+//!   requirements (`bench anonymise`: anjana, in target/pyenv-bench; see `python.rs`);
 //! - `cargo xtask bench fhir`: load on the FHIR API of a release `caldicott serve` started on a
 //!   throwaway data directory (`bench_fhir.rs`);
+//! - `cargo xtask bench mail [--accuracy]`: mail screening beside rspamd and SpamAssassin
+//!   from Debian's packages, on the SpamAssassin corpus (`bench_mail.rs`);
 //! - `cargo xtask pg`: a throwaway PostgreSQL for poking at by hand, deleted on Ctrl-C;
 //! - `cargo xtask deny`: only the supply-chain step of `test`;
 //! - `cargo xtask codegen`: regenerates `caldicott-fhir`'s FHIR R4 tables (`codegen.rs`).
@@ -45,6 +49,7 @@ use anyhow::{Context, Result, bail, ensure};
 use clap::{Args, Parser, Subcommand};
 
 mod bench_fhir;
+mod bench_mail;
 mod codegen;
 mod python;
 
@@ -54,10 +59,13 @@ struct Bench {
     name: &'static str,
     /// The package that owns the bench target.
     package: &'static str,
-    /// The `[[bench]]` target name in that package.
-    target: &'static str,
+    /// The `[[bench]]` target names in that package, run in this order by one `cargo bench`.
+    targets: &'static [&'static str],
     /// Whether to start a throwaway PostgreSQL for it.
     postgres: bool,
+    /// A requirements file and the venv (both relative to the repository root) to make ready
+    /// first: the bench then gets the venv's interpreter as `CALDICOTT_BENCH_PYTHON`.
+    python: Option<(&'static str, &'static str)>,
 }
 
 /// Every benchmark `cargo xtask bench` knows. Adding one is one entry here.
@@ -65,26 +73,31 @@ const BENCHES: &[Bench] = &[
     Bench {
         name: "vault",
         package: "caldicott-vault",
-        target: "vault",
+        targets: &["vault"],
         postgres: true,
+        python: None,
     },
     Bench {
         name: "ledger",
         package: "caldicott-ledger",
-        target: "ledger",
+        targets: &["ledger"],
         postgres: false,
+        python: None,
     },
     Bench {
         name: "ledger-store",
         package: "caldicott-vault",
-        target: "ledger",
+        targets: &["ledger"],
         postgres: true,
+        python: None,
     },
     Bench {
         name: "anonymise",
         package: "caldicott-deid",
-        target: "anonymise",
+        // Adult and 1M synthetic rows, then the side-by-side run against anjana (PyPI).
+        targets: &["anonymise", "versus_anjana"],
         postgres: false,
+        python: Some(("tests/python/bench-requirements.txt", "target/pyenv-bench")),
     },
 ];
 
@@ -163,6 +176,10 @@ enum LoadBench {
     /// Load on the FHIR R4 REST API of a release `caldicott serve`: reads, searches, creates
     /// and transactions on synthetic patients, against issue 3's targets (`bench_fhir.rs`).
     Fhir(bench_fhir::FhirArgs),
+    /// Mail screening beside rspamd and SpamAssassin (Debian's packages) on the SpamAssassin
+    /// corpus: throughput and memory, or with `--accuracy` the train/test comparison
+    /// (`bench_mail.rs`).
+    Mail(bench_mail::MailArgs),
 }
 
 fn main() -> ExitCode {
@@ -225,6 +242,36 @@ fn test_steps(args: &TestArgs, steps: &mut Steps) -> Result<()> {
         "venv target/pyenv with tests/python/requirements.txt",
         python::setup,
     )?;
+    // The rage CLI (age's reference Rust CLI, the same version as the `age` crate) that the
+    // release tests of caldicott-share decrypt with, as a recipient would. Installed once
+    // into target/tools (about 1m50s on 2 cores), then reused while its version matches.
+    let rage_env = steps.run(
+        "rage",
+        "rage CLI =0.12.1 in target/tools (cargo install, only when missing)",
+        || -> Result<Vec<(&'static str, OsString)>> {
+            const RAGE_VERSION: &str = "0.12.1";
+            let tools = repo_root().join("target/tools");
+            let rage = tools.join("bin/rage");
+            let installed = capture(Command::new(&rage).arg("--version"))
+                .is_ok_and(|v| v.split_whitespace().last() == Some(RAGE_VERSION));
+            if installed {
+                eprintln!("target/tools/bin/rage: rage {RAGE_VERSION} already installed");
+            } else {
+                let start = Instant::now();
+                run(cargo()
+                    .args(["install", "rage", "--version"])
+                    .arg(format!("={RAGE_VERSION}"))
+                    .args(["--locked", "--force", "--root"])
+                    .arg(&tools))
+                .context("cargo install rage failed: crates.io must be reachable")?;
+                eprintln!("installed rage in {}", fmt_duration(start.elapsed()));
+            }
+            Ok(vec![
+                ("CALDICOTT_TEST_RAGE", rage.into_os_string()),
+                ("CALDICOTT_REQUIRE_RAGE", "1".into()),
+            ])
+        },
+    )?;
     let cluster = if args.no_postgres {
         steps.skip(
             "postgres",
@@ -236,6 +283,7 @@ fn test_steps(args: &TestArgs, steps: &mut Steps) -> Result<()> {
     };
     let mut env = TestEnv::new(cluster.as_ref());
     env.vars.extend(python_env);
+    env.vars.extend(rage_env);
 
     let tests = run_tests(steps, &env, &args.extra);
 
@@ -390,6 +438,7 @@ impl TestEnv {
 fn cmd_bench(args: &BenchArgs) -> Result<()> {
     let name = match (&args.load, &args.name) {
         (Some(LoadBench::Fhir(fhir)), _) => return bench_fhir::cmd_bench_fhir(fhir),
+        (Some(LoadBench::Mail(mail)), _) => return bench_mail::cmd_bench_mail(mail),
         (None, Some(name)) => name,
         (None, None) => bail!("name a benchmark"),
     };
@@ -397,6 +446,15 @@ fn cmd_bench(args: &BenchArgs) -> Result<()> {
         .iter()
         .find(|b| b.name == *name)
         .with_context(|| format!("unknown benchmark `{name}`"))?;
+    // Before any cluster starts, so that a failed install leaves nothing running.
+    let python = match bench.python {
+        Some((requirements, venv)) => Some(python::ensure_venv(
+            requirements,
+            venv,
+            &format!("`cargo xtask bench {name}`"),
+        )?),
+        None => None,
+    };
     let cluster = if bench.postgres {
         Some(PgCluster::start()?)
     } else {
@@ -404,11 +462,17 @@ fn cmd_bench(args: &BenchArgs) -> Result<()> {
     };
     let env = TestEnv::new(cluster.as_ref());
     let mut cmd = cargo();
-    cmd.args(["bench", "-p", bench.package, "--bench", bench.target]);
+    cmd.args(["bench", "-p", bench.package]);
+    for target in bench.targets {
+        cmd.args(["--bench", target]);
+    }
     if !args.extra.is_empty() {
         cmd.arg("--").args(&args.extra);
     }
     env.apply(&mut cmd);
+    if let Some(python) = python {
+        cmd.env("CALDICOTT_BENCH_PYTHON", python);
+    }
     let result = run(&mut cmd);
     if let Some(cluster) = cluster {
         let teardown = cluster.stop();

@@ -10,7 +10,7 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail, ensure};
@@ -27,25 +27,37 @@ const VENV: &str = "target/pyenv";
 
 /// Makes the venv ready; returns the variables the test run needs.
 pub fn setup() -> Result<Vec<(&'static str, OsString)>> {
+    let python = ensure_venv(REQUIREMENTS, VENV, "the checks of tests/fhirpy.rs")?;
+    Ok(vec![
+        (ENV_PYTHON, python.into_os_string()),
+        (ENV_REQUIRE, "1".into()),
+    ])
+}
+
+/// Makes a venv at `venv` (relative to the repository root) hold exactly the pins of
+/// `requirements` (also used by `cargo xtask bench` for benchmarks that compare against a
+/// Python package, each in a venv of its own so that their pins cannot clash with the
+/// tests'); returns the venv's interpreter. `purpose` names what needs it, for errors.
+pub fn ensure_venv(requirements: &str, venv: &str, purpose: &str) -> Result<PathBuf> {
     let root = repo_root();
-    let requirements = root.join(REQUIREMENTS);
-    let pins = read_pins(&requirements)?;
-    let venv = root.join(VENV);
-    let python = venv.join("bin/python");
+    let requirements_file = root.join(requirements);
+    let pins = read_pins(&requirements_file)?;
+    let venv_dir = root.join(venv);
+    let python = venv_dir.join("bin/python");
 
     if works(&python) {
-        eprintln!("{VENV}: using the existing venv");
+        eprintln!("{venv}: using the existing venv");
     } else {
-        create_venv(&venv)?;
+        create_venv(&venv_dir)?;
     }
     let missing = unmet(&python, &pins)?;
     if missing.is_empty() {
         eprintln!(
-            "{VENV}: all {} pinned packages of {REQUIREMENTS} already installed",
+            "{venv}: all {} pinned packages of {requirements} already installed",
             pins.len()
         );
     } else {
-        eprintln!("{VENV}: to install: {}", missing.join(", "));
+        eprintln!("{venv}: to install: {}", missing.join(", "));
         let mut pip = Command::new(&python);
         pip.args([
             "-m",
@@ -55,25 +67,22 @@ pub fn setup() -> Result<Vec<(&'static str, OsString)>> {
             "--no-input",
             "-r",
         ])
-        .arg(&requirements)
+        .arg(&requirements_file)
         .stdin(Stdio::null());
         run(&mut pip).with_context(|| {
             format!(
-                "pip could not install {REQUIREMENTS} into {VENV}: PyPI must be reachable \
-                 (the fhirpy check of tests/fhirpy.rs needs these packages; CI too)"
+                "pip could not install {requirements} into {venv}: PyPI must be reachable \
+                 ({purpose} needs these packages)"
             )
         })?;
         let still = unmet(&python, &pins)?;
         ensure!(
             still.is_empty(),
-            "after pip install, still not as pinned in {REQUIREMENTS}: {}",
+            "after pip install, still not as pinned in {requirements}: {}",
             still.join(", ")
         );
     }
-    Ok(vec![
-        (ENV_PYTHON, python.into_os_string()),
-        (ENV_REQUIRE, "1".into()),
-    ])
+    Ok(python)
 }
 
 /// `name==version` lines of a requirements file, by normalised name.
@@ -209,5 +218,13 @@ mod tests {
         let pins = read_pins(&repo_root().join(REQUIREMENTS)).unwrap();
         assert!(pins.contains_key("fhirpy"), "{pins:?}");
         assert!(pins.contains_key("requests"), "{pins:?}");
+    }
+
+    #[test]
+    fn the_bench_requirements_pin_anjana_and_what_it_pins() {
+        let pins = read_pins(&repo_root().join("tests/python/bench-requirements.txt")).unwrap();
+        for name in ["anjana", "pycanon", "pandas", "numpy", "typing-extensions"] {
+            assert!(pins.contains_key(name), "{name} missing: {pins:?}");
+        }
     }
 }

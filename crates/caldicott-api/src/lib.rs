@@ -22,6 +22,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod agreements;
 pub mod audit;
 pub mod auditlog;
 pub mod auth;

@@ -4,6 +4,7 @@
 //! cargo bench -p caldicott-deid --bench anonymise                 # both
 //! cargo bench -p caldicott-deid --bench anonymise -- adult        # Adult only
 //! cargo bench -p caldicott-deid --bench anonymise -- synthetic [--rows N]
+//! cargo bench -p caldicott-deid --bench anonymise -- --mondrian-rows N   # local recoding only
 //! ```
 //!
 //! - **adult**: ../shared/data/adult with examples/anonymise/adult-k5.toml (9 quasi-identifiers,
@@ -15,6 +16,11 @@
 //!   status, smoking) and a sensitive column, generated in memory; then end to end: encode,
 //!   Flash, release, CSV written to a temporary file. Prints each phase, nodes checked and the
 //!   process's peak resident memory (VmHWM).
+//! - **mondrian** (`--mondrian-rows N`, or `mondrian` for 1,000,000; only when asked): local
+//!   recoding (`algorithm = "local-recoding"`) of N synthetic rows made as for **synthetic**,
+//!   written to a temporary CSV first (not counted), then timed end to end as the CLI runs it:
+//!   read CSV, encode, partition, write CSV; partitioning alone is printed too, and the peak
+//!   resident memory from the read on (VmHWM, reset after generation).
 
 use std::io::BufWriter;
 use std::path::Path;
@@ -22,7 +28,7 @@ use std::time::{Duration, Instant};
 
 use caldicott_deid::{
     Algorithm, Anonymiser, Attribute, AttributeKind, Hierarchies, Hierarchy, HierarchySpec, Policy,
-    PrivacyModel, SuppressedRows, Table, UtilityMetric, load_hierarchies, read_csv,
+    PrivacyModel, Recoding, SuppressedRows, Table, UtilityMetric, load_hierarchies, read_csv,
 };
 
 fn main() {
@@ -36,8 +42,18 @@ fn main() {
         .and_then(|i| args.get(i + 1))
         .and_then(|v| v.parse().ok())
         .unwrap_or(1_000_000);
+    let mondrian_rows = args
+        .iter()
+        .position(|a| a == "--mondrian-rows")
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .or_else(|| args.iter().any(|a| a == "mondrian").then_some(1_000_000));
     let wants = |name: &str| {
-        !args.iter().any(|a| a == "adult" || a == "synthetic") || args.iter().any(|a| a == name)
+        !args
+            .iter()
+            .any(|a| a == "adult" || a == "synthetic" || a == "mondrian")
+            && mondrian_rows.is_none()
+            || args.iter().any(|a| a == name)
     };
     if cfg!(debug_assertions) {
         println!("note: built without optimisations; run `cargo bench` for figures");
@@ -47,6 +63,9 @@ fn main() {
     }
     if wants("synthetic") {
         synthetic(rows);
+    }
+    if let Some(rows) = mondrian_rows {
+        mondrian(rows);
     }
 }
 
@@ -100,6 +119,36 @@ fn adult() {
         ms(e.search_time),
         e.levels == s.levels && e.value.to_bits() == s.value.to_bits()
     );
+
+    // Occupation sensitive: k = 5, entropy and distinct 3-diversity, t-closeness (equal and
+    // hierarchical), without and with 2% suppression (then not monotonic).
+    for limit in [0.0, 0.02] {
+        let mut policy = Policy::from_toml_file(
+            &manifest.join("../../examples/anonymise/adult-ldiv-tclose.toml"),
+        )
+        .unwrap();
+        policy.suppression_limit = limit;
+        let hierarchies = load_hierarchies(&policy, Some(&dir)).unwrap();
+        let anonymiser = Anonymiser::new(&table, &policy, &hierarchies).unwrap();
+        let mut times = Vec::new();
+        let mut last = None;
+        for _ in 0..5 {
+            let s = anonymiser.search(Algorithm::Flash).unwrap();
+            times.push(s.search_time);
+            last = Some(s);
+        }
+        times.sort();
+        let s = last.unwrap();
+        println!(
+            "adult: flash l/t {}% search best {} median {}, {} of {} nodes checked, levels {:?}",
+            limit * 100.0,
+            ms(times[0]),
+            ms(times[times.len() / 2]),
+            s.nodes_checked,
+            s.lattice_nodes,
+            s.levels
+        );
+    }
 }
 
 /// splitmix64.
@@ -182,19 +231,22 @@ fn synthetic_policy() -> (Policy, Hierarchies) {
         name: name.into(),
         kind: AttributeKind::QuasiIdentifier,
         hierarchy: Some(h),
+        transform: None,
     };
     let csv = || HierarchySpec::Csv("in-memory".into());
     let policy = Policy {
-        privacy: PrivacyModel::KAnonymity { k: 5 },
+        privacy: PrivacyModel::k_anonymity(5),
         suppression_limit: 0.0,
         metric: UtilityMetric::NonUniformEntropy,
         suppressed_rows: SuppressedRows::Star,
+        algorithm: Recoding::Optimal,
         delimiter: None,
         attributes: vec![
             Attribute {
                 name: "nhs_number".into(),
                 kind: AttributeKind::Identifier,
                 hierarchy: None,
+                transform: None,
             },
             qi("age", HierarchySpec::Intervals(vec![5, 10, 20])),
             qi("sex", csv()),
@@ -208,6 +260,7 @@ fn synthetic_policy() -> (Policy, Hierarchies) {
                 name: "diagnosis".into(),
                 kind: AttributeKind::Sensitive,
                 hierarchy: None,
+                transform: None,
             },
         ],
         base_dir: None,
@@ -344,4 +397,118 @@ fn synthetic(rows: usize) {
         peak_rss_mib().unwrap_or(f64::NAN),
         ms(total.elapsed())
     );
+}
+
+/// Local recoding of `rows` synthetic rows, end to end through CSV files (see the module
+/// documentation).
+fn mondrian(rows: usize) {
+    let (mut policy, hierarchies) = synthetic_policy();
+    policy.algorithm = Recoding::LocalRecoding;
+    let t = Instant::now();
+    let table = synthetic_table(rows);
+    let input = tempfile::NamedTempFile::new().unwrap();
+    {
+        let mut w = csv::WriterBuilder::new()
+            .from_writer(BufWriter::with_capacity(1 << 20, input.as_file()));
+        w.write_record(table.header()).unwrap();
+        for i in 0..table.num_rows() {
+            w.write_record(table.row(i)).unwrap();
+        }
+        w.flush().unwrap();
+    }
+    drop(table);
+    let generate = t.elapsed();
+    // Peak RSS from here on: writing 5 to clear_refs resets VmHWM (Linux 4.0 and later).
+    let reset = std::fs::write("/proc/self/clear_refs", "5").is_ok();
+
+    let c0 = cpu_s();
+    let t = Instant::now();
+    let (table, _) = read_csv(input.path(), None, &["nhs_number"]).unwrap();
+    let read = t.elapsed();
+    let c1 = cpu_s();
+    let t = Instant::now();
+    let anonymiser = Anonymiser::new(&table, &policy, &hierarchies).unwrap();
+    let prepare = t.elapsed();
+    let c2 = cpu_s();
+    let t = Instant::now();
+    let release = anonymiser.anonymise().unwrap();
+    let recode = t.elapsed();
+    let c3 = cpu_s();
+    let t = Instant::now();
+    let out = tempfile::NamedTempFile::new().unwrap();
+    {
+        let mut w =
+            csv::WriterBuilder::new().from_writer(BufWriter::with_capacity(1 << 20, out.as_file()));
+        w.write_record(release.header()).unwrap();
+        release.for_each_row(|row| w.write_record(row)).unwrap();
+        w.flush().unwrap();
+    }
+    let write = t.elapsed();
+    let c4 = cpu_s();
+    let report = release.report();
+    let lr = report.local_recoding.as_ref().unwrap();
+    println!(
+        "mondrian: {rows} rows x 8 quasi-identifiers, k = 5, relaxed rule, {} threads; generate + write input CSV {} ({} MB, not counted)",
+        lr.threads,
+        ms(generate),
+        input.as_file().metadata().unwrap().len() / 1_000_000
+    );
+    println!(
+        "mondrian: read CSV {}, encode+group {}, local recoding {} (partitioning alone {:.2} ms; {} strict + {} relaxed splits, {} histogram passes), write CSV {} ({} MB); end to end {}",
+        ms(read),
+        ms(prepare),
+        ms(recode),
+        report.search.search_ms,
+        lr.strict_splits,
+        lr.relaxed_splits,
+        lr.histogram_passes,
+        ms(write),
+        out.as_file().metadata().unwrap().len() / 1_000_000,
+        ms(read + prepare + recode + write)
+    );
+    println!(
+        "mondrian: {} classes, min {} max {}, suppressed {}, Loss {:.4}, discernibility {:.4e}, NUE {:.4e}; peak RSS {:.0} MiB ({})",
+        report.equivalence_classes,
+        report.min_class_size,
+        report.max_class_size,
+        report.records_suppressed,
+        report.utility.loss,
+        report.utility.discernibility,
+        report.utility.non_uniform_entropy,
+        peak_rss_mib().unwrap_or(f64::NAN),
+        if reset {
+            "from the read on"
+        } else {
+            "whole process: VmHWM could not be reset"
+        }
+    );
+    // CPU time of the whole process (all threads) per phase: on a shared machine, wall time
+    // also counts waiting for a core.
+    println!(
+        "mondrian: CPU seconds (user + system, all threads): read {:.1}, encode+group {:.1}, local recoding {:.1}, write {:.1}; total {:.1}",
+        c1 - c0,
+        c2 - c1,
+        c3 - c2,
+        c4 - c3,
+        c4 - c0
+    );
+}
+
+/// This process's CPU time so far (user + system, all threads), in seconds, from
+/// /proc/self/stat (clock ticks of 1/100 s, Linux's USER_HZ); NaN elsewhere.
+fn cpu_s() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return f64::NAN;
+    };
+    // Fields after the command name (which is in parentheses and may hold spaces).
+    let Some(rest) = stat.rsplit_once(')').map(|(_, r)| r) else {
+        return f64::NAN;
+    };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // utime and stime are fields 14 and 15 of the line; field 3 is index 0 here.
+    let ticks = |i: usize| fields.get(i).and_then(|v| v.parse::<f64>().ok());
+    match (ticks(11), ticks(12)) {
+        (Some(u), Some(s)) => (u + s) / 100.0,
+        _ => f64::NAN,
+    }
 }

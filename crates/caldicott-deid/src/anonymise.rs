@@ -1,20 +1,27 @@
 //! The pure pipeline: table + policy + hierarchies → optimal transformation → released rows
 //! and report. No I/O here; [`crate::io`] reads and writes files around it.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use crate::encode::{Encoded, Generaliser};
 use crate::error::DeidError;
-use crate::groupify::{Classes, group};
+use crate::groupify::{Classes, Hist, group};
 use crate::hierarchy::{Hierarchy, HierarchySpec};
 use crate::lattice::Lattice;
 use crate::metric;
-use crate::policy::{AttributeKind, Policy, SuppressedRows};
-use crate::report::{ClassSizeCount, QiLevel, Report, Risk, Search, Utility};
+use crate::mondrian::{self, LocalRows, SplitRule};
+use crate::policy::{AttributeKind, GroundDistance, LVariant, Policy, Recoding, SuppressedRows};
+use crate::privacy::{self, Criteria, Part, journalist_risk};
+use crate::report::{
+    ClassSizeCount, JournalistRisk, LAchieved, PrivacyAchieved, QiLevel, RecordsAtRisk, Report,
+    Risk, Search, TAchieved, Utility,
+};
 use crate::search::{self, Config, Found};
 use crate::table::Table;
+use crate::transform::{PseudonymKey, Transformer};
 
 /// Materialised hierarchies of the quasi-identifiers whose policy entry is
 /// `hierarchy = { csv = ... }`, by column name.
@@ -87,14 +94,15 @@ pub struct Evaluation {
 /// A table prepared for de-identification under a policy: values encoded, lattice built,
 /// distinct rows grouped. Search it, then release the optimum.
 pub struct Anonymiser<'t> {
-    table: &'t Table,
-    policy: &'t Policy,
-    enc: Encoded,
+    pub(crate) table: &'t Table,
+    pub(crate) policy: &'t Policy,
+    pub(crate) enc: Encoded,
     lattice: Lattice,
     base: Arc<Classes>,
     row_base: Vec<u32>,
+    pub(crate) criteria: Criteria,
     /// Per table column: its role, and for quasi-identifiers their index.
-    roles: Vec<(AttributeKind, Option<usize>)>,
+    pub(crate) roles: Vec<(AttributeKind, Option<usize>)>,
 }
 
 impl<'t> Anonymiser<'t> {
@@ -148,6 +156,7 @@ impl<'t> Anonymiser<'t> {
         if table.num_rows() == 0 {
             return Err(DeidError::NoRecords);
         }
+        let criteria = Criteria::new(policy, table, hierarchies)?;
         let enc = Encoded::new(table, &columns)?;
         let lattice = Lattice::new(enc.qis.iter().map(|qi| qi.height).collect())?;
 
@@ -178,10 +187,18 @@ impl<'t> Anonymiser<'t> {
         )
         .expect("no class limit");
         drop(row_keys);
+        let row_base = mapping.unwrap_or_default();
+        // The bottom node's histograms of the constrained sensitive attributes, from the rows.
+        let hists = criteria
+            .sensitive_columns()
+            .iter()
+            .map(|s| Hist::rows(&table.column(s.table_column).codes).merge(&row_base, counts.len()))
+            .collect();
         let base = Arc::new(Classes {
             levels: vec![0; q],
             keys,
             counts,
+            hists,
         });
         Ok(Self {
             table,
@@ -189,7 +206,8 @@ impl<'t> Anonymiser<'t> {
             enc,
             lattice,
             base,
-            row_base: mapping.unwrap_or_default(),
+            row_base,
+            criteria,
             roles,
         })
     }
@@ -214,10 +232,16 @@ impl<'t> Anonymiser<'t> {
         self.base.len()
     }
 
+    /// The privacy model resolved against this table: the per-class predicate
+    /// ([`Criteria::class_ok`]) other algorithms can call.
+    pub fn criteria(&self) -> &Criteria {
+        &self.criteria
+    }
+
     fn config(&self) -> Config<'_> {
         let limit = self.policy.suppression_limit * self.enc.records as f64;
         Config {
-            model: &self.policy.privacy,
+            model: &self.criteria,
             metric: self.policy.metric,
             max_suppressed: (limit.floor() as u64).min(self.enc.records),
         }
@@ -235,14 +259,15 @@ impl<'t> Anonymiser<'t> {
         }
         let classes = self.classes(levels);
         let config = self.config();
-        let violating = metric::violating_records(&classes, config.model);
-        let u = metric::utility(&self.enc, &classes, config.model);
+        let verdict = config.model.verdict(&classes, Part::Full);
+        let violating = verdict.records;
+        let u = metric::utility(&self.enc, &classes, &verdict.flags);
         Evaluation {
             anonymous: violating <= config.max_suppressed,
             violating,
             classes: classes.len() as u64,
             min_class_size: classes.counts.iter().copied().min().map_or(0, u64::from),
-            value: metric::value(config.metric, &self.enc, &classes, config.model),
+            value: metric::value(config.metric, &self.enc, &classes, &verdict.flags),
             loss: u.loss,
             loss_per_attribute: u.loss_per_qi,
             discernibility: u.discernibility,
@@ -253,15 +278,11 @@ impl<'t> Anonymiser<'t> {
     /// Finds the transformation with the best utility among those that satisfy the privacy
     /// model within the suppression limit.
     ///
-    /// Flash's predictive tagging needs a monotonic privacy model (k-anonymity is, with or
-    /// without suppression); a model that is not would be searched exhaustively.
+    /// Flash's predictive tagging needs a monotonic privacy model; for one that is not (with
+    /// suppression: entropy ℓ-diversity, t-closeness), Flash tags with its monotonic part and
+    /// checks the whole model on every node that part accepts (see [`crate::search`]).
     pub fn search(&self, algorithm: Algorithm) -> Result<Solution, DeidError> {
         let config = self.config();
-        let algorithm = if config.model.is_monotonic() {
-            algorithm
-        } else {
-            Algorithm::Exhaustive
-        };
         let (found, stats) = match algorithm {
             Algorithm::Flash => search::flash(&self.lattice, &self.enc, &self.base, config),
             Algorithm::Exhaustive => {
@@ -272,7 +293,10 @@ impl<'t> Anonymiser<'t> {
             return Err(self.unsatisfiable());
         };
         let levels = self.lattice.levels(node);
-        let suppressed = metric::violating_records(&self.classes(&levels), config.model);
+        let suppressed = config
+            .model
+            .verdict(&self.classes(&levels), Part::Full)
+            .records;
         Ok(Solution {
             levels,
             value,
@@ -288,14 +312,32 @@ impl<'t> Anonymiser<'t> {
     fn unsatisfiable(&self) -> DeidError {
         let config = self.config();
         let top = self.lattice.levels(self.lattice.top());
-        let violating = metric::violating_records(&self.classes(&top), config.model);
-        DeidError::Unsatisfiable {
-            model: config.model.describe(),
-            k: config.model.min_class_size(),
-            records: self.enc.records,
-            violating,
-            limit: self.policy.suppression_limit,
-            allowed: config.max_suppressed,
+        let violating = config
+            .model
+            .verdict(&self.classes(&top), Part::Full)
+            .records;
+        let model = &self.policy.privacy;
+        if model.l_diversity.is_empty()
+            && model.t_closeness.is_empty()
+            && model.risk.as_ref().is_none_or(|r| r.average.is_none())
+        {
+            // Class sizes alone decide: say which size.
+            DeidError::Unsatisfiable {
+                model: model.describe(),
+                k: config.model.min_class_size(),
+                records: self.enc.records,
+                violating,
+                limit: self.policy.suppression_limit,
+                allowed: config.max_suppressed,
+            }
+        } else {
+            DeidError::UnsatisfiableModel {
+                model: model.describe(),
+                records: self.enc.records,
+                violating,
+                limit: self.policy.suppression_limit,
+                allowed: config.max_suppressed,
+            }
         }
     }
 
@@ -304,17 +346,17 @@ impl<'t> Anonymiser<'t> {
         let config = self.config();
         let (classes, mapping) = search::rollup(&self.enc, &self.base, &solution.levels, true);
         let mapping = mapping.unwrap_or_default();
-        let refused: Vec<bool> = classes
-            .counts
+        let verdict = config.model.verdict(&classes, Part::Full);
+        let refused = &verdict.flags;
+        let base_suppressed: Vec<bool> = mapping
             .iter()
-            .map(|&c| !config.model.class_ok(u64::from(c)))
+            .map(|&c| privacy::suppressed(refused, c as usize))
             .collect();
-        let base_suppressed: Vec<bool> = mapping.iter().map(|&c| refused[c as usize]).collect();
 
         let mut sizes: BTreeMap<u64, u64> = BTreeMap::new();
         let mut suppressed = 0u64;
-        for (&c, &r) in classes.counts.iter().zip(&refused) {
-            if r {
+        for (i, &c) in classes.counts.iter().enumerate() {
+            if privacy::suppressed(refused, i) {
                 suppressed += u64::from(c);
             } else {
                 *sizes.entry(u64::from(c)).or_default() += 1;
@@ -324,19 +366,14 @@ impl<'t> Anonymiser<'t> {
         let n_classes: u64 = sizes.values().sum();
         let min = sizes.keys().next().copied().unwrap_or(0);
         let max = sizes.keys().next_back().copied().unwrap_or(0);
-        let ratio = |a: u64, b: u64| if b == 0 { 0.0 } else { a as f64 / b as f64 };
-        let u = metric::utility(&self.enc, &classes, config.model);
+        let u = metric::utility(&self.enc, &classes, refused);
         let rows_written = match self.policy.suppressed_rows {
             SuppressedRows::Star => self.enc.records,
             SuppressedRows::Remove => published,
         };
-        let k = config.model.min_class_size();
-        let mut warnings = Vec::new();
-        if self.policy.suppressed_rows == SuppressedRows::Star && suppressed > 0 && suppressed < k {
-            warnings.push(format!(
-                "the {suppressed} suppressed rows are kept with every quasi-identifier written `*`: together they form one class smaller than {k}, so an attacker who knows a target is in the release and matches no published class can narrow the target down to them and read their other values; set suppressed_rows = \"remove\" to leave them out"
-            ));
-        }
+        let warnings = self.suppression_warnings(suppressed);
+        let risk = self.risk_figures(&sizes, published, n_classes, min);
+        let privacy = self.privacy_figures(&classes, refused);
         let report = Report {
             records: self.enc.records,
             records_suppressed: suppressed,
@@ -370,14 +407,11 @@ impl<'t> Anonymiser<'t> {
                 .iter()
                 .map(|(&size, &classes)| ClassSizeCount { size, classes })
                 .collect(),
-            risk: Risk {
-                max_risk: ratio(1, min),
-                average_risk: ratio(n_classes, published),
-                records_at_max_risk: ratio(sizes.get(&min).copied().unwrap_or(0) * min, published),
-            },
+            risk,
+            privacy,
             utility: Utility {
                 metric: self.policy.metric,
-                value: metric::value(config.metric, &self.enc, &classes, config.model),
+                value: metric::value(config.metric, &self.enc, &classes, refused),
                 loss: u.loss,
                 loss_per_attribute: u.loss_per_qi,
                 discernibility: u.discernibility,
@@ -391,12 +425,194 @@ impl<'t> Anonymiser<'t> {
                 search_ms: solution.search_time.as_secs_f64() * 1e3,
             },
             warnings,
+            local_recoding: None,
         };
         Release {
             anonymiser: self,
             levels: solution.levels.clone(),
             base_suppressed,
             report,
+            transformer: None,
+            local: None,
+        }
+    }
+
+    /// The warnings about suppressed rows that every release carries.
+    pub(crate) fn suppression_warnings(&self, suppressed: u64) -> Vec<String> {
+        let k = self.criteria.min_class_size();
+        let mut warnings = Vec::new();
+        if self.policy.suppressed_rows == SuppressedRows::Star && suppressed > 0 && suppressed < k {
+            warnings.push(format!(
+                "the {suppressed} suppressed rows are kept with every quasi-identifier written `*`: together they form one class smaller than {k}, so an attacker who knows a target is in the release and matches no published class can narrow the target down to them and read their other values; set suppressed_rows = \"remove\" to leave them out"
+            ));
+        }
+        warnings
+    }
+
+    /// De-identifies by the policy's `algorithm`: the optimal full-domain generalisation
+    /// (Flash, then [`Anonymiser::release`]) or local recoding
+    /// ([`Anonymiser::local_recoding`]). Column transformations are attached by the caller
+    /// ([`Release::with_transformer`]).
+    pub fn anonymise(&self) -> Result<Release<'_, 't>, DeidError> {
+        match self.policy.algorithm {
+            Recoding::Optimal => Ok(self.release(&self.search(Algorithm::Flash)?)),
+            Recoding::LocalRecoding => self.local_recoding(SplitRule::Relaxed),
+            Recoding::LocalRecodingStrict => self.local_recoding(SplitRule::Strict),
+        }
+    }
+
+    /// Local recoding: Mondrian-style top-down partitioning over the hierarchies (see
+    /// `docs/local-recoding.md`), on all the machine's cores (at most 8).
+    pub fn local_recoding(&self, rule: SplitRule) -> Result<Release<'_, 't>, DeidError> {
+        self.local_recoding_on(rule, mondrian::default_threads())
+    }
+
+    /// [`Anonymiser::local_recoding`] on `threads` threads (the result does not depend on it).
+    pub fn local_recoding_on(
+        &self,
+        rule: SplitRule,
+        threads: usize,
+    ) -> Result<Release<'_, 't>, DeidError> {
+        let (rows, report) = mondrian::run(self, rule, threads)?;
+        Ok(Release {
+            anonymiser: self,
+            levels: Vec::new(),
+            base_suppressed: Vec::new(),
+            report,
+            transformer: None,
+            local: Some(rows),
+        })
+    }
+}
+
+impl<'t> Anonymiser<'t> {
+    /// Like [`release`](Self::release), with the policy's column transformations (pseudonyms,
+    /// date shifts, top/bottom coding, free-text scrubbing) prepared under `key`; fails as
+    /// [`Transformer::new`] does.
+    pub fn release_with_key(
+        &self,
+        solution: &Solution,
+        key: Option<&PseudonymKey>,
+    ) -> Result<Release<'_, 't>, DeidError> {
+        let transformer = Transformer::new(self.table, self.policy, key)?;
+        Ok(self.release(solution).with_transformer(transformer))
+    }
+}
+
+impl Anonymiser<'_> {
+    /// Risk figures of the published classes (`sizes`: class size -> number of classes).
+    pub(crate) fn risk_figures(
+        &self,
+        sizes: &BTreeMap<u64, u64>,
+        published: u64,
+        classes: u64,
+        min: u64,
+    ) -> Risk {
+        let share = |records: u64| {
+            if published == 0 {
+                0.0
+            } else {
+                records as f64 / published as f64
+            }
+        };
+        let pi = self.criteria.sampling_fraction();
+        let journalist = pi.map(|pi| {
+            let mut total = 0.0;
+            let mut highest: f64 = 0.0;
+            for (&size, &n) in sizes {
+                let r = journalist_risk(size, pi);
+                total += r * (size * n) as f64;
+                highest = highest.max(r);
+            }
+            JournalistRisk {
+                sampling_fraction: pi,
+                max_risk: highest,
+                average_risk: if published == 0 {
+                    0.0
+                } else {
+                    total / published as f64
+                },
+            }
+        });
+        let thresholds = self.policy.privacy.risk.clone().unwrap_or_default();
+        let mut levels: Vec<f64> = vec![0.5, 0.2, 0.1, 0.05, 0.01];
+        levels.extend(
+            [
+                thresholds.average,
+                thresholds.prosecutor,
+                thresholds.journalist,
+            ]
+            .into_iter()
+            .flatten(),
+        );
+        levels.sort_by(|a, b| b.total_cmp(a));
+        levels.dedup();
+        let records_at_risk = levels
+            .into_iter()
+            .map(|threshold| RecordsAtRisk {
+                threshold,
+                prosecutor: share(
+                    sizes
+                        .iter()
+                        .filter(|&(&size, _)| 1.0 / size as f64 > threshold)
+                        .map(|(&size, &n)| size * n)
+                        .sum(),
+                ),
+                journalist: pi.map(|pi| {
+                    share(
+                        sizes
+                            .iter()
+                            .filter(|&(&size, _)| journalist_risk(size, pi) > threshold)
+                            .map(|(&size, &n)| size * n)
+                            .sum(),
+                    )
+                }),
+            })
+            .collect();
+        Risk {
+            max_risk: if min == 0 { 0.0 } else { 1.0 / min as f64 },
+            average_risk: share(classes),
+            records_at_max_risk: share(sizes.get(&min).copied().unwrap_or(0) * min),
+            journalist,
+            records_at_risk,
+        }
+    }
+
+    /// Achieved ℓ and t of the published classes.
+    pub(crate) fn privacy_figures(&self, classes: &Classes, refused: &[bool]) -> PrivacyAchieved {
+        let achieved = self.criteria.achieved(classes, refused);
+        let model = &self.policy.privacy;
+        PrivacyAchieved {
+            model: model.describe(),
+            min_class_size_required: self.criteria.min_class_size(),
+            l_diversity: model
+                .l_diversity
+                .iter()
+                .zip(&achieved.l)
+                .map(|(l, &a)| LAchieved {
+                    attribute: l.attribute.clone(),
+                    variant: match l.variant {
+                        LVariant::Distinct => "distinct".into(),
+                        LVariant::Entropy => "entropy".into(),
+                    },
+                    required: l.l,
+                    achieved: a,
+                })
+                .collect(),
+            t_closeness: model
+                .t_closeness
+                .iter()
+                .zip(&achieved.t)
+                .map(|(t, &a)| TAchieved {
+                    attribute: t.attribute.clone(),
+                    distance: match t.distance {
+                        GroundDistance::Equal => "equal".into(),
+                        GroundDistance::Hierarchy(_) => "hierarchical".into(),
+                    },
+                    required: t.t,
+                    achieved: a,
+                })
+                .collect(),
         }
     }
 }
@@ -405,13 +621,19 @@ impl<'t> Anonymiser<'t> {
 ///
 /// Each output row has the input's columns in the input's order: identifiers written `*`;
 /// quasi-identifiers as the chosen level's label, spelled as in the hierarchy, or `*` in a
-/// suppressed row; sensitive and insensitive values unchanged. Suppressed rows are kept (all
+/// suppressed row; sensitive and insensitive values unchanged; pseudonym, date-shift,
+/// top-bottom-coded and free-text columns as their [`Transformer`] computes them (in
+/// suppressed rows too), or `*` when none is attached. Suppressed rows are kept (all
 /// quasi-identifiers `*`, as ARX does) or left out, as the policy says.
 pub struct Release<'a, 't> {
     anonymiser: &'a Anonymiser<'t>,
     levels: Vec<u8>,
     base_suppressed: Vec<bool>,
     report: Report,
+    /// The column transformations; without them, transformed columns are written `*`.
+    transformer: Option<Transformer>,
+    /// Set for a local recoding (then `levels` and `base_suppressed` are empty).
+    local: Option<LocalRows>,
 }
 
 impl<'a, 't> Release<'a, 't> {
@@ -423,6 +645,14 @@ impl<'a, 't> Release<'a, 't> {
     /// The report, by value.
     pub fn into_report(self) -> Report {
         self.report
+    }
+
+    /// Attaches the column transformations (prepared for this release's table). Without
+    /// them every pseudonym, date-shift, top-bottom-coded and free-text column is written
+    /// `*`, so a raw value can never be released by forgetting them.
+    pub fn with_transformer(mut self, transformer: Transformer) -> Self {
+        self.transformer = Some(transformer);
+        self
     }
 
     /// The output's column names (the input's).
@@ -457,23 +687,42 @@ impl<'a, 't> Release<'a, 't> {
                 }
             })
             .collect();
-        let mut row: Vec<&str> = Vec::with_capacity(table.num_columns());
+        let mut spare: Vec<&'static str> = Vec::with_capacity(table.num_columns());
         for i in 0..table.num_rows() {
-            let suppressed = self.base_suppressed[a.row_base[i] as usize];
+            let suppressed = match &self.local {
+                Some(local) => local.suppressed(i),
+                None => self.base_suppressed[a.row_base[i] as usize],
+            };
             if suppressed && remove {
                 continue;
             }
-            row.clear();
+            // Transformed values of this row, in column order (owned when computed).
+            let transformed: Vec<Cow<'_, str>> = match &self.transformer {
+                Some(t) => (0..table.num_columns())
+                    .filter(|&c| a.roles[c].0.is_transformed())
+                    .map(|c| t.value(table, i, c).unwrap_or(Cow::Borrowed("*")))
+                    .collect(),
+                None => Vec::new(),
+            };
+            let mut next_transformed = transformed.iter();
+            let mut row: Vec<&str> = recycle(std::mem::take(&mut spare));
             for (c, (kind, qi)) in a.roles.iter().enumerate() {
                 let value = match (kind, qi) {
                     (AttributeKind::Identifier, _) => "*",
+                    (k, _) if k.is_transformed() => {
+                        next_transformed.next().map_or("*", |v| v.as_ref())
+                    }
                     (_, Some(_)) if suppressed => "*",
-                    (_, Some(j)) => labels[*j][table.column(c).codes[i] as usize],
+                    (_, Some(j)) => match &self.local {
+                        Some(local) => local.label(a, i, *j),
+                        None => labels[*j][table.column(c).codes[i] as usize],
+                    },
                     _ => table.value(i, c),
                 };
                 row.push(value);
             }
             f(&row)?;
+            spare = recycle(row);
         }
         Ok(())
     }
@@ -486,15 +735,41 @@ impl<'a, 't> Release<'a, 't> {
     }
 }
 
-/// Pure one-shot: searches with Flash and returns the output table and the report.
+/// Empties a vector of borrowed strings and returns its allocation with a fresh lifetime
+/// (an in-place collect of an empty iterator), so one row buffer serves rows that borrow
+/// from per-row values.
+fn recycle<'b>(mut v: Vec<&str>) -> Vec<&'b str> {
+    v.clear();
+    v.into_iter().map(|_| "").collect()
+}
+
+/// Pure one-shot: de-identifies by the policy's `algorithm` ([`Anonymiser::anonymise`]) and
+/// returns the output table and the report.
 pub fn anonymise_table(
     table: &Table,
     policy: &Policy,
     hierarchies: &Hierarchies,
 ) -> Result<(Table, Report), DeidError> {
+    let transformer = Transformer::new(table, policy, None)?;
     let anonymiser = Anonymiser::new(table, policy, hierarchies)?;
-    let solution = anonymiser.search(Algorithm::Flash)?;
-    let release = anonymiser.release(&solution);
+    let release = anonymiser.anonymise()?.with_transformer(transformer);
+    let out = release.to_table()?;
+    Ok((out, release.into_report()))
+}
+
+/// Pure one-shot with the agreement key for pseudonym and date-shift columns (the release
+/// pipeline's entry point): de-identifies by the policy's `algorithm`, applies the policy's
+/// transformations and returns the output table and the report. The transformations are
+/// checked before the search, so a bad value or a missing key fails fast.
+pub fn anonymise_table_with_key(
+    table: &Table,
+    policy: &Policy,
+    hierarchies: &Hierarchies,
+    key: Option<&PseudonymKey>,
+) -> Result<(Table, Report), DeidError> {
+    let transformer = Transformer::new(table, policy, key)?;
+    let anonymiser = Anonymiser::new(table, policy, hierarchies)?;
+    let release = anonymiser.anonymise()?.with_transformer(transformer);
     let out = release.to_table()?;
     Ok((out, release.into_report()))
 }

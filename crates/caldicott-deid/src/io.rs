@@ -5,12 +5,14 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-use crate::anonymise::{Algorithm, Anonymiser, Hierarchies};
+use crate::aggregate::{AggregateRules, Cell, CountTable, Protected, protect};
+use crate::anonymise::{Anonymiser, Hierarchies};
 use crate::error::DeidError;
 use crate::hierarchy::{Hierarchy, HierarchySpec};
 use crate::policy::{AttributeKind, Policy};
 use crate::report::Report;
 use crate::table::Table;
+use crate::transform::{PseudonymKey, Transformer};
 
 /// How the input CSV was written; the output is written the same way.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,15 +182,28 @@ fn resolve(policy: &Policy, dir: Option<&Path>, file: &Path) -> PathBuf {
 /// Loads the CSV hierarchies the policy names (ARX format, `;`-separated), validating each.
 pub fn load_hierarchies(policy: &Policy, dir: Option<&Path>) -> Result<Hierarchies, DeidError> {
     let mut out = Hierarchies::new();
-    for a in policy.quasi_identifiers() {
-        if let Some(HierarchySpec::Csv(file)) = &a.hierarchy {
+    // Quasi-identifiers' hierarchies, and those of t-closeness's hierarchical ground distance
+    // (keyed by the sensitive attribute's name; a column is one or the other).
+    let ground = policy
+        .privacy
+        .t_closeness
+        .iter()
+        .filter_map(|t| match &t.distance {
+            crate::policy::GroundDistance::Hierarchy(h) => Some((&t.attribute, h)),
+            crate::policy::GroundDistance::Equal => None,
+        });
+    let named = policy
+        .quasi_identifiers()
+        .filter_map(|a| a.hierarchy.as_ref().map(|h| (&a.name, h)))
+        .chain(ground);
+    for (name, spec) in named {
+        if let HierarchySpec::Csv(file) = spec
+            && !out.contains_key(name.as_str())
+        {
             let path = resolve(policy, dir, file);
             let text =
                 std::fs::read_to_string(&path).map_err(io_error("reading hierarchy", &path))?;
-            out.insert(
-                a.name.clone(),
-                Hierarchy::from_arx_csv(&a.name, &text, b';')?,
-            );
+            out.insert(name.clone(), Hierarchy::from_arx_csv(name, &text, b';')?);
         }
     }
     Ok(out)
@@ -239,11 +254,16 @@ impl Pending {
 ///
 /// Reads `input` (header line required; separator from the policy or sniffed), loads the CSV
 /// hierarchies (relative paths against `hierarchies_dir`, else the policy file's directory),
-/// finds the optimal transformation with Flash, and writes `out` (same columns, separator and
+/// de-identifies it by the policy's `algorithm` ([`Anonymiser::anonymise`]: the optimal
+/// full-domain generalisation with Flash, or local recoding), and writes `out` (same columns, separator and
 /// line ending as the input; see [`Release`](crate::Release) for what each column holds) and
 /// `report` (JSON). Both files are written completely to temporary files in their directories
 /// before either is renamed into place, so an error leaves no partial output; a file that
 /// already exists at `out` or `report` is only replaced on success.
+///
+/// Pseudonym and date-shift columns need the agreement key: it is read from the source the
+/// policy names (`transform = { key = { env = "..." } }` or `{ file = "..." }`, a relative
+/// file against the policy's directory). [`anonymise_csv_with_key`] takes it from the caller.
 pub fn anonymise_csv(
     input: &Path,
     policy: &Policy,
@@ -251,20 +271,75 @@ pub fn anonymise_csv(
     out: &Path,
     report: &Path,
 ) -> Result<Report, DeidError> {
+    anonymise_csv_html(input, policy, hierarchies_dir, out, report, None)
+}
+
+/// [`anonymise_csv`], also writing the report as a self-contained HTML page
+/// ([`Report::to_html`]) to `report_html`, atomically with the other two files.
+pub fn anonymise_csv_html(
+    input: &Path,
+    policy: &Policy,
+    hierarchies_dir: Option<&Path>,
+    out: &Path,
+    report: &Path,
+    report_html: Option<&Path>,
+) -> Result<Report, DeidError> {
     policy.validate()?;
+    let key = match policy.key_source() {
+        Some(source) if policy.needs_key() => Some(source.load(policy.base_dir.as_deref())?),
+        _ => None,
+    };
+    anonymise_csv_inner(
+        input,
+        policy,
+        hierarchies_dir,
+        out,
+        report,
+        report_html,
+        key.as_ref(),
+    )
+}
+
+/// [`anonymise_csv`] with the agreement key given by the caller (the policy's key source is
+/// not read).
+pub fn anonymise_csv_with_key(
+    input: &Path,
+    policy: &Policy,
+    hierarchies_dir: Option<&Path>,
+    out: &Path,
+    report: &Path,
+    key: Option<&PseudonymKey>,
+) -> Result<Report, DeidError> {
+    anonymise_csv_inner(input, policy, hierarchies_dir, out, report, None, key)
+}
+
+fn anonymise_csv_inner(
+    input: &Path,
+    policy: &Policy,
+    hierarchies_dir: Option<&Path>,
+    out: &Path,
+    report: &Path,
+    report_html: Option<&Path>,
+    key: Option<&PseudonymKey>,
+) -> Result<Report, DeidError> {
+    policy.validate()?;
+    // Identifiers are not even held in memory, unless a transformation needs them (a
+    // date-shift's patient column, or the row's identifiers to scrub from free text).
     let identifiers: Vec<&str> = policy
         .attributes
         .iter()
         .filter(|a| a.kind == AttributeKind::Identifier)
+        .filter(|a| !policy.column_needed_by_transforms(&a.name))
         .map(|a| a.name.as_str())
         .collect();
     let delimiter = policy.delimiter.map(|c| c as u8);
     let (table, format) = read_csv(input, delimiter, &identifiers)?;
     let hierarchies = load_hierarchies(policy, hierarchies_dir)?;
 
+    // Checked before the search, so a bad value or a missing key fails fast.
+    let transformer = Transformer::new(&table, policy, key)?;
     let anonymiser = Anonymiser::new(&table, policy, &hierarchies)?;
-    let solution = anonymiser.search(Algorithm::Flash)?;
-    let release = anonymiser.release(&solution);
+    let release = anonymiser.anonymise()?.with_transformer(transformer);
 
     let mut pending_out = Pending::new(out)?;
     {
@@ -311,9 +386,114 @@ pub fn anonymise_csv(
         .map_err(io_error("writing", report))?;
     pending_report.finish_writing()?;
 
+    let pending_html = match report_html {
+        Some(path) => {
+            let mut pending = Pending::new(path)?;
+            pending
+                .file
+                .write_all(release.report().to_html().as_bytes())
+                .map_err(io_error("writing", path))?;
+            pending.finish_writing()?;
+            Some(pending)
+        }
+        None => None,
+    };
+
     pending_out.commit()?;
     pending_report.commit()?;
+    if let Some(pending) = pending_html {
+        pending.commit()?;
+    }
     Ok(release.into_report())
+}
+
+/// How a suppressed count is written in a protected CSV.
+pub const REDACTED: &str = "[REDACTED]";
+
+/// The label of the totals row and column in a protected CSV.
+pub const TOTAL: &str = "Total";
+
+/// Reads a CSV table of counts: a header whose first cell names the row labels and whose
+/// other cells are the column labels; then one line per row, its label then one count per
+/// column (a non-negative whole number; surrounding spaces ignored). Totals are not given:
+/// they are computed.
+pub fn read_counts_csv(path: &Path) -> Result<(String, CountTable), DeidError> {
+    let (table, _) = read_csv(path, None, &[])?;
+    let header = table.header();
+    if header.len() < 2 {
+        return Err(DeidError::Aggregate(format!(
+            "{}: the header needs a row-label column and at least one column of counts",
+            path.display()
+        )));
+    }
+    let mut row_labels = Vec::with_capacity(table.num_rows());
+    let mut counts = Vec::with_capacity(table.num_rows());
+    for r in 0..table.num_rows() {
+        row_labels.push(table.value(r, 0).to_string());
+        let mut row = Vec::with_capacity(header.len() - 1);
+        for (c, name) in header.iter().enumerate().skip(1) {
+            let v = table.value(r, c).trim();
+            let n: u64 = v.parse().map_err(|_| DeidError::InvalidValue {
+                column: name.clone(),
+                row: r + 1,
+                rule: "a count must be a non-negative whole number".into(),
+            })?;
+            row.push(n);
+        }
+        counts.push(row);
+    }
+    let counts = CountTable::new(row_labels, header[1..].to_vec(), counts)?;
+    Ok((header[0].clone(), counts))
+}
+
+/// Protects a CSV table of counts (see [`read_counts_csv`] and [`crate::aggregate`]) and
+/// writes it to `out` atomically: the same header plus a `Total` column, each row with its
+/// total, then a `Total` row; suppressed counts written `[REDACTED]`, the others rounded.
+pub fn protect_counts_csv(
+    input: &Path,
+    out: &Path,
+    rules: &AggregateRules,
+) -> Result<Protected, DeidError> {
+    let (corner, table) = read_counts_csv(input)?;
+    let protected = protect(&table, rules);
+    let mut pending = Pending::new(out)?;
+    {
+        let write_error = |e: csv::Error| DeidError::Io {
+            action: "writing",
+            path: out.to_path_buf(),
+            source: std::io::Error::other(e),
+        };
+        let mut writer = csv::Writer::from_writer(BufWriter::new(pending.file.as_file_mut()));
+        let mut header = vec![corner];
+        header.extend(protected.column_labels.iter().cloned());
+        header.push(TOTAL.into());
+        writer.write_record(&header).map_err(write_error)?;
+        let labels = protected
+            .row_labels
+            .iter()
+            .map(String::as_str)
+            .chain([TOTAL]);
+        for (label, row) in labels.zip(&protected.cells) {
+            let mut record = vec![label.to_string()];
+            record.extend(row.iter().map(|c| match c {
+                Cell::Published(v) => v.to_string(),
+                Cell::Suppressed => REDACTED.to_string(),
+            }));
+            writer.write_record(&record).map_err(write_error)?;
+        }
+        writer
+            .into_inner()
+            .map_err(|e| DeidError::Io {
+                action: "writing",
+                path: out.to_path_buf(),
+                source: std::io::Error::other(e.to_string()),
+            })?
+            .flush()
+            .map_err(io_error("writing", out))?;
+    }
+    pending.finish_writing()?;
+    pending.commit()?;
+    Ok(protected)
 }
 
 #[cfg(test)]

@@ -8,6 +8,8 @@
 //! with ARX's Flash algorithm for the transformation that satisfies the model with the least
 //! information loss (see [`mod@search`] for the algorithm and why the result is optimal,
 //! [`metric`] for the exact formulas), then releases the table under it with a [`Report`].
+//! With `algorithm = "local-recoding"` it partitions the records instead, giving each class its
+//! own labels from the hierarchies (Mondrian-style; `docs/local-recoding.md`).
 //!
 //! Layers: [`Table`], [`Hierarchy`], [`Policy`] and [`Anonymiser`] are pure (no I/O), so they
 //! can be tested exhaustively; [`io`] reads and writes files around them:
@@ -28,6 +30,7 @@
 //! # Ok::<(), caldicott_deid::DeidError>(())
 //! ```
 
+pub mod aggregate;
 mod anonymise;
 mod encode;
 mod error;
@@ -37,17 +40,34 @@ mod hierarchy;
 pub mod io;
 mod lattice;
 pub mod metric;
+mod mondrian;
 mod policy;
+pub mod privacy;
 mod report;
+pub mod scrub;
 pub mod search;
 mod table;
+pub mod transform;
 
 pub use anonymise::{
     Algorithm, Anonymiser, Evaluation, Hierarchies, Release, Solution, anonymise_table,
+    anonymise_table_with_key,
 };
 pub use error::{DeidError, Inconsistency};
 pub use hierarchy::{DateFormat, Hierarchy, HierarchySpec};
-pub use io::{CsvFormat, anonymise_csv, load_hierarchies, read_csv};
-pub use policy::{Attribute, AttributeKind, Policy, PrivacyModel, SuppressedRows, UtilityMetric};
-pub use report::{ClassSizeCount, QiLevel, Report, Risk, Search, Utility};
+pub use io::{
+    CsvFormat, anonymise_csv, anonymise_csv_html, anonymise_csv_with_key, load_hierarchies,
+    read_csv,
+};
+pub use mondrian::SplitRule;
+pub use policy::{
+    Attribute, AttributeKind, GroundDistance, LDiversity, LVariant, ModelName, Policy,
+    PrivacyModel, Recoding, RiskThresholds, SuppressedRows, TCloseness, UtilityMetric,
+};
+pub use privacy::{Criteria, journalist_risk};
+pub use report::{
+    ClassSizeCount, JournalistRisk, LAchieved, LevelRecords, LocalRecoding, PrivacyAchieved,
+    QiLevel, RecordsAtRisk, Report, Risk, Search, TAchieved, Utility,
+};
 pub use table::Table;
+pub use transform::{KeySource, PseudonymKey, TransformOptions, Transformer};

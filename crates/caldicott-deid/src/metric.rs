@@ -2,7 +2,8 @@
 //! default generalisation/suppression factor 0.5, which weighs both by 1).
 //!
 //! Notation: `N` records; a transformation puts them in equivalence classes `E`; a class is
-//! *suppressed* when it is smaller than the privacy model allows (`|E| < k`), and only
+//! *suppressed* when the privacy model refuses it (`|E| < k`, a class that is not ℓ-diverse,
+//! ...; see [`crate::privacy`] for which classes a model suppresses), and only
 //! transformations whose suppressed records fit the suppression limit are evaluated. For
 //! quasi-identifier `j` at level `l`, `g(v)` is the label of original value `v`, `f(v)` the
 //! number of records with value `v`, and `F(g)` the number of records whose value generalises to
@@ -54,7 +55,8 @@
 
 use crate::encode::Encoded;
 use crate::groupify::Classes;
-use crate::policy::{PrivacyModel, UtilityMetric};
+use crate::policy::UtilityMetric;
+use crate::privacy::suppressed;
 
 /// All three metrics of one transformation.
 #[derive(Debug, Clone, PartialEq)]
@@ -65,39 +67,29 @@ pub(crate) struct Utility {
     pub non_uniform_entropy: f64,
 }
 
-/// Records in classes the model refuses (suppressed if the transformation is used).
-pub(crate) fn violating_records(classes: &Classes, model: &PrivacyModel) -> u64 {
-    classes
-        .counts
-        .iter()
-        .filter(|&&c| !model.class_ok(u64::from(c)))
-        .map(|&c| u64::from(c))
-        .sum()
-}
-
-/// The metric of a transformation whose violating classes are suppressed.
+/// The metric of a transformation whose classes flagged in `suppressed` are suppressed.
 pub(crate) fn value(
     metric: UtilityMetric,
     enc: &Encoded,
     classes: &Classes,
-    model: &PrivacyModel,
+    suppressed: &[bool],
 ) -> f64 {
     match metric {
-        UtilityMetric::NonUniformEntropy => nue(enc, classes, model),
+        UtilityMetric::NonUniformEntropy => nue(enc, classes, suppressed),
         UtilityMetric::MonotonicNonUniformEntropy => nue_generalisation(enc, &classes.levels) + 0.0,
-        UtilityMetric::Loss => loss(enc, classes, model).0,
-        UtilityMetric::Discernibility => discernibility(enc, classes, model),
+        UtilityMetric::Loss => loss(enc, classes, suppressed).0,
+        UtilityMetric::Discernibility => discernibility(enc, classes, suppressed),
     }
 }
 
-/// All metrics of a transformation whose violating classes are suppressed.
-pub(crate) fn utility(enc: &Encoded, classes: &Classes, model: &PrivacyModel) -> Utility {
-    let (loss, loss_per_qi) = loss(enc, classes, model);
+/// All metrics of a transformation whose classes flagged in `suppressed` are suppressed.
+pub(crate) fn utility(enc: &Encoded, classes: &Classes, suppressed: &[bool]) -> Utility {
+    let (loss, loss_per_qi) = loss(enc, classes, suppressed);
     Utility {
         loss,
         loss_per_qi,
-        discernibility: discernibility(enc, classes, model),
-        non_uniform_entropy: nue(enc, classes, model),
+        discernibility: discernibility(enc, classes, suppressed),
+        non_uniform_entropy: nue(enc, classes, suppressed),
     }
 }
 
@@ -149,17 +141,26 @@ fn nue_generalisation(enc: &Encoded, levels: &[u8]) -> f64 {
     bits
 }
 
-fn nue(enc: &Encoded, classes: &Classes, model: &PrivacyModel) -> f64 {
+fn nue(enc: &Encoded, classes: &Classes, flags: &[bool]) -> f64 {
     let mut bits = nue_generalisation(enc, &classes.levels);
-    let suppressed = violating_records(classes, model);
-    if suppressed == 0 {
+    if flags.is_empty() {
         return bits + 0.0;
     }
-    let s = suppressed as f64;
+    let total: u64 = classes
+        .counts
+        .iter()
+        .zip(flags)
+        .filter(|(_, f)| **f)
+        .map(|(&n, _)| u64::from(n))
+        .sum();
+    if total == 0 {
+        return bits + 0.0;
+    }
+    let s = total as f64;
     for (j, qi) in enc.qis.iter().enumerate() {
         let mut c = vec![0u64; qi.cardinality(classes.levels[j])];
         for (k, &n) in classes.counts.iter().enumerate() {
-            if !model.class_ok(u64::from(n)) {
+            if suppressed(flags, k) {
                 c[classes.key(k)[j] as usize] += u64::from(n);
             }
         }
@@ -172,7 +173,7 @@ fn nue(enc: &Encoded, classes: &Classes, model: &PrivacyModel) -> f64 {
     bits + 0.0
 }
 
-fn normalise_loss(share_sum: u128, records: u64, domain: u64) -> f64 {
+pub(crate) fn normalise_loss(share_sum: u128, records: u64, domain: u64) -> f64 {
     // (raw - N/D) / (N - N/D) with raw = share_sum / D, i.e. (share_sum - N) / (N (D - 1)).
     if domain <= 1 || records == 0 {
         return 0.0;
@@ -183,7 +184,7 @@ fn normalise_loss(share_sum: u128, records: u64, domain: u64) -> f64 {
     num as f64 / den as f64
 }
 
-fn geometric(per: &[f64]) -> f64 {
+pub(crate) fn geometric(per: &[f64]) -> f64 {
     if per.is_empty() {
         return 0.0;
     }
@@ -195,7 +196,7 @@ fn geometric(per: &[f64]) -> f64 {
     (product - 1.0).max(0.0) + 0.0
 }
 
-fn loss(enc: &Encoded, classes: &Classes, model: &PrivacyModel) -> (f64, Vec<f64>) {
+fn loss(enc: &Encoded, classes: &Classes, flags: &[bool]) -> (f64, Vec<f64>) {
     let per: Vec<f64> = enc
         .qis
         .iter()
@@ -204,7 +205,7 @@ fn loss(enc: &Encoded, classes: &Classes, model: &PrivacyModel) -> (f64, Vec<f64
             let leaves = &qi.leaves[classes.levels[j] as usize];
             let mut share_sum: u128 = 0;
             for (k, &n) in classes.counts.iter().enumerate() {
-                let per_record = if model.class_ok(u64::from(n)) {
+                let per_record = if !suppressed(flags, k) {
                     leaves[classes.key(k)[j] as usize]
                 } else {
                     qi.domain
@@ -217,18 +218,15 @@ fn loss(enc: &Encoded, classes: &Classes, model: &PrivacyModel) -> (f64, Vec<f64
     (geometric(&per), per)
 }
 
-fn discernibility(enc: &Encoded, classes: &Classes, model: &PrivacyModel) -> f64 {
+fn discernibility(enc: &Encoded, classes: &Classes, flags: &[bool]) -> f64 {
     let n = u128::from(enc.records);
     let dm: u128 = classes
         .counts
         .iter()
-        .map(|&c| {
+        .enumerate()
+        .map(|(k, &c)| {
             let c = u128::from(c);
-            if model.class_ok(c as u64) {
-                c * c
-            } else {
-                n * c
-            }
+            if !suppressed(flags, k) { c * c } else { n * c }
         })
         .sum();
     dm as f64

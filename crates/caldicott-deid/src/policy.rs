@@ -9,9 +9,19 @@
 //! suppressed_rows = "star"         # or "remove" (default "star", as ARX)
 //! # delimiter = ";"                # optional; by default sniffed from the input's header
 //!
-//! [privacy]
-//! model = "k-anonymity"
+//! [privacy]                        # every criterion given must hold (see PrivacyModel)
 //! k = 5
+//! [[privacy.l-diversity]]
+//! attribute = "diagnosis"
+//! variant = "entropy"              # or "distinct"
+//! l = 3
+//! [[privacy.t-closeness]]
+//! attribute = "diagnosis"
+//! t = 0.2
+//! distance = "equal"               # or { hierarchy = { csv = "diagnosis.csv" } }
+//! [privacy.risk]
+//! average = 0.05
+//! prosecutor = 0.2
 //!
 //! [[attribute]]
 //! name = "nhs_number"
@@ -24,7 +34,7 @@
 //!
 //! [[attribute]]
 //! name = "diagnosis"
-//! kind = "sensitive"               # kept as is (the slot for l-diversity / t-closeness)
+//! kind = "sensitive"               # kept as is; ℓ-diversity / t-closeness may constrain it
 //!
 //! [[attribute]]
 //! name = "episode_count"
@@ -37,6 +47,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::error::DeidError;
 use crate::hierarchy::HierarchySpec;
+use crate::transform::TransformOptions;
 
 /// A de-identification policy.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -52,6 +63,9 @@ pub struct Policy {
     /// What happens to suppressed rows in the output.
     #[serde(default)]
     pub suppressed_rows: SuppressedRows,
+    /// Full-domain generalisation (the optimum, the default) or local recoding.
+    #[serde(default)]
+    pub algorithm: Recoding,
     /// The input's field separator; sniffed from the header when absent.
     #[serde(default)]
     pub delimiter: Option<char>,
@@ -75,6 +89,10 @@ pub struct Attribute {
     /// Its generalisation hierarchy; required for quasi-identifiers, refused for the others.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub hierarchy: Option<HierarchySpec>,
+    /// The parameters of a transformed kind (pseudonym, date-shift, top-bottom-coded,
+    /// free-text); refused for the others. See [`TransformOptions`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub transform: Option<TransformOptions>,
 }
 
 /// The role of a column.
@@ -85,55 +103,348 @@ pub enum AttributeKind {
     Identifier,
     /// Identifying in combination (age, sex, postcode): generalised by its hierarchy.
     QuasiIdentifier,
-    /// The information to protect (a diagnosis): kept; ℓ-diversity and t-closeness will
+    /// The information to protect (a diagnosis): kept; ℓ-diversity and t-closeness may
     /// constrain its distribution per class.
     Sensitive,
     /// Neither: kept as is.
     Insensitive,
+    /// Replaced by its keyed pseudonym (HMAC-SHA-256 under the agreement key): the same value
+    /// links within one key, never across two. See [`crate::transform`].
+    Pseudonym,
+    /// A date shifted by an offset that is the same for every date of one patient (derived
+    /// from the key and the patient column), within `±max_days`.
+    DateShift,
+    /// A number with values at or beyond thresholds written `<=bottom` / `>=top`.
+    TopBottomCoded,
+    /// Free text with NHS numbers, names, addresses, postcodes, phone numbers, emails and
+    /// dates replaced by placeholders such as `[NHS-NUMBER]`. See [`crate::scrub`].
+    FreeText,
 }
 
-/// The privacy model. One variant today; ℓ-diversity and t-closeness slot in as further
-/// variants: each is a predicate on an equivalence class (its size, and for those two the
-/// distribution of a sensitive attribute within it), and the search needs only
-/// [`PrivacyModel::is_monotonic`] to know whether Flash's predictive tagging is sound.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(tag = "model", rename_all = "kebab-case", deny_unknown_fields)]
-#[non_exhaustive]
-pub enum PrivacyModel {
-    /// Every published record shares its quasi-identifiers with at least `k - 1` others.
-    KAnonymity {
-        /// The minimum class size, at least 1.
-        k: u64,
-    },
+/// The privacy model: every criterion given must hold for the release (as in ARX, criteria
+/// combine by conjunction). See `docs/anonymise.md` for the TOML form, the definitions and which
+/// criteria are monotonic.
+///
+/// ```toml
+/// [privacy]
+/// k = 5                              # k-anonymity (default 1: none)
+/// [[privacy.l-diversity]]
+/// attribute = "diagnosis"            # must be declared `kind = "sensitive"`
+/// variant = "entropy"                # or "distinct"
+/// l = 3
+/// [[privacy.t-closeness]]
+/// attribute = "diagnosis"
+/// t = 0.2
+/// distance = "equal"                 # or { hierarchy = { csv = "diagnosis.csv" } }
+/// [privacy.risk]
+/// average = 0.05                     # mean re-identification risk of published records
+/// prosecutor = 0.2                   # highest risk of any record: 1 / class size
+/// journalist = 0.1                   # highest estimated risk against the population ...
+/// sampling_fraction = 0.01           # ... given as a sampling fraction, or `population = N`
+/// ```
+///
+/// The older form `model = "k-anonymity"` with `k` is still read (it means the same).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyModel {
+    /// The older spelling `model = "k-anonymity"`; kept when read so a policy round-trips.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelName>,
+    /// k-anonymity: every published record shares its quasi-identifiers with at least `k - 1`
+    /// others. 1 (the default) imposes nothing.
+    #[serde(default = "one")]
+    pub k: u64,
+    /// ℓ-diversity requirements, one per sensitive attribute (or several).
+    #[serde(default, rename = "l-diversity", skip_serializing_if = "Vec::is_empty")]
+    pub l_diversity: Vec<LDiversity>,
+    /// t-closeness requirements.
+    #[serde(default, rename = "t-closeness", skip_serializing_if = "Vec::is_empty")]
+    pub t_closeness: Vec<TCloseness>,
+    /// Re-identification risk thresholds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub risk: Option<RiskThresholds>,
+}
+
+fn one() -> u64 {
+    1
+}
+
+/// The older `model = "..."` key; only k-anonymity was ever offered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ModelName {
+    /// `model = "k-anonymity"`.
+    KAnonymity,
+}
+
+/// ℓ-diversity of one sensitive attribute (Machanavajjhala, Kifer, Gehrke, Venkitasubramaniam:
+/// "ℓ-diversity: privacy beyond k-anonymity", TKDD 2007).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LDiversity {
+    /// The sensitive attribute.
+    pub attribute: String,
+    /// Which ℓ-diversity.
+    pub variant: LVariant,
+    /// ℓ, at least 1 (a whole number for the distinct variant).
+    pub l: f64,
+}
+
+/// The variants of ℓ-diversity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum LVariant {
+    /// Every class holds at least ℓ distinct values.
+    Distinct,
+    /// Every class's Shannon entropy (natural log) of the values is at least `ln ℓ`.
+    Entropy,
+}
+
+/// t-closeness of one sensitive attribute (Li, Li, Venkatasubramanian: "t-closeness: privacy
+/// beyond k-anonymity and ℓ-diversity", ICDE 2007): the Earth Mover's Distance between each
+/// class's distribution of the attribute and its distribution in the whole input is at most t.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TCloseness {
+    /// The sensitive attribute.
+    pub attribute: String,
+    /// The largest distance allowed, 0.0..=1.0.
+    pub t: f64,
+    /// The ground distance between two values.
+    #[serde(default)]
+    pub distance: GroundDistance,
+}
+
+/// The ground distance of t-closeness's EMD.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum GroundDistance {
+    /// Every two different values are at distance 1 (EMD = half the L1 distance).
+    #[default]
+    Equal,
+    /// Values are leaves of a hierarchy (the same forms quasi-identifiers use); two values are
+    /// at distance `level of their lowest common ancestor / height`.
+    Hierarchy(HierarchySpec),
+}
+
+/// Re-identification risk thresholds (each a probability, 0.0 < x <= 1.0).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RiskThresholds {
+    /// Mean prosecutor risk over the published records: classes / published records.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub average: Option<f64>,
+    /// Highest prosecutor risk of any published record: 1 / its class size.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prosecutor: Option<f64>,
+    /// Highest journalist risk of any published record: the expected value of 1 / its
+    /// population class size, estimated from the sampling fraction (see `docs/anonymise.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub journalist: Option<f64>,
+    /// The population the input was drawn from, in records (sampling fraction = records /
+    /// population).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub population: Option<u64>,
+    /// The fraction of the population the input holds, 0.0 < f <= 1.0.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sampling_fraction: Option<f64>,
 }
 
 impl PrivacyModel {
-    /// The minimum size of a published equivalence class.
-    pub fn min_class_size(&self) -> u64 {
-        match self {
-            PrivacyModel::KAnonymity { k } => *k,
+    /// k-anonymity alone.
+    pub fn k_anonymity(k: u64) -> Self {
+        Self {
+            model: None,
+            k,
+            l_diversity: Vec::new(),
+            t_closeness: Vec::new(),
+            risk: None,
         }
     }
 
-    /// Whether a class of `size` records may be published.
+    /// The smallest published equivalence class any transformation may have, from the criteria
+    /// that imply one without looking at the data: `k`, `ceil(1 / prosecutor)` and, for
+    /// ℓ-diversity, `ceil(ℓ)` (a class with fewer records cannot hold ℓ distinct values, nor
+    /// reach entropy `ln ℓ`). The journalist threshold implies one too, but it depends on the
+    /// sampling fraction: [`crate::Criteria::min_class_size`] includes it.
+    pub fn min_class_size(&self) -> u64 {
+        let mut k = self.k.max(1);
+        if let Some(p) = self.risk.as_ref().and_then(|r| r.prosecutor)
+            && p > 0.0
+        {
+            k = k.max(crate::privacy::min_size_for_risk(p));
+        }
+        for l in &self.l_diversity {
+            if l.l.is_finite() && l.l >= 1.0 {
+                k = k.max(l.l.ceil() as u64);
+            }
+        }
+        k
+    }
+
+    /// Whether a class of `size` records passes the size-only criteria (k, prosecutor,
+    /// ℓ's implied size). The full per-class predicate, with the sensitive values, is
+    /// [`crate::Criteria::class_ok`].
     pub fn class_ok(&self, size: u64) -> bool {
         size >= self.min_class_size()
     }
 
-    /// Whether "this transformation satisfies the model (within the suppression limit)" is
-    /// monotonic in the lattice: true for k-anonymity with or without suppression (merging
-    /// classes never shrinks one). Flash's predictive tagging is sound only when it is.
-    pub fn is_monotonic(&self) -> bool {
-        match self {
-            PrivacyModel::KAnonymity { .. } => true,
-        }
+    /// Whether "this transformation satisfies the model within the suppression limit" is
+    /// monotonic in the lattice, so that Flash's predictive tagging is sound for it (see
+    /// [`crate::privacy`] for each criterion, after ARX's `isMonotonicWithSuppression` and
+    /// `isMonotonicWithGeneralization`). `with_suppression`: whether any record may be
+    /// suppressed.
+    pub fn is_monotonic(&self, with_suppression: bool) -> bool {
+        !with_suppression
+            || (self
+                .l_diversity
+                .iter()
+                .all(|l| l.variant == LVariant::Distinct)
+                && self.t_closeness.is_empty())
     }
 
-    /// A short human description, e.g. `5-anonymity`.
+    /// A short human description, e.g. `5-anonymity, entropy-3-diversity of diagnosis`.
     pub fn describe(&self) -> String {
-        match self {
-            PrivacyModel::KAnonymity { k } => format!("{k}-anonymity"),
+        let mut parts = Vec::new();
+        if self.k > 1
+            || (self.l_diversity.is_empty() && self.t_closeness.is_empty() && self.risk.is_none())
+        {
+            parts.push(format!("{}-anonymity", self.k));
         }
+        for l in &self.l_diversity {
+            let variant = match l.variant {
+                LVariant::Distinct => "distinct",
+                LVariant::Entropy => "entropy",
+            };
+            parts.push(format!("{variant}-{}-diversity of `{}`", l.l, l.attribute));
+        }
+        for t in &self.t_closeness {
+            let distance = match t.distance {
+                GroundDistance::Equal => "equal",
+                GroundDistance::Hierarchy(_) => "hierarchical",
+            };
+            parts.push(format!(
+                "{}-closeness ({distance} distance) of `{}`",
+                t.t, t.attribute
+            ));
+        }
+        if let Some(r) = &self.risk {
+            for (name, v) in [
+                ("average", r.average),
+                ("prosecutor", r.prosecutor),
+                ("journalist", r.journalist),
+            ] {
+                if let Some(v) = v {
+                    parts.push(format!("{name} risk at most {v}"));
+                }
+            }
+        }
+        parts.join(", ")
+    }
+
+    /// Checks the rules of the model that do not need the data, naming the rule broken.
+    pub(crate) fn validate(&self, attributes: &[Attribute]) -> Result<(), DeidError> {
+        let rule = |rule: String, message: String| Err(DeidError::PrivacyRule { rule, message });
+        if self.k == 0 {
+            return rule(
+                "privacy.k".into(),
+                "k-anonymity needs k of at least 1".into(),
+            );
+        }
+        let sensitive = |name: &str, rule_name: &str| -> Result<(), DeidError> {
+            match attributes.iter().find(|a| a.name == name) {
+                Some(a) if a.kind == AttributeKind::Sensitive => Ok(()),
+                Some(a) => Err(DeidError::PrivacyRule {
+                    rule: rule_name.to_string(),
+                    message: format!(
+                        "attribute `{name}` is {:?}, but a model can only constrain an attribute declared `kind = \"sensitive\"`",
+                        a.kind
+                    ),
+                }),
+                None => Err(DeidError::PrivacyRule {
+                    rule: rule_name.to_string(),
+                    message: format!(
+                        "attribute `{name}` is not in the policy: declare it with `kind = \"sensitive\"`"
+                    ),
+                }),
+            }
+        };
+        for (i, l) in self.l_diversity.iter().enumerate() {
+            let name = format!(
+                "privacy.l-diversity[{}] (attribute `{}`)",
+                i + 1,
+                l.attribute
+            );
+            sensitive(&l.attribute, &name)?;
+            if !l.l.is_finite() || l.l < 1.0 {
+                return rule(name, format!("l is {}, but it must be at least 1", l.l));
+            }
+            if l.variant == LVariant::Distinct && l.l.fract() != 0.0 {
+                return rule(
+                    name,
+                    format!(
+                        "l is {}, but distinct ℓ-diversity counts values: it must be a whole number",
+                        l.l
+                    ),
+                );
+            }
+        }
+        for (i, t) in self.t_closeness.iter().enumerate() {
+            let name = format!(
+                "privacy.t-closeness[{}] (attribute `{}`)",
+                i + 1,
+                t.attribute
+            );
+            sensitive(&t.attribute, &name)?;
+            if !(0.0..=1.0).contains(&t.t) {
+                return rule(
+                    name,
+                    format!(
+                        "t is {}, but an Earth Mover's Distance lies between 0.0 and 1.0",
+                        t.t
+                    ),
+                );
+            }
+            if let GroundDistance::Hierarchy(h) = &t.distance {
+                h.validate(&t.attribute)?;
+            }
+        }
+        if let Some(r) = &self.risk {
+            for (key, v) in [
+                ("average", r.average),
+                ("prosecutor", r.prosecutor),
+                ("journalist", r.journalist),
+                ("sampling_fraction", r.sampling_fraction),
+            ] {
+                if let Some(v) = v
+                    && !(v > 0.0 && v <= 1.0)
+                {
+                    return rule(
+                        format!("privacy.risk.{key}"),
+                        format!("{v} is not a probability above 0.0 and at most 1.0"),
+                    );
+                }
+            }
+            if r.population == Some(0) {
+                return rule(
+                    "privacy.risk.population".into(),
+                    "the population must hold at least one record".into(),
+                );
+            }
+            if r.population.is_some() && r.sampling_fraction.is_some() {
+                return rule(
+                    "privacy.risk".into(),
+                    "give either `population` or `sampling_fraction`, not both: each determines the other".into(),
+                );
+            }
+            if r.journalist.is_some() && r.population.is_none() && r.sampling_fraction.is_none() {
+                return rule(
+                    "privacy.risk.journalist".into(),
+                    "journalist risk is measured against the population the data was drawn from: give `population = N` (records) or `sampling_fraction = f`".into(),
+                );
+            }
+        }
+        Ok(())
     }
 }
 
@@ -160,6 +471,24 @@ impl UtilityMetric {
     pub fn is_monotonic_with_suppression(self) -> bool {
         matches!(self, UtilityMetric::MonotonicNonUniformEntropy)
     }
+}
+
+/// How the table is generalised: `algorithm = "optimal"` (the default), `"local-recoding"` or
+/// `"local-recoding-strict"`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Recoding {
+    /// Optimal full-domain generalisation: one level per quasi-identifier for every record,
+    /// the best under the utility metric (ARX's Flash).
+    #[default]
+    Optimal,
+    /// Local recoding: each class gets its own labels, found by top-down partitioning over the
+    /// hierarchies (Mondrian-style, relaxed split rule; see `docs/local-recoding.md`). The
+    /// utility metric is reported, not optimised.
+    LocalRecoding,
+    /// Local recoding with strict Mondrian's split rule (every part of a split satisfies the
+    /// model on its own).
+    LocalRecodingStrict,
 }
 
 /// What happens to a suppressed row in the output.
@@ -200,9 +529,6 @@ impl Policy {
     /// Checks the rules that do not need the data.
     pub fn validate(&self) -> Result<(), DeidError> {
         let invalid = |m: String| Err(DeidError::InvalidPolicy(m));
-        if self.privacy.min_class_size() == 0 {
-            return invalid("k-anonymity needs k of at least 1".into());
-        }
         if !(0.0..=1.0).contains(&self.suppression_limit) {
             return invalid(format!(
                 "suppression_limit is {}, but it is a fraction of the records: it must be between 0.0 and 1.0",
@@ -244,8 +570,9 @@ impl Policy {
                 }
                 _ => {}
             }
+            crate::transform::validate_attribute(a, &self.attributes)?;
         }
-        Ok(())
+        self.privacy.validate(&self.attributes)
     }
 }
 
@@ -295,7 +622,8 @@ kind = "sensitive"
     #[test]
     fn parses_every_hierarchy_kind() {
         let p = Policy::from_toml_str(EXAMPLE).unwrap();
-        assert_eq!(p.privacy, PrivacyModel::KAnonymity { k: 3 });
+        assert_eq!(p.privacy.k, 3);
+        assert_eq!(p.privacy.model, Some(ModelName::KAnonymity));
         assert_eq!(p.metric, UtilityMetric::Loss);
         assert_eq!(p.suppressed_rows, SuppressedRows::Remove);
         assert_eq!(p.delimiter, Some(','));

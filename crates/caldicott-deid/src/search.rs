@@ -22,7 +22,19 @@
 //! those that could still beat the best. The property test `tests/flash_vs_exhaustive.rs`
 //! checks all of this against the exhaustive search and a naive oracle.
 //!
-//! **Checking a node.** Two exact shortcuts come first: if one quasi-identifier alone puts more
+//! **Models that are not monotonic.** With suppression, entropy ℓ-diversity and t-closeness
+//! are not monotonic (see [`crate::privacy`]; ARX's `isMonotonicWithSuppression` is false for
+//! both): a node above an anonymous one may need more records suppressed than allowed. Then
+//! the tags follow the model's monotonic part (k, distinct ℓ, risk thresholds), which every
+//! node satisfying the whole model satisfies: a node that fails it fails the whole model, and
+//! tagging its predecessors is sound. A checked node is a candidate only when the whole model
+//! holds, and the second pass above checks *every* node tagged by the monotonic part (unless
+//! its utility bound shows it cannot win), so no candidate goes unchecked. This is ARX's
+//! approach too (Flash tags with the k-anonymity property when the full model is not
+//! monotonic). The property test `tests/flash_vs_exhaustive.rs` covers these models.
+//!
+//! **Checking a node.** Two exact shortcuts come first (`k` is the smallest class any
+//! criterion allows, [`Criteria::min_class_size`]): if one quasi-identifier alone puts more
 //! records in values rarer than `k` than may be suppressed, the node is not anonymous (no
 //! grouping needed); and grouping stops once there are more classes than an anonymous node can
 //! have (`N / k` plus the records that may be suppressed). Otherwise the node's classes are
@@ -40,7 +52,8 @@ use crate::fx::FxHashMap;
 use crate::groupify::{Classes, group};
 use crate::lattice::Lattice;
 use crate::metric;
-use crate::policy::{PrivacyModel, UtilityMetric};
+use crate::policy::UtilityMetric;
+use crate::privacy::{Criteria, Part};
 
 const ANON: u8 = 1;
 const NOT_ANON: u8 = 2;
@@ -55,7 +68,7 @@ const CACHE_BYTES: usize = 96 << 20;
 /// The search's configuration.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Config<'a> {
-    pub model: &'a PrivacyModel,
+    pub model: &'a Criteria,
     pub metric: UtilityMetric,
     /// Records that may be suppressed (`floor(limit * N)`).
     pub max_suppressed: u64,
@@ -110,6 +123,7 @@ pub(crate) fn rollup_limited(
         .map(|(qi, &l)| qi.cardinality(l) as u32)
         .collect();
     let identity: Vec<bool> = src.levels.iter().zip(levels).map(|(a, b)| a == b).collect();
+    let with_hists = !src.hists.is_empty();
     let (keys, counts, mapping) = group(
         &src.keys,
         Some(&src.counts),
@@ -117,16 +131,21 @@ pub(crate) fn rollup_limited(
         &maps,
         &identity,
         &cards,
-        want_mapping,
+        want_mapping || with_hists,
         max_classes,
     )?;
+    let hists = match (&mapping, with_hists) {
+        (Some(m), true) => src.hists.iter().map(|h| h.merge(m, counts.len())).collect(),
+        _ => Vec::new(),
+    };
     Some((
         Classes {
             levels: levels.to_vec(),
             keys,
             counts,
+            hists,
         },
-        mapping,
+        if want_mapping { mapping } else { None },
     ))
 }
 
@@ -231,7 +250,11 @@ struct Flash<'a> {
     lattice: &'a Lattice,
     enc: &'a Encoded,
     config: Config<'a>,
+    /// Whether the model and the metric are both monotonic here (no second pass needed).
     monotonic: bool,
+    /// Whether the privacy model alone is: if not, tags follow its monotonic part and the
+    /// whole model is checked on each node separately.
+    model_monotonic: bool,
     tags: Vec<u8>,
     eval: Evaluator<'a>,
     best: Option<Found>,
@@ -345,15 +368,30 @@ impl<'a> Flash<'a> {
             self.tag_closure(node, NOT_ANON, false);
             return false;
         };
-        let violating = metric::violating_records(&classes, self.config.model);
-        let anonymous = violating <= self.config.max_suppressed;
         if !self.monotonic {
             let bound = metric::bound_from_classes(self.config.metric, self.enc, &classes);
             self.checked_bound.insert(node, bound);
         }
+        // Tags follow the monotonic part of the model (all of it when it is monotonic); a
+        // node is a candidate only if the whole model holds.
+        let part = if self.model_monotonic {
+            Part::Full
+        } else {
+            Part::Monotonic
+        };
+        let verdict = self.config.model.verdict(&classes, part);
+        let anonymous = verdict.records <= self.config.max_suppressed;
         if anonymous {
-            let value = metric::value(self.config.metric, self.enc, &classes, self.config.model);
-            self.consider(node, value);
+            let full = if self.model_monotonic {
+                Some(verdict)
+            } else {
+                let full = self.config.model.verdict(&classes, Part::Full);
+                (full.records <= self.config.max_suppressed).then_some(full)
+            };
+            if let Some(full) = full {
+                let value = metric::value(self.config.metric, self.enc, &classes, &full.flags);
+                self.consider(node, value);
+            }
             self.tag_closure(node, ANON, true);
         } else {
             self.tag_closure(node, NOT_ANON, false);
@@ -484,12 +522,14 @@ pub(crate) fn flash(
     config: Config<'_>,
 ) -> (Option<Found>, Stats) {
     let start = Instant::now();
+    let model_monotonic = config.model.is_monotonic(config.max_suppressed > 0);
     let mut f = Flash {
         lattice,
         enc,
         config,
-        monotonic: config.model.is_monotonic()
+        monotonic: model_monotonic
             && (config.max_suppressed == 0 || config.metric.is_monotonic_with_suppression()),
+        model_monotonic,
         tags: vec![0u8; lattice.size() as usize],
         eval: Evaluator::new(enc, base),
         best: None,
@@ -559,9 +599,9 @@ fn descend(
 ) {
     if depth == lattice.q() {
         *checked += 1;
-        let violating = metric::violating_records(classes, config.model);
-        if violating <= config.max_suppressed {
-            let value = metric::value(config.metric, enc, classes, config.model);
+        let verdict = config.model.verdict(classes, Part::Full);
+        if verdict.records <= config.max_suppressed {
+            let value = metric::value(config.metric, enc, classes, &verdict.flags);
             let node = lattice.node(levels);
             let improves = match best {
                 None => true,

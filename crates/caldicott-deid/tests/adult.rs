@@ -32,6 +32,13 @@ fn adult_dir() -> Option<PathBuf> {
     }
 }
 
+fn example(name: &str) -> Policy {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/anonymise")
+        .join(name);
+    Policy::from_toml_file(&path).unwrap_or_else(|e| panic!("{name}: {e}"))
+}
+
 fn policy() -> Policy {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/anonymise/adult-k5.toml");
     Policy::from_toml_file(&path).expect("examples/anonymise/adult-k5.toml loads")
@@ -48,7 +55,7 @@ fn load(dir: &Path, policy: &Policy) -> (Table, Hierarchies) {
 #[test]
 fn example_policy_parses() {
     let p = policy();
-    assert_eq!(p.privacy, PrivacyModel::KAnonymity { k: 5 });
+    assert_eq!(p.privacy, PrivacyModel::k_anonymity(5));
     assert_eq!(p.suppression_limit, 0.0);
     assert_eq!(p.metric, UtilityMetric::NonUniformEntropy);
     assert_eq!(p.quasi_identifiers().count(), 9);
@@ -132,7 +139,7 @@ fn adult_other_arx_configurations() {
     ];
     for (k, limit, metric, levels, value) in cases {
         let mut policy = policy();
-        policy.privacy = PrivacyModel::KAnonymity { k };
+        policy.privacy = PrivacyModel::k_anonymity(k);
         policy.suppression_limit = limit;
         policy.metric = metric;
         let (table, hierarchies) = load(&dir, &policy);
@@ -244,7 +251,7 @@ fn adult_k5_csv_output_is_5_anonymous() {
         serde_json::from_slice(&std::fs::read(&report_path).unwrap()).unwrap();
     assert_eq!(json["transformation"][1]["attribute"], "age");
     assert_eq!(json["transformation"][1]["level"], 2);
-    assert_eq!(json["privacy_model"]["model"], "k-anonymity");
+    assert_eq!(json["privacy_model"]["k"], 5);
 }
 
 /// Every one of the 12,960 transformations evaluated: Flash's answer is the optimum. Fast in
@@ -273,9 +280,131 @@ fn adult_k5_exhaustive_agrees() {
     assert_eq!(all.nodes_checked, 12_960);
     assert_eq!(all.levels, flash.levels);
     assert_eq!(all.value.to_bits(), flash.value.to_bits());
-    assert!(
-        all.search_time.as_secs_f64() < 5.0,
-        "exhaustive took {:?}",
-        all.search_time
+    // Its time is printed, not asserted: timings belong to `cargo xtask bench anonymise`.
+}
+
+/// `examples/anonymise/adult-ldiv-tclose.toml`: occupation sensitive, k = 5, entropy and
+/// distinct 3-diversity, t = 0.2 (equal) and 0.15 (hierarchical). The release meets every
+/// figure, checked from the written rows.
+#[test]
+fn adult_l_diversity_and_t_closeness() {
+    let Some(dir) = adult_dir() else { return };
+    let policy = example("adult-ldiv-tclose.toml");
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("adult-lt.csv");
+    let report = anonymise_csv(
+        &dir.join("adult.csv"),
+        &policy,
+        Some(&dir),
+        &out,
+        &tmp.path().join("adult-lt.json"),
+    )
+    .unwrap();
+    eprintln!(
+        "Adult l/t: levels {:?}, {} of {} nodes checked in {:.1} ms, l {:?}, t {:?}",
+        report
+            .transformation
+            .iter()
+            .map(|t| t.level)
+            .collect::<Vec<_>>(),
+        report.search.nodes_checked,
+        report.search.lattice_nodes,
+        report.search.search_ms,
+        report
+            .privacy
+            .l_diversity
+            .iter()
+            .map(|l| l.achieved)
+            .collect::<Vec<_>>(),
+        report
+            .privacy
+            .t_closeness
+            .iter()
+            .map(|t| t.achieved)
+            .collect::<Vec<_>>(),
     );
+    assert_eq!(report.records_suppressed, 0);
+    assert!(report.min_class_size >= 5);
+    assert!(report.privacy.l_diversity[0].achieved.unwrap() >= 3.0 - 1e-9);
+    assert!(report.privacy.l_diversity[1].achieved.unwrap() >= 3.0);
+    assert!(report.privacy.t_closeness[0].achieved.unwrap() <= 0.2 + 1e-9);
+    assert!(report.privacy.t_closeness[1].achieved.unwrap() <= 0.15 + 1e-9);
+
+    // From the written rows: classes by the 8 quasi-identifiers, occupation (column 7) as
+    // the sensitive value.
+    let text = std::fs::read_to_string(&out).unwrap();
+    let rows: Vec<Vec<&str>> = text
+        .split("\r\n")
+        .skip(1)
+        .filter(|l| !l.is_empty())
+        .map(|l| l.split(';').collect())
+        .collect();
+    assert_eq!(rows.len(), 30_162);
+    let mut overall: HashMap<&str, f64> = HashMap::new();
+    for r in &rows {
+        *overall.entry(r[7]).or_default() += 1.0 / rows.len() as f64;
+    }
+    let mut classes: HashMap<Vec<&str>, Vec<&str>> = HashMap::new();
+    for r in &rows {
+        let key: Vec<&str> = r
+            .iter()
+            .enumerate()
+            .filter(|(i, _)| *i != 7)
+            .map(|(_, v)| *v)
+            .collect();
+        classes.entry(key).or_default().push(r[7]);
+    }
+    let mut max_t: f64 = 0.0;
+    for values in classes.values() {
+        assert!(values.len() >= 5);
+        let mut counts: HashMap<&str, f64> = HashMap::new();
+        for v in values {
+            *counts.entry(v).or_default() += 1.0;
+        }
+        assert!(counts.len() >= 3);
+        let n = values.len() as f64;
+        let entropy: f64 = -counts.values().map(|c| c / n * (c / n).ln()).sum::<f64>();
+        assert!(entropy >= 3f64.ln() - 1e-9, "entropy {entropy}");
+        let emd: f64 = overall
+            .iter()
+            .map(|(v, q)| (counts.get(v).copied().unwrap_or(0.0) / n - q).abs())
+            .sum::<f64>()
+            / 2.0;
+        max_t = max_t.max(emd);
+    }
+    assert!(max_t <= 0.2 + 1e-9, "{max_t}");
+    assert!((max_t - report.privacy.t_closeness[0].achieved.unwrap()).abs() < 1e-9);
+}
+
+/// Flash against every transformation for the ℓ/t policy, without and with suppression (with
+/// 2% suppression entropy ℓ-diversity and t-closeness are not monotonic, so Flash checks every
+/// node the monotonic part accepts). Release mode only.
+#[test]
+#[cfg_attr(
+    debug_assertions,
+    ignore = "release-mode test: cargo test -p caldicott-deid --release"
+)]
+fn adult_l_t_exhaustive_agrees() {
+    let Some(dir) = adult_dir() else { return };
+    for limit in [0.0, 0.02] {
+        let mut policy = example("adult-ldiv-tclose.toml");
+        policy.suppression_limit = limit;
+        let (table, _) = read_csv(&dir.join("adult.csv"), None, &[]).unwrap();
+        let hierarchies = load_hierarchies(&policy, Some(&dir)).unwrap();
+        let a = Anonymiser::new(&table, &policy, &hierarchies).unwrap();
+        let flash = a.search(Algorithm::Flash).unwrap();
+        let all = a.search(Algorithm::Exhaustive).unwrap();
+        eprintln!(
+            "l/t limit {limit}: flash {:?} {} ({} checked, {:?}); exhaustive {:?} {} ({:?})",
+            flash.levels,
+            flash.value,
+            flash.nodes_checked,
+            flash.search_time,
+            all.levels,
+            all.value,
+            all.search_time
+        );
+        assert_eq!(all.levels, flash.levels, "limit {limit}");
+        assert_eq!(all.value.to_bits(), flash.value.to_bits());
+    }
 }

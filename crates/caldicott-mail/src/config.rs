@@ -41,6 +41,12 @@ pub struct MailConfig {
     pub bayes: BayesConfig,
     /// Per-symbol overrides of the default weight and floor, by symbol name.
     pub symbols: BTreeMap<String, SymbolOverride>,
+    /// The SMTP gateway (`caldicott mail serve`); absent for offline scans.
+    pub gateway: Option<GatewayConfig>,
+    /// The DNS resolver for sender authentication and `check-dns`; absent: no network checks.
+    pub dns: Option<crate::dns::DnsConfig>,
+    /// Sender authentication (SPF, DKIM, DMARC, ARC) and outbound DKIM signing.
+    pub auth: crate::auth::AuthConfig,
 }
 
 /// Total scores at which a message is tagged, quarantined or rejected.
@@ -215,6 +221,13 @@ impl MailConfig {
                 "limits must be greater than zero".into(),
             ));
         }
+        if let Some(g) = &self.gateway {
+            g.validate()?;
+        }
+        if let Some(d) = &self.dns {
+            d.validate()?;
+        }
+        self.auth.validate()?;
         for (name, o) in &self.symbols {
             if symbols::lookup(name).is_none() {
                 return Err(ConfigError::Invalid(format!("unknown symbol {name}")));
@@ -226,5 +239,412 @@ impl MailConfig {
             }
         }
         Ok(())
+    }
+}
+
+/// The SMTP gateway: where it listens, where it relays, its limits, queue and quarantine.
+///
+/// ```toml
+/// [gateway]
+/// hostname = "mx.sunnyvale-care.co.uk"
+/// inbound = "0.0.0.0:25"
+/// submission = "0.0.0.0:587"
+/// next_hop = "10.0.0.5:25"
+/// local_domains = ["sunnyvale-care.co.uk"]
+/// queue_dir = "/var/lib/caldicott/mail/queue"
+/// quarantine_dir = "/var/lib/caldicott/mail/quarantine"
+/// retry_schedule = ["1m", "5m", "15m", "1h"]
+/// max_queue_age = "5d"
+///
+/// [gateway.tls]
+/// cert = "/etc/caldicott/mail/cert.pem"
+/// key = "/etc/caldicott/mail/key.pem"
+///
+/// [[gateway.users]]
+/// name = "scanner-ward4"
+/// password_hash = "$argon2id$v=19$m=19456,t=2,p=1$…"
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// The name the gateway greets with and writes into `Received:` (default `localhost`).
+    #[serde(default = "default_hostname")]
+    pub hostname: String,
+    /// Address of the inbound (MX) listener, e.g. `0.0.0.0:25` (port 0: any free port).
+    pub inbound: String,
+    /// Address of the submission listener (AUTH required, only after STARTTLS), if any.
+    #[serde(default)]
+    pub submission: Option<String>,
+    /// Where every accepted message is relayed, `host:port`.
+    pub next_hop: String,
+    /// Relay to the next hop only over STARTTLS, verifying its certificate (default false:
+    /// plain SMTP, for a next hop on the same host or a protected internal network).
+    #[serde(default)]
+    pub next_hop_starttls: bool,
+    /// PEM file of the certificate authorities (or the self-signed certificate) trusted for
+    /// the next hop; required with `next_hop_starttls`.
+    #[serde(default)]
+    pub next_hop_ca: Option<std::path::PathBuf>,
+    /// The name the next hop's certificate must carry (default: the host of `next_hop`).
+    #[serde(default)]
+    pub next_hop_tls_name: Option<String>,
+    /// Domains the inbound port accepts mail for; mail to other domains is refused there
+    /// (`550 5.7.1`), so the gateway is no open relay. Authenticated submission may send
+    /// anywhere.
+    #[serde(default)]
+    pub local_domains: Vec<String>,
+    /// The durable queue's directory (created if missing).
+    pub queue_dir: std::path::PathBuf,
+    /// A plain directory for quarantined messages (created if missing): unencrypted, for
+    /// tests and trials only. Give `data` instead in production.
+    #[serde(default)]
+    pub quarantine_dir: std::path::PathBuf,
+    /// The Caldicott data directory (`caldicott init`) whose vault keeps the quarantine,
+    /// sealed; it wins over `quarantine_dir`. See `crate::quarantine`.
+    #[serde(default)]
+    pub data: Option<std::path::PathBuf>,
+    /// Recipient domains (and their subdomains) that may receive patient-identifiable data
+    /// from the submission port, e.g. `nhs.net` and listed partners. Submitted mail carrying
+    /// such data to any other domain is held in quarantine (see `crate::outbound`).
+    #[serde(default)]
+    pub secure_domains: Vec<String>,
+    /// Partner domains with their own route and TLS requirement (`[[gateway.partners]]`).
+    #[serde(default)]
+    pub partners: Vec<PartnerDomain>,
+    /// The waits between delivery attempts; the last one repeats until `max_queue_age`.
+    #[serde(default = "default_retry_schedule")]
+    pub retry_schedule: Vec<String>,
+    /// How long a message may wait for delivery before it is bounced (default `5d`).
+    #[serde(default = "default_max_queue_age")]
+    pub max_queue_age: String,
+    /// Deliveries running at once (default 4).
+    #[serde(default = "default_delivery_concurrency")]
+    pub delivery_concurrency: usize,
+    /// Certificate and key for STARTTLS; without them STARTTLS is not offered (and the
+    /// submission port cannot authenticate anyone).
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
+    #[serde(default)]
+    pub limits: GatewayLimits,
+    /// Accounts that may submit mail on the submission port.
+    #[serde(default)]
+    pub users: Vec<SubmissionUser>,
+}
+
+fn default_hostname() -> String {
+    "localhost".into()
+}
+fn default_retry_schedule() -> Vec<String> {
+    ["1m", "5m", "15m", "1h", "4h"].map(String::from).to_vec()
+}
+fn default_max_queue_age() -> String {
+    "5d".into()
+}
+fn default_delivery_concurrency() -> usize {
+    4
+}
+
+/// A partner organisation's mail domain: where its mail goes and whether it must go over
+/// verified TLS.
+///
+/// ```toml
+/// [[gateway.partners]]
+/// domain = "stmarys-hospice.org.uk"
+/// require_tls = true                 # STARTTLS with a verified certificate, or no delivery
+/// next_hop = "mx.stmarys-hospice.org.uk:25"   # default: the gateway's next_hop
+/// ca = "/etc/caldicott/mail/stmarys-ca.pem"   # roots trusted for it (required with require_tls)
+/// tls_name = "mx.stmarys-hospice.org.uk"      # default: the host of next_hop
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartnerDomain {
+    pub domain: String,
+    #[serde(default)]
+    pub require_tls: bool,
+    #[serde(default)]
+    pub next_hop: Option<String>,
+    #[serde(default)]
+    pub ca: Option<std::path::PathBuf>,
+    #[serde(default)]
+    pub tls_name: Option<String>,
+}
+
+/// PEM files of the gateway's certificate chain and private key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    pub cert: std::path::PathBuf,
+    pub key: std::path::PathBuf,
+}
+
+/// One submission account. The password is stored only as an Argon2id PHC string
+/// (`caldicott mail hash-password` makes one).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubmissionUser {
+    pub name: String,
+    pub password_hash: String,
+}
+
+impl std::fmt::Debug for SubmissionUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The hash is not a secret in the strict sense, but it has no business in logs.
+        f.debug_struct("SubmissionUser")
+            .field("name", &self.name)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one client may cost the gateway. Each limit has its SMTP reply (docs/mail.md).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(default, deny_unknown_fields)]
+pub struct GatewayLimits {
+    /// Largest message accepted, advertised as `SIZE` (default 25 MiB). Past it: `552 5.3.4`.
+    pub max_message_bytes: usize,
+    /// Most recipients per message (default 100). Past it: `452 4.5.3`.
+    pub max_recipients: usize,
+    /// Most connections at once (default 200). Past it: `421 4.7.0` and close.
+    pub max_connections: usize,
+    /// Most connections at once from one client address (default 20).
+    pub max_connections_per_ip: usize,
+    /// Most commands one client address may send per minute (default 600). Past it: `421`.
+    pub max_commands_per_minute: u32,
+    /// Most messages one client address may send per minute (default 60). Past it: `450`.
+    pub max_messages_per_minute: u32,
+    /// Most failed AUTH attempts per client address per minute (default 5). Past it: `454`.
+    pub max_auth_failures_per_minute: u32,
+    /// Longest command or message line, CRLF included (default 4096). Past it: `500 5.5.2`.
+    pub max_line_bytes: usize,
+    /// Longest wait for the next piece of a message during DATA (default `3m`).
+    pub data_timeout: String,
+    /// Longest wait for the next command (default `5m`). Past it: `421 4.4.2` and close.
+    pub idle_timeout: String,
+}
+
+impl Default for GatewayLimits {
+    fn default() -> Self {
+        Self {
+            max_message_bytes: 25 << 20,
+            max_recipients: 100,
+            max_connections: 200,
+            max_connections_per_ip: 20,
+            max_commands_per_minute: 600,
+            max_messages_per_minute: 60,
+            max_auth_failures_per_minute: 5,
+            max_line_bytes: 4096,
+            data_timeout: "3m".into(),
+            idle_timeout: "5m".into(),
+        }
+    }
+}
+
+/// Parses a duration written as a number and a unit: `500ms`, `30s`, `5m`, `1h`, `2d`.
+pub fn parse_duration(text: &str) -> Option<std::time::Duration> {
+    let t = text.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit())?;
+    let (num, unit) = t.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    let ms = match unit {
+        "ms" => 1,
+        "s" => 1000,
+        "m" => 60_000,
+        "h" => 3_600_000,
+        "d" => 86_400_000,
+        _ => return None,
+    };
+    Some(std::time::Duration::from_millis(n.checked_mul(ms)?))
+}
+
+fn invalid(key: &str, why: impl std::fmt::Display) -> ConfigError {
+    ConfigError::Invalid(format!("gateway.{key}: {why}"))
+}
+
+fn duration(key: &str, text: &str) -> Result<std::time::Duration, ConfigError> {
+    match parse_duration(text) {
+        Some(d) if !d.is_zero() => Ok(d),
+        Some(_) => Err(invalid(key, "must be greater than zero")),
+        None => Err(invalid(
+            key,
+            format!("{text:?} is not a duration such as 500ms, 30s, 5m, 1h or 2d"),
+        )),
+    }
+}
+
+fn socket_addr(key: &str, text: &str) -> Result<(), ConfigError> {
+    let ok = text
+        .rsplit_once(':')
+        .is_some_and(|(host, port)| !host.is_empty() && port.parse::<u16>().is_ok());
+    if ok {
+        Ok(())
+    } else {
+        Err(invalid(key, format!("{text:?} is not host:port")))
+    }
+}
+
+impl GatewayConfig {
+    /// Checks every field, naming the first bad key.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let h = &self.hostname;
+        if h.is_empty()
+            || h.len() > 253
+            || !h
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'.' || b == b'-')
+        {
+            return Err(invalid("hostname", "must be a DNS name"));
+        }
+        socket_addr("inbound", &self.inbound)?;
+        if let Some(s) = &self.submission {
+            socket_addr("submission", s)?;
+            if self.tls.is_none() {
+                return Err(invalid(
+                    "submission",
+                    "needs [gateway.tls]: AUTH is only accepted over TLS",
+                ));
+            }
+        }
+        socket_addr("next_hop", &self.next_hop)?;
+        if self.next_hop_starttls && self.next_hop_ca.is_none() {
+            return Err(invalid(
+                "next_hop_ca",
+                "is required with next_hop_starttls (the certificate authorities to trust)",
+            ));
+        }
+        if self.local_domains.is_empty() {
+            return Err(invalid(
+                "local_domains",
+                "must list the domains the inbound port accepts mail for",
+            ));
+        }
+        for d in &self.local_domains {
+            if d.is_empty() || d.contains(['@', ' ', '<', '>']) {
+                return Err(invalid("local_domains", format!("{d:?} is not a domain")));
+            }
+        }
+        if self.queue_dir.as_os_str().is_empty() {
+            return Err(invalid("queue_dir", "must not be empty"));
+        }
+        match &self.data {
+            Some(d) if d.as_os_str().is_empty() => {
+                return Err(invalid("data", "must not be empty"));
+            }
+            Some(_) => {}
+            None if self.quarantine_dir.as_os_str().is_empty() => {
+                return Err(invalid(
+                    "data",
+                    "is required (the Caldicott data directory whose vault keeps the \
+                     quarantine), unless quarantine_dir names a plain directory",
+                ));
+            }
+            None => {}
+        }
+        for (i, d) in self.secure_domains.iter().enumerate() {
+            if !crate::outbound::is_domain(d) {
+                return Err(invalid(
+                    &format!("secure_domains[{i}]"),
+                    format!("{d:?} is not a domain"),
+                ));
+            }
+        }
+        for (i, p) in self.partners.iter().enumerate() {
+            if !crate::outbound::is_domain(&p.domain) {
+                return Err(invalid(
+                    &format!("partners[{i}].domain"),
+                    format!("{:?} is not a domain", p.domain),
+                ));
+            }
+            if let Some(h) = &p.next_hop {
+                socket_addr(&format!("partners[{i}].next_hop"), h)?;
+            }
+            if p.require_tls && p.ca.is_none() {
+                return Err(invalid(
+                    &format!("partners[{i}].ca"),
+                    "is required with require_tls (the certificate authorities to trust; \
+                     MTA-STS discovery is not implemented)",
+                ));
+            }
+        }
+        self.retry_delays()?;
+        self.max_age()?;
+        if self.delivery_concurrency == 0 {
+            return Err(invalid("delivery_concurrency", "must be greater than zero"));
+        }
+        let l = &self.limits;
+        for (key, v) in [
+            ("limits.max_message_bytes", l.max_message_bytes),
+            ("limits.max_recipients", l.max_recipients),
+            ("limits.max_connections", l.max_connections),
+            ("limits.max_connections_per_ip", l.max_connections_per_ip),
+            (
+                "limits.max_commands_per_minute",
+                l.max_commands_per_minute as usize,
+            ),
+            (
+                "limits.max_messages_per_minute",
+                l.max_messages_per_minute as usize,
+            ),
+            (
+                "limits.max_auth_failures_per_minute",
+                l.max_auth_failures_per_minute as usize,
+            ),
+        ] {
+            if v == 0 {
+                return Err(invalid(key, "must be greater than zero"));
+            }
+        }
+        if l.max_line_bytes < 512 {
+            return Err(invalid(
+                "limits.max_line_bytes",
+                "must be at least 512 (RFC 5321 command lines)",
+            ));
+        }
+        duration("limits.data_timeout", &l.data_timeout)?;
+        duration("limits.idle_timeout", &l.idle_timeout)?;
+        let mut names = std::collections::BTreeSet::new();
+        for (i, u) in self.users.iter().enumerate() {
+            if u.name.is_empty() || u.name.contains(['\0', '\r', '\n']) {
+                return Err(invalid(&format!("users[{i}].name"), "must not be empty"));
+            }
+            if !names.insert(&u.name) {
+                return Err(invalid(
+                    &format!("users[{i}].name"),
+                    format!("{:?} is listed twice", u.name),
+                ));
+            }
+            if !u.password_hash.starts_with("$argon2id$") {
+                return Err(invalid(
+                    &format!("users[{i}].password_hash"),
+                    "must be an Argon2id PHC string ($argon2id$…)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The retry waits, parsed.
+    pub fn retry_delays(&self) -> Result<Vec<std::time::Duration>, ConfigError> {
+        if self.retry_schedule.is_empty() {
+            return Err(invalid("retry_schedule", "must list at least one wait"));
+        }
+        self.retry_schedule
+            .iter()
+            .enumerate()
+            .map(|(i, t)| duration(&format!("retry_schedule[{i}]"), t))
+            .collect()
+    }
+
+    /// The longest a message stays queued, parsed.
+    pub fn max_age(&self) -> Result<std::time::Duration, ConfigError> {
+        duration("max_queue_age", &self.max_queue_age)
+    }
+
+    /// The DATA timeout, parsed.
+    pub fn data_timeout(&self) -> Result<std::time::Duration, ConfigError> {
+        duration("limits.data_timeout", &self.limits.data_timeout)
+    }
+
+    /// The idle timeout, parsed.
+    pub fn idle_timeout(&self) -> Result<std::time::Duration, ConfigError> {
+        duration("limits.idle_timeout", &self.limits.idle_timeout)
     }
 }

@@ -1,5 +1,10 @@
 //! Outbound data-loss prevention helper: finds patient identifiers in text.
 //!
+//! Three kinds: valid NHS numbers (by check digit), names with labelled dates of birth, and
+//! clinical terms on the same line as an identifier (a titled name, a valid NHS number or a
+//! labelled hospital or patient number). The gateway's submission port holds mail with any
+//! of them to a recipient outside the secure domains ([`crate::outbound`]).
+//!
 //! Findings are counts by kind, never the values found, so they can be logged, shown to the
 //! sender and kept in the audit trail without spreading what they protect.
 
@@ -19,6 +24,10 @@ pub enum FindingKind {
     /// A date labelled as a date of birth (`DOB`, `D.O.B.`, `date of birth`, `born`) with a
     /// person's name on the same line.
     NameWithDateOfBirth,
+    /// A clinical term (a diagnosis, condition or treatment from a fixed list) on the same
+    /// line as an identifier: a titled name (`Mrs Jones`), a valid NHS number, or a labelled
+    /// hospital or patient number (`MRN: K123456`).
+    ClinicalTermWithIdentifier,
 }
 
 /// How many of one kind.
@@ -45,6 +54,23 @@ static DOB_LABEL: LazyLock<Regex> = LazyLock::new(|| {
 static NAME: LazyLock<Regex> = LazyLock::new(|| {
     Regex::new(
         r"\b(?:(?:Mr|Mrs|Ms|Miss|Mx|Dr|Master)\.?\s+[A-Z][A-Za-z'\-]+|[A-Z][a-z'\-]+(?:\s+[A-Z][a-z'\-]+){1,2})\b",
+    )
+    .unwrap_or_else(|_| unreachable!())
+});
+
+static CLINICAL: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)\b(?:diagnos[ie]s|diagnosed|dementia|alzheimer'?s|diabet(?:es|ic)|cancer|carcinoma|tumou?r|chemotherapy|radiotherapy|hiv|aids|hepatitis|schizophreni[ac]|bipolar|psychosis|depression|self[- ]harm|overdose|suicid(?:e|al)|epilepsy|stroke|copd|asthma|dialysis|pregnan(?:t|cy)|termination|miscarriage|sexually transmitted|chlamydia|syphilis|gonorrh?oea|tuberculosis|sectioned|mental health act|safeguarding|palliative|end of life|dnacpr|dnar|pressure (?:ulcer|sore)|fracture|sepsis|covid(?:-19)?|medication|prescribed|insulin|warfarin|methadone|morphine)\b",
+    )
+    .unwrap_or_else(|_| unreachable!())
+});
+static TITLED_NAME: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(r"\b(?:Mr|Mrs|Ms|Miss|Mx|Master)\.?\s+[A-Z][A-Za-z'\-]+")
+        .unwrap_or_else(|_| unreachable!())
+});
+static LABELLED_ID: LazyLock<Regex> = LazyLock::new(|| {
+    Regex::new(
+        r"(?i)\b(?:mrn|hospital\s+(?:no|number|id)|patient\s+(?:no|number|id)|unit\s+(?:no|number)|case\s+(?:no|number))\b\.?\s*[:#]?\s*[A-Z]{0,3}\d{4,}",
     )
     .unwrap_or_else(|_| unreachable!())
 });
@@ -123,7 +149,27 @@ pub fn scan_text(text: &str) -> Vec<Finding> {
             count: dob,
         });
     }
+    let clinical = count_clinical_with_identifier(text);
+    if clinical > 0 {
+        out.push(Finding {
+            kind: FindingKind::ClinicalTermWithIdentifier,
+            count: clinical,
+        });
+    }
     out
+}
+
+/// Lines where a clinical term and an identifier meet. A line, not a paragraph: a term in
+/// one sentence and a name three paragraphs later are rarely about each other.
+fn count_clinical_with_identifier(text: &str) -> usize {
+    text.lines()
+        .filter(|line| {
+            CLINICAL.is_match(line)
+                && (TITLED_NAME.is_match(line)
+                    || LABELLED_ID.is_match(line)
+                    || count_nhs_numbers(line) > 0)
+        })
+        .count()
 }
 
 fn count_nhs_numbers(text: &str) -> usize {
@@ -261,5 +307,21 @@ mod tests {
             vec![]
         );
         assert_eq!(kinds("Date of birth: 03/04/1931"), vec![]);
+    }
+
+    #[test]
+    fn clinical_terms_with_identifiers() {
+        assert_eq!(
+            kinds("Mrs Patel was diagnosed with dementia last week"),
+            vec![(FindingKind::ClinicalTermWithIdentifier, 1)]
+        );
+        assert_eq!(
+            kinds("MRN: K1234567 - insulin dose changed\nHospital no 445566, sepsis"),
+            vec![(FindingKind::ClinicalTermWithIdentifier, 2)]
+        );
+        // A term without an identifier, or an identifier without a term, is no finding.
+        assert_eq!(kinds("Our dementia training is on Tuesday"), vec![]);
+        assert_eq!(kinds("Mrs Patel will visit on Tuesday"), vec![]);
+        assert_eq!(kinds("Invoice number 445566 for stroke-order pens"), vec![]);
     }
 }

@@ -350,4 +350,26 @@ mod tests {
             .count();
         assert!((6_700..7_300).contains(&train), "{train}");
     }
+
+    /// `cargo xtask bench mail` repeats the rule (xtask depends on no product crate); its
+    /// test `split_matches_the_engine` pins the same names and count.
+    #[test]
+    fn split_pins_known_names() {
+        assert_eq!(
+            split_of("00001.7848dde101aa985090474a91ec93fcf0.eml"),
+            Split::Train
+        );
+        assert_eq!(
+            split_of("00006.5ab5620d3d7c6c0db76234556a16f6c1.eml"),
+            Split::Test
+        );
+        assert_eq!(
+            split_of("00010.445affef4c70feec58f9198cfbc22997.eml"),
+            Split::Test
+        );
+        let train = (0..10_000)
+            .filter(|i| split_of(&format!("{i:05}.eml")) == Split::Train)
+            .count();
+        assert_eq!(train, 6_973);
+    }
 }

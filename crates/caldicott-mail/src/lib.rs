@@ -24,10 +24,21 @@
 //! never the values), for the outbound gateway. [`eval`] measures the whole on a labelled
 //! corpus with a deterministic train/test split.
 //!
-//! **What it is not (yet).** No SMTP, queue, quarantine store, DNS, SPF/DKIM/DMARC/ARC, or
-//! ClamAV: those are network or storage concerns of later slices. They fit here as further
-//! [`Check`]s reading results that the gateway resolves before screening and passes in the
-//! [`Envelope`]; a scan itself does no I/O, so it is deterministic and testable.
+//! **The gateway.** [`smtp`] is the ESMTP server around the engine (`caldicott mail serve`):
+//! it screens each message through a [`smtp::Screen`], keeps quarantined ones with a
+//! [`smtp::Quarantine`], writes the rest durably to the [`queue`] before answering `250`, and
+//! [`relay`]s them to the next hop with retries, bouncing failures with an RFC 3464 [`dsn`].
+//!
+//! Quarantined messages are kept sealed in the vault ([`quarantine::VaultQuarantine`]);
+//! submitted mail with patient-identifiable data to a domain outside the secure list is held
+//! there too, and partner domains can require verified TLS ([`outbound`]).
+//!
+//! **Sender authentication.** [`auth::AuthScreen`] wraps the gateway's screen: with a
+//! [`dns`] resolver configured it verifies SPF, DKIM, DMARC and ARC (Stalwart's `mail-auth`),
+//! adds `SPF_*`/`DKIM_*`/`DMARC_*`/`ARC_*` symbols, honours the sender's DMARC policy and
+//! writes `Authentication-Results:`; on the submission port it DKIM-signs ([`dkim_sign`]).
+//! [`checkdns`] tells a site which DNS records to publish. A scan itself does no I/O, so it
+//! is deterministic and testable; no ClamAV yet.
 //!
 //! Hostile input is expected: oversize messages, header bombs, deep nesting, zip bombs and
 //! garbage bytes each produce a defined symbol and verdict, never a panic (checks are also run
@@ -49,18 +60,28 @@
 #![forbid(unsafe_code)]
 
 pub mod attach;
+pub mod auth;
 pub mod bayes;
 mod check;
+pub mod checkdns;
 pub mod config;
+pub mod dkim_sign;
 pub mod dlp;
+pub mod dns;
 pub mod domains;
+pub mod dsn;
 pub mod eval;
 pub mod html;
 pub mod mail;
+pub mod outbound;
 pub mod phishing;
 mod phrases;
+pub mod quarantine;
+pub mod queue;
+pub mod relay;
 pub mod rules;
 mod scanner;
+pub mod smtp;
 pub mod symbols;
 mod verdict;
 

@@ -21,6 +21,8 @@ pub enum Group {
     Spam,
     /// The statistical classifier.
     Bayes,
+    /// Sender authentication: SPF, DKIM, DMARC, ARC (needs `[dns]`; see `crate::auth`).
+    Auth,
 }
 
 /// A symbol's definition: its default weight and floor, and what it means.
@@ -172,6 +174,49 @@ symbols! {
     BAYES_SPAM = (8.0, Accept, Bayes);
     /// The site's classifier says ham (graded; the weight is the largest, negative, score).
     BAYES_HAM = (-3.0, Accept, Bayes);
+
+    /// SPF (RFC 7208) authorises the client for the envelope sender's domain (or HELO).
+    SPF_PASS = (-0.5, Accept, Auth);
+    /// SPF says the client is not allowed to send for the domain (`-all`).
+    SPF_FAIL = (3.0, Accept, Auth);
+    /// SPF says the client is probably not allowed (`~all`).
+    SPF_SOFTFAIL = (1.5, Accept, Auth);
+    /// SPF makes no assertion about the client (`?all`).
+    SPF_NEUTRAL = (0.5, Accept, Auth);
+    /// The domain publishes no SPF record.
+    SPF_NONE = (0.5, Accept, Auth);
+    /// The domain's SPF record is broken (syntax, more than 10 lookups, several records).
+    SPF_PERMERROR = (1.0, Accept, Auth);
+    /// SPF could not be evaluated: DNS timed out or failed.
+    SPF_TEMPERROR = (0.0, Accept, Auth);
+    /// A DKIM signature (RFC 6376) verified.
+    DKIM_VALID = (-1.0, Accept, Auth);
+    /// A DKIM signature did not verify (body or headers changed, wrong key, expired, malformed).
+    DKIM_INVALID = (2.0, Accept, Auth);
+    /// The message carries no DKIM signature.
+    DKIM_NONE = (0.5, Accept, Auth);
+    /// A DKIM key could not be fetched: DNS timed out or failed.
+    DKIM_TEMPERROR = (0.0, Accept, Auth);
+    /// DMARC (RFC 7489): SPF or DKIM passed aligned with the From domain.
+    DMARC_PASS = (-1.0, Accept, Auth);
+    /// DMARC failed and the From domain asks receivers to reject (`p=reject`).
+    DMARC_POLICY_REJECT = (5.0, Reject, Auth);
+    /// DMARC failed and the From domain asks receivers to quarantine (`p=quarantine`).
+    DMARC_POLICY_QUARANTINE = (3.0, Quarantine, Auth);
+    /// DMARC failed; the From domain only monitors (`p=none`).
+    DMARC_POLICY_NONE = (1.0, Accept, Auth);
+    /// DMARC failed but a trusted ARC sealer vouches the message passed before it was forwarded (policy not applied).
+    DMARC_ARC_OVERRIDE = (1.0, Accept, Auth);
+    /// The From domain publishes no DMARC record.
+    DMARC_NONE = (0.0, Accept, Auth);
+    /// DMARC could not be evaluated: DNS timed out or failed.
+    DMARC_TEMPERROR = (0.0, Accept, Auth);
+    /// An ARC chain (RFC 8617) verified.
+    ARC_PASS = (0.0, Accept, Auth);
+    /// An ARC chain verified and its last sealer is in `auth.trusted_arc_sealers`.
+    ARC_TRUSTED = (-1.0, Accept, Auth);
+    /// An ARC chain is present but broken.
+    ARC_FAIL = (1.0, Accept, Auth);
 }
 
 /// The definition of a symbol by name.
