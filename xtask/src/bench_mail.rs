@@ -950,7 +950,8 @@ impl Rspamd {
         ensure!(out.status.success(), "rspamc symbols failed");
         let text = String::from_utf8_lossy(&out.stdout);
         // BAYES_SPAM/BAYES_HAM fire only once the classifier has its 200 learns of each.
-        let bayes = text.matches("\"BAYES_").count();
+        // Each symbol is printed once with `"name": "BAYES_…"`.
+        let bayes = text.matches("\"name\": \"BAYES_").count();
         eprintln!(
             "rspamd: a BAYES_ symbol in {bayes} of {} results",
             files.len()
@@ -1285,6 +1286,24 @@ mod tests {
         assert!(t.contains("| B | 1/2 (50.00%) | 2/2 (100.00%) |"), "{t}");
         assert!(t.contains("ham ≤ 0 (0.00%)"), "{t}");
         assert!(t.contains("ham ≤ 1 (50.00%)"), "{t}");
+    }
+
+    #[test]
+    fn command_line_parses() {
+        use clap::Parser as _;
+        let parse = |args: &[&str]| crate::Cli::try_parse_from(["xtask"].iter().chain(args));
+        let Ok(crate::Cli {
+            command: crate::Cmd::Bench(b),
+        }) = parse(&["bench", "mail", "--accuracy", "--no-build"])
+        else {
+            panic!("`bench mail --accuracy` must parse");
+        };
+        let Some(crate::LoadBench::Mail(m)) = b.load else {
+            panic!("`bench mail` is the mail bench");
+        };
+        assert!(m.accuracy && m.no_build);
+        assert_eq!((m.rounds, m.threads), (3, 2));
+        assert!(parse(&["bench", "mail", "--nosuch"]).is_err());
     }
 
     #[test]

@@ -5,8 +5,12 @@
 //! distinct strings, instead of eight million `String`s; and the codes are what the engine
 //! groups on anyway (a code is the value's level-0 id).
 
+use std::hash::{BuildHasher, Hasher};
+
+use hashbrown::HashTable;
+
 use crate::error::DeidError;
-use crate::fx::FxHashMap;
+use crate::fx::{FxBuild, FxHashMap};
 
 /// One column: its distinct values and, per row, the index of the row's value.
 #[derive(Debug, Clone, Default)]
@@ -15,30 +19,37 @@ pub(crate) struct Column {
     pub(crate) values: Vec<Box<str>>,
     /// One code per row, an index into `values`.
     pub(crate) codes: Vec<u32>,
-    /// Value → code, while rows are being added; dropped by [`Table::finish`] (it doubles the
-    /// memory of the distinct values) and rebuilt if a row is added after.
-    index: Option<FxHashMap<Box<str>, u32>>,
+    /// Value → code while rows are being added: a table of codes, looked up by the value's
+    /// hash and compared against `values`, so each distinct string is stored once. Dropped by
+    /// [`Table::finish`] and rebuilt if a row is added after.
+    index: Option<HashTable<u32>>,
+}
+
+fn hash_str(s: &str) -> u64 {
+    let mut h = FxBuild::default().build_hasher();
+    h.write(s.as_bytes());
+    h.finish()
 }
 
 impl Column {
     fn intern(&mut self, value: &str) -> Result<u32, DeidError> {
         let values = &self.values;
         let index = self.index.get_or_insert_with(|| {
-            values
-                .iter()
-                .enumerate()
-                .map(|(i, v)| (v.clone(), i as u32))
-                .collect()
+            let mut t = HashTable::with_capacity(values.len());
+            for (i, v) in values.iter().enumerate() {
+                t.insert_unique(hash_str(v), i as u32, |&c| hash_str(&values[c as usize]));
+            }
+            t
         });
-        if let Some(&code) = index.get(value) {
+        let hash = hash_str(value);
+        if let Some(&code) = index.find(hash, |&c| &*values[c as usize] == value) {
             return Ok(code);
         }
         let code = u32::try_from(self.values.len()).map_err(|_| {
             DeidError::TooLarge("more than 2^32 distinct values in a column".into())
         })?;
-        let boxed: Box<str> = value.into();
-        self.values.push(boxed.clone());
-        index.insert(boxed, code);
+        index.insert_unique(hash, code, |&c| hash_str(&values[c as usize]));
+        self.values.push(value.into());
         Ok(code)
     }
 
