@@ -114,3 +114,42 @@ pub fn verify_data(data: &Path) -> anyhow::Result<String> {
         ledger.verifier_key()
     ))
 }
+
+/// What a command-line administrative action records: who did it, to what, why.
+pub struct AdminAction<'a> {
+    /// The acting user, from the access directory.
+    pub by: &'a caldicott_access::User,
+    /// The event's action, e.g. `agreement-approve`, `mail-release`.
+    pub action: &'a str,
+    /// What was acted on: its kind (`DataSharingAgreement`, `MailMessage`) and id.
+    pub rtype: &'a str,
+    pub id: &'a str,
+    /// The purpose recorded with the event.
+    pub purpose: &'a str,
+    /// Why, in words (never a patient's data or a message's content).
+    pub reason: &'a str,
+}
+
+/// Appends an `admin` event for an action taken on the command line, before the command
+/// reports success: what the command line changes is in the ledger like what the API does.
+pub fn record_admin(dir: &DataDir, vault: &Arc<Vault>, a: &AdminAction<'_>) -> anyhow::Result<()> {
+    let ledger = open(dir, Arc::clone(vault))?;
+    let mut e = caldicott_api::audit::security_event(
+        caldicott_audit::EventKind::Admin,
+        a.action,
+        &a.by.name,
+        &a.by.org,
+        &a.by.role,
+        &caldicott_api::audit::Origin::default(),
+        caldicott_audit::Outcome::Permit,
+        a.reason,
+        caldicott_vault::now_micros(),
+    );
+    e.rtype = Some(a.rtype.to_owned());
+    e.id = Some(a.id.to_owned());
+    e.purpose = a.purpose.to_owned();
+    ledger
+        .append(vec![caldicott_api::audit::leaf_of(&e)])
+        .context("cannot record the action in the audit ledger")?;
+    Ok(())
+}

@@ -11,7 +11,6 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use caldicott_audit::{EventKind, Outcome};
 use caldicott_mail::quarantine::{self, Digest, Direction, Entry, VaultQuarantine};
 use clap::Subcommand;
 
@@ -163,25 +162,18 @@ fn audit(
     id: &str,
     reason: &str,
 ) -> anyhow::Result<()> {
-    let ledger = crate::ledger_local::open(&o.dir, Arc::clone(&o.vault))?;
-    let mut e = caldicott_api::audit::security_event(
-        EventKind::Admin,
-        action,
-        &by.name,
-        &by.org,
-        &by.role,
-        &caldicott_api::audit::Origin::default(),
-        Outcome::Permit,
-        reason,
-        caldicott_vault::now_micros(),
-    );
-    e.rtype = Some("MailMessage".into());
-    e.id = Some(id.to_owned());
-    e.purpose = "mail-quarantine".into();
-    ledger
-        .append(vec![caldicott_api::audit::leaf_of(&e)])
-        .context("cannot record the action in the audit ledger")?;
-    Ok(())
+    crate::ledger_local::record_admin(
+        &o.dir,
+        &o.vault,
+        &crate::ledger_local::AdminAction {
+            by,
+            action,
+            rtype: "MailMessage",
+            id,
+            purpose: "mail-quarantine",
+            reason,
+        },
+    )
 }
 
 fn gateway_config(path: &Path) -> anyhow::Result<caldicott_mail::config::GatewayConfig> {

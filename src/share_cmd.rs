@@ -17,7 +17,6 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use caldicott_access::Directory;
 use caldicott_api::Store;
-use caldicott_audit::{EventKind, Outcome};
 use caldicott_core::{NhsNumber, OdsCode, ResourceId, ResourceType};
 use caldicott_fhir::search::fhirpath;
 use caldicott_share::agreement::{ReleaseRecord, State, Terms};
@@ -244,23 +243,18 @@ fn audit(
     purpose: &str,
     reason: &str,
 ) -> anyhow::Result<()> {
-    let ledger = crate::ledger_local::open(&opened.dir, Arc::clone(&opened.vault))?;
-    let mut e = caldicott_api::audit::security_event(
-        EventKind::Admin,
-        action,
-        &by.name,
-        &by.org,
-        &by.role,
-        &caldicott_api::audit::Origin::default(),
-        Outcome::Permit,
-        reason,
-        caldicott_vault::now_micros(),
-    );
-    e.id = Some(id.to_string());
-    e.rtype = Some("DataSharingAgreement".into());
-    e.purpose = purpose.into();
-    ledger.append(vec![caldicott_api::audit::leaf_of(&e)])?;
-    Ok(())
+    crate::ledger_local::record_admin(
+        &opened.dir,
+        &opened.vault,
+        &crate::ledger_local::AdminAction {
+            by,
+            action,
+            rtype: "DataSharingAgreement",
+            id: id.as_str(),
+            purpose,
+            reason,
+        },
+    )
 }
 
 pub fn run(cmd: ShareCommand) -> anyhow::Result<()> {

@@ -95,9 +95,12 @@ fn access_error(e: AccessError) -> Response {
     error(status, &e.to_string())
 }
 
-/// The administrator behind the request, or the refusal to send (boxed: a response is
-/// large, and this is the rare path).
-fn administrator(directory: &Directory, headers: &HeaderMap) -> Result<User, Box<Response>> {
+/// The person behind a bearer token, or the 401 to send (boxed: a response is large, and
+/// this is the rare path). Shared by the `/admin` routes.
+pub(crate) fn bearer_user(
+    directory: &Directory,
+    headers: &HeaderMap,
+) -> Result<caldicott_access::Authenticated, Box<Response>> {
     let token = headers
         .get(header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -110,9 +113,14 @@ fn administrator(directory: &Directory, headers: &HeaderMap) -> Result<User, Box
                 "send Authorization: Bearer <token>",
             ))
         })?;
-    let who = directory
+    directory
         .authenticate(token, caldicott_vault::now_micros())
-        .map_err(|e| Box::new(error(StatusCode::UNAUTHORIZED, &e.to_string())))?;
+        .map_err(|e| Box::new(error(StatusCode::UNAUTHORIZED, &e.to_string())))
+}
+
+/// The administrator behind the request, or the refusal to send.
+fn administrator(directory: &Directory, headers: &HeaderMap) -> Result<User, Box<Response>> {
+    let who = bearer_user(directory, headers)?;
     if who.role != Role::Sysadmin {
         return Err(Box::new(error(
             StatusCode::FORBIDDEN,

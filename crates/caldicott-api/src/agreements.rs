@@ -21,7 +21,7 @@ use std::sync::Arc;
 use axum::Router;
 use axum::body::Bytes;
 use axum::extract::{ConnectInfo, Path, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use caldicott_access::{Directory, User};
@@ -74,22 +74,7 @@ fn share_error(e: &ShareError) -> Response {
 }
 
 fn person(directory: &Directory, headers: &HeaderMap) -> Result<User, Box<Response>> {
-    let token = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split_once(' '))
-        .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-        .map(|(_, t)| t.trim())
-        .ok_or_else(|| {
-            Box::new(error(
-                StatusCode::UNAUTHORIZED,
-                "send Authorization: Bearer <token>",
-            ))
-        })?;
-    let who = directory
-        .authenticate(token, caldicott_vault::now_micros())
-        .map_err(|e| Box::new(error(StatusCode::UNAUTHORIZED, &e.to_string())))?;
-    Ok(who.user)
+    crate::admin::bearer_user(directory, headers).map(|who| who.user)
 }
 
 /// Records a change (or a refused one); `Err` is the 503 to answer instead.
