@@ -257,8 +257,9 @@ pub fn split<'r>(
     groups
 }
 
-/// Verified TLS towards `host` with the roots of the PEM file `ca`.
-fn pinned_tls(
+/// Verified TLS towards `host` with the roots of the PEM file `ca`; `key` names the setting
+/// that gave the host, for the error. Used for the default next hop and for partners.
+pub(crate) fn pinned_tls(
     key: &str,
     ca: &std::path::Path,
     host: &str,

@@ -368,26 +368,6 @@ fn load_next_hop_tls(config: &GatewayConfig) -> Result<Option<relay::NextHopTls>
     let Some(ca) = &config.next_hop_ca else {
         return Ok(None);
     };
-    let bad = |why: String| GatewayError::Tls {
-        path: ca.clone(),
-        why,
-    };
-    let pem = std::fs::read(ca).map_err(|e| bad(e.to_string()))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots
-            .add(c.map_err(|e| bad(e.to_string()))?)
-            .map_err(|e| bad(e.to_string()))?;
-    }
-    if roots.is_empty() {
-        return Err(bad("no certificate in the file".into()));
-    }
-    let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
-    let client = rustls::ClientConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| bad(e.to_string()))?
-        .with_root_certificates(roots)
-        .with_no_client_auth();
     let host = config
         .next_hop_tls_name
         .clone()
@@ -398,15 +378,7 @@ fn load_next_hop_tls(config: &GatewayConfig) -> Result<Option<relay::NextHopTls>
                 .map(|(h, _)| h.trim_matches(['[', ']']).to_owned())
         })
         .unwrap_or_default();
-    let name = rustls::pki_types::ServerName::try_from(host.clone()).map_err(|_| {
-        GatewayError::Config(ConfigError::Invalid(format!(
-            "gateway.next_hop_tls_name: {host:?} is not a DNS name or IP address"
-        )))
-    })?;
-    Ok(Some(relay::NextHopTls {
-        connector: tokio_rustls::TlsConnector::from(Arc::new(client)),
-        name,
-    }))
+    crate::outbound::pinned_tls("next_hop_tls_name", ca, &host).map(Some)
 }
 
 async fn bind(key: &'static str, addr: &str) -> Result<TcpListener, GatewayError> {
