@@ -314,6 +314,17 @@ fn directory(data: &Path, database: Option<String>) -> anyhow::Result<Directory>
 }
 
 /// The directory of an opened data directory.
+/// The user a command acts as (`--by`): known to the directory and not disabled.
+pub fn enabled_user(directory: &Directory, name: &str) -> anyhow::Result<caldicott_access::User> {
+    let u = directory
+        .user(name)?
+        .with_context(|| format!("--by: no user {name} in the access directory"))?;
+    if u.disabled {
+        anyhow::bail!("--by: user {name} is disabled");
+    }
+    Ok(u)
+}
+
 pub fn open(dir: &DataDir) -> anyhow::Result<Directory> {
     Ok(Directory::new(Arc::new(dir.open_vault()?)))
 }

@@ -138,12 +138,7 @@ fn open(data: &Path, database: Option<String>) -> anyhow::Result<Opened> {
 /// The acting user: known, enabled, and a caldicott-guardian or sysadmin.
 fn actor(o: &Opened, name: &str, doing: &str) -> anyhow::Result<caldicott_access::User> {
     let directory = caldicott_access::Directory::new(Arc::clone(&o.vault));
-    let u = directory
-        .user(name)?
-        .with_context(|| format!("--by: no user {name} in the access directory"))?;
-    if u.disabled {
-        bail!("--by: user {name} is disabled");
-    }
+    let u = crate::admin::enabled_user(&directory, name)?;
     if !ROLES.contains(&u.role.as_str()) {
         bail!(
             "--by: user {name} has the role {}; {doing} quarantined mail needs {}",

@@ -19,9 +19,9 @@ use caldicott_access::Directory;
 use caldicott_api::Store;
 use caldicott_core::{NhsNumber, OdsCode, ResourceId, ResourceType};
 use caldicott_fhir::search::fhirpath;
-use caldicott_share::agreement::{ReleaseRecord, State, Terms};
+use caldicott_share::agreement::{ReleaseRecord, Terms};
 use caldicott_share::output::{CohortCounts, Limits, RecipientKey, ReleaseInfo, ReleaseWriter};
-use caldicott_share::{Actor, Agreement, AgreementId, Book, Day, Flattener};
+use caldicott_share::{Actor, AgreementId, Book, Day, Flattener};
 use caldicott_vault::Vault;
 use clap::Subcommand;
 use serde_json::Value;
@@ -185,13 +185,7 @@ fn open(data: &Path, database: Option<String>) -> anyhow::Result<Opened> {
 
 /// The named user, who must exist and be enabled.
 fn user(directory: &Directory, name: &str) -> anyhow::Result<caldicott_access::User> {
-    let u = directory
-        .user(name)?
-        .with_context(|| format!("no user {name}"))?;
-    if u.disabled {
-        bail!("user {name} is disabled");
-    }
-    Ok(u)
+    crate::admin::enabled_user(directory, name)
 }
 
 fn actor(u: &caldicott_access::User) -> Actor<'_> {
@@ -385,16 +379,26 @@ fn agreement(cmd: AgreementCommand) -> anyhow::Result<()> {
         } => {
             let o = open(&data, database)?;
             let all = o.book.list()?;
+            // The same summary as `GET /admin/agreements` gives.
+            let summaries: Vec<Value> = all
+                .iter()
+                .map(|v| caldicott_api::agreements::summary(v))
+                .collect();
             if json {
-                println!("{}", serde_json::to_string_pretty(&summaries(&all))?);
+                println!("{}", serde_json::to_string_pretty(&summaries)?);
             } else {
-                for versions in &all {
-                    let s = summary(versions);
+                for s in &summaries {
+                    let state = match (s["state"].as_str(), s["approved_version"].as_u64()) {
+                        (Some("approved"), Some(v)) if Some(v) != s["version"].as_u64() => {
+                            format!("approved v{v}; v{} proposed", s["version"])
+                        }
+                        (state, _) => state.unwrap_or_default().to_owned(),
+                    };
                     println!(
                         "{}\tv{}\t{}\t{}\t{}\texpires {}\t{}",
                         s["id"].as_str().unwrap_or_default(),
                         s["version"],
-                        s["state"].as_str().unwrap_or_default(),
+                        state,
                         s["purpose"].as_str().unwrap_or_default(),
                         s["recipient"].as_str().unwrap_or_default(),
                         s["expires"].as_str().unwrap_or_default(),
@@ -418,42 +422,6 @@ fn agreement(cmd: AgreementCommand) -> anyhow::Result<()> {
         }
     }
     Ok(())
-}
-
-/// One line of `list`: the newest version and where the agreement stands.
-pub fn summary(versions: &[Agreement]) -> Value {
-    let Some(newest) = versions.iter().max_by_key(|a| a.version) else {
-        return Value::Null;
-    };
-    let revoked = versions
-        .iter()
-        .any(|a| matches!(a.state, State::Revoked { .. }));
-    let approved = versions
-        .iter()
-        .filter(|a| matches!(a.state, State::Approved { .. }))
-        .map(|a| a.version)
-        .max();
-    let state = match (revoked, approved, &newest.state) {
-        (true, _, _) => "revoked".to_owned(),
-        (_, Some(v), State::Proposed) => format!("approved v{v}; v{} proposed", newest.version),
-        (_, Some(_), _) => "approved".to_owned(),
-        (_, None, _) => "proposed".to_owned(),
-    };
-    serde_json::json!({
-        "id": newest.id,
-        "version": newest.version,
-        "state": state,
-        "title": newest.terms.title,
-        "purpose": newest.terms.purpose.as_str(),
-        "recipient": newest.terms.recipient.name,
-        "org": newest.org,
-        "expires": newest.terms.expires.to_string(),
-        "proposed_by": newest.proposed_by,
-    })
-}
-
-pub fn summaries(all: &[Vec<Agreement>]) -> Value {
-    Value::Array(all.iter().map(|v| summary(v)).collect())
 }
 
 /// Roles that may run a release.
