@@ -181,33 +181,6 @@ pub(crate) fn group(
     want_mapping: bool,
     max_classes: usize,
 ) -> Option<Grouped> {
-    let threads = std::thread::available_parallelism().map_or(1, |t| t.get().min(4));
-    group_on(
-        src_keys,
-        src_counts,
-        q,
-        maps,
-        identity,
-        cards,
-        want_mapping,
-        max_classes,
-        threads,
-    )
-}
-
-/// [`group`] on at most `threads` threads.
-#[allow(clippy::too_many_arguments)]
-fn group_on(
-    src_keys: &[u32],
-    src_counts: Option<&[u32]>,
-    q: usize,
-    maps: &[&[u32]],
-    identity: &[bool],
-    cards: &[u32],
-    want_mapping: bool,
-    max_classes: usize,
-    threads: usize,
-) -> Option<Grouped> {
     let n = src_keys
         .len()
         .checked_div(q)
@@ -274,25 +247,8 @@ fn group_on(
         packed
     };
 
-    let direct_space = match space {
-        Some(space) if space <= (2 * n as u64).max(1 << 12) => Some(space),
-        _ => None,
-    };
-    if space.is_some() && n >= PARALLEL_MIN_ROWS && threads > 1 {
-        return group_parallel(
-            n,
-            threads,
-            &pack,
-            &weight,
-            direct_space,
-            &new_key,
-            want_mapping,
-            max_classes,
-        );
-    }
-
     match space {
-        Some(space) if direct_space.is_some() => {
+        Some(space) if space <= (2 * n as u64).max(1 << 12) => {
             // Small key space: direct addressing.
             let mut table = vec![EMPTY; space as usize];
             for i in 0..n {
@@ -375,142 +331,6 @@ fn group_on(
     Some((keys, counts, want_mapping.then_some(mapping)))
 }
 
-/// Sources at or above this many rows are grouped on several threads (each grouping a
-/// contiguous part, then the parts merged): below it, starting threads costs more than it
-/// saves.
-const PARALLEL_MIN_ROWS: usize = 1 << 16;
-
-/// One thread's part of a grouping: its classes in order of first appearance, each with its
-/// packed key, the first source row that has it and its records; and each row's class.
-struct Part {
-    packed: Vec<u64>,
-    first: Vec<u32>,
-    counts: Vec<u32>,
-    mapping: Vec<u32>,
-}
-
-/// Groups rows `range` on their own: `None` once more than `max_classes` classes appear
-/// (the whole then has more too).
-fn group_part(
-    range: std::ops::Range<usize>,
-    pack: &(impl Fn(usize) -> u64 + Sync),
-    weight: &(impl Fn(usize) -> u32 + Sync),
-    direct_space: Option<u64>,
-    want_mapping: bool,
-    max_classes: usize,
-) -> Option<Part> {
-    let mut part = Part {
-        packed: Vec::new(),
-        first: Vec::new(),
-        counts: Vec::new(),
-        mapping: Vec::with_capacity(if want_mapping { range.len() } else { 0 }),
-    };
-    let add = |i: usize, c: u32, new: bool, part: &mut Part| -> bool {
-        if new {
-            if part.counts.len() == max_classes {
-                return false;
-            }
-            part.first.push(i as u32);
-            part.counts.push(0);
-        }
-        part.counts[c as usize] += weight(i);
-        if want_mapping {
-            part.mapping.push(c);
-        }
-        true
-    };
-    match direct_space {
-        Some(space) => {
-            let mut table = vec![EMPTY; space as usize];
-            for i in range {
-                let key = pack(i);
-                let slot = &mut table[key as usize];
-                let new = *slot == EMPTY;
-                if new {
-                    *slot = part.counts.len() as u32;
-                    part.packed.push(key);
-                }
-                let c = *slot;
-                if !add(i, c, new, &mut part) {
-                    return None;
-                }
-            }
-        }
-        None => {
-            let mut slots = Slots::with_capacity(range.len().min(max_classes.saturating_add(1)));
-            let mut packed = std::mem::take(&mut part.packed);
-            for i in range {
-                let (c, new) = slots.find_or_insert(pack(i), &mut packed);
-                if !add(i, c, new, &mut part) {
-                    return None;
-                }
-            }
-            part.packed = packed;
-        }
-    }
-    Some(part)
-}
-
-/// [`group`] on `threads` threads: each groups a contiguous part of the rows, then the parts
-/// are merged in order, so classes are numbered by first appearance exactly as the
-/// sequential grouping numbers them (and everything downstream, down to the order of
-/// floating-point sums, is the same).
-#[allow(clippy::too_many_arguments)]
-fn group_parallel(
-    n: usize,
-    threads: usize,
-    pack: &(impl Fn(usize) -> u64 + Sync),
-    weight: &(impl Fn(usize) -> u32 + Sync),
-    direct_space: Option<u64>,
-    new_key: &impl Fn(usize, &mut Vec<u32>),
-    want_mapping: bool,
-    max_classes: usize,
-) -> Option<Grouped> {
-    let chunk = n.div_ceil(threads);
-    let parts: Vec<Option<Part>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = (0..threads)
-            .map(|t| {
-                let range = (t * chunk).min(n)..((t + 1) * chunk).min(n);
-                scope.spawn(move || {
-                    group_part(range, pack, weight, direct_space, want_mapping, max_classes)
-                })
-            })
-            .collect();
-        handles
-            .into_iter()
-            .map(|h| h.join().ok().flatten())
-            .collect()
-    });
-    let mut keys: Vec<u32> = Vec::new();
-    let mut counts: Vec<u32> = Vec::new();
-    let mut mapping: Vec<u32> = Vec::with_capacity(if want_mapping { n } else { 0 });
-    // At most max_classes + 1 keys are ever inserted before giving up.
-    let total: usize = parts.iter().flatten().map(|p| p.counts.len()).sum();
-    let mut slots = Slots::with_capacity(total.min(max_classes.saturating_add(1)));
-    let mut packed_all: Vec<u64> = Vec::new();
-    for part in parts {
-        let part = part?;
-        // Each of the part's classes, as a class of the whole.
-        let mut global = Vec::with_capacity(part.counts.len());
-        for (c, &key) in part.packed.iter().enumerate() {
-            let (g, new) = slots.find_or_insert(key, &mut packed_all);
-            if new {
-                if counts.len() == max_classes {
-                    return None;
-                }
-                counts.push(0);
-                new_key(part.first[c] as usize, &mut keys);
-            }
-            counts[g as usize] += part.counts[c];
-            global.push(g);
-        }
-        if want_mapping {
-            mapping.extend(part.mapping.iter().map(|&c| global[c as usize]));
-        }
-    }
-    Some((keys, counts, want_mapping.then_some(mapping)))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -566,44 +386,6 @@ mod tests {
             let c = c as usize;
             assert_eq!(keys[c * 3], rows[i * 3]);
             assert_eq!(keys[c * 3 + 1], rows[i * 3 + 1] / 2);
-        }
-    }
-
-    #[test]
-    fn parallel_grouping_is_the_sequential_grouping() {
-        // Enough rows for the parallel path; a small key space (direct addressing) and a
-        // large one (hashing); weights; with and without a class limit.
-        let n = PARALLEL_MIN_ROWS + 4_321;
-        let mut x: u64 = 0x2545_F491_4F6C_DD1D;
-        let mut next = || {
-            x ^= x << 13;
-            x ^= x >> 7;
-            x ^= x << 17;
-            x
-        };
-        let rows: Vec<u32> = (0..n)
-            .flat_map(|_| [(next() % 50) as u32, (next() % 7) as u32])
-            .collect();
-        let weights: Vec<u32> = (0..n).map(|_| 1 + (next() % 3) as u32).collect();
-        let ident: Vec<u32> = (0..50).collect();
-        let third: Vec<u32> = (0..7).map(|v| v / 3).collect();
-        let maps: [&[u32]; 2] = [&ident, &third];
-        let identity = [true, false];
-        for cards in [[50, 3], [1 << 30, 3]] {
-            for weights in [None, Some(weights.as_slice())] {
-                let run = |threads: usize, max: usize| {
-                    group_on(
-                        &rows, weights, 2, &maps, &identity, &cards, true, max, threads,
-                    )
-                };
-                let one = run(1, usize::MAX).unwrap();
-                assert_eq!(one.1.len(), 150);
-                for threads in [2, 3, 4] {
-                    assert_eq!(run(threads, usize::MAX), Some(one.clone()), "{threads}");
-                    assert_eq!(run(threads, 149), None);
-                    assert!(run(threads, 150).is_some());
-                }
-            }
         }
     }
 }
