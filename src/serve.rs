@@ -94,8 +94,17 @@ pub fn serve(
         directory: Arc::clone(&api.directory),
         audit: Arc::clone(&audit),
     };
+    let console = caldicott_console::ConsoleState::new(
+        Arc::clone(&vault),
+        Arc::clone(&api.store),
+        Arc::clone(&api.directory),
+        Arc::clone(&api.audit),
+        Some(Arc::clone(&ledger)),
+        &api.config,
+    );
     cfg.extra_router = Some(
-        caldicott_api::router(Arc::new(api))
+        caldicott_console::router(Arc::new(console))
+            .merge(caldicott_api::router(Arc::new(api)))
             .merge(caldicott_api::ledger::router(Arc::new(transparency)))
             .merge(caldicott_api::auth::router(Arc::new(auth)))
             .merge(caldicott_api::admin::router(Arc::new(admin)))

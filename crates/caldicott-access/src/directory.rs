@@ -68,6 +68,10 @@ pub struct User {
     /// moves on: a changed password or a reset authenticator ends every session.
     #[serde(default)]
     pub credentials_epoch: u64,
+    /// When the person last signed in (a browser session or a token from sign-in), in
+    /// microseconds since the epoch: dormant accounts are found by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_sign_in_at: Option<i64>,
 }
 
 impl std::fmt::Debug for User {
@@ -282,6 +286,7 @@ impl Directory {
             recovery_codes: Vec::new(),
             created_at: caldicott_vault::now_micros(),
             credentials_epoch: 0,
+            last_sign_in_at: None,
         };
         match self.put_entry(USER, name, &user, None) {
             Err(AccessError::Conflict) => Err(AccessError::UserExists(name.to_owned())),

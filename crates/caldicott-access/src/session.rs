@@ -213,6 +213,8 @@ impl Directory {
             expires_at: now_us.saturating_add(p.absolute_us),
         };
         self.put_entry(SESSION, &token_key(&id), &record, None)?;
+        // Remembered for the dormant-account check; the credentials epoch is untouched.
+        let u = self.update_user_with(user, |u| u.last_sign_in_at = Some(now_us))?;
         let break_glass = self
             .active_break_glass(user, now_us)?
             .map(|d| d.break_glass());

@@ -118,6 +118,20 @@ impl<'a> SignIn<'a> {
         Ok(user)
     }
 
+    /// Checks a person's password through the throttle, and nothing else: the first step
+    /// of a sign-in that asks for the authenticator code on a second page (the web
+    /// console). The user on success, whose `must_change_password` and `totp_secret` say
+    /// which step comes next. `System` clients are refused as wrong credentials.
+    pub fn check_person(
+        &self,
+        name: &str,
+        password: &str,
+        client: IpAddr,
+        now_us: i64,
+    ) -> Result<User, SignInError> {
+        self.password(name, password, client, now_us)
+    }
+
     /// Checks a password (a person's or a system's secret) through the throttle; the
     /// enabled user on success.
     fn check_password(
@@ -274,9 +288,12 @@ impl<'a> SignIn<'a> {
         let scopes: Scopes = SIGN_IN_SCOPES
             .parse()
             .map_err(|_| SignInError::Unavailable)?;
-        let (token, user) =
+        let (token, _) =
             self.directory
                 .issue_token_as(name, &scopes, purpose, SIGN_IN_TTL_SECS, true)?;
+        let user = self
+            .directory
+            .update_user_with(name, |u| u.last_sign_in_at = Some(now_us))?;
         Ok((user, token))
     }
 

@@ -471,7 +471,8 @@ pub fn session_cookie(headers: &HeaderMap) -> Option<&str> {
         .filter(|v| !v.is_empty())
 }
 
-fn set_cookie(r: &mut Response, id: &str) {
+/// Sets the session cookie on a response (the console signs in through this too).
+pub fn set_cookie(r: &mut Response, id: &str) {
     let cookie = Zeroizing::new(format!(
         "{SESSION_COOKIE}={id}; Secure; HttpOnly; SameSite=Strict; Path=/"
     ));
@@ -480,7 +481,8 @@ fn set_cookie(r: &mut Response, id: &str) {
     }
 }
 
-fn clear_cookie(r: &mut Response) {
+/// Clears the session cookie in the browser.
+pub fn clear_cookie(r: &mut Response) {
     r.headers_mut().insert(
         header::SET_COOKIE,
         HeaderValue::from_static(
@@ -491,7 +493,7 @@ fn clear_cookie(r: &mut Response) {
 
 /// Why a browser request made with the session cookie is refused (403).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum BrowserRefusal {
+pub enum BrowserRefusal {
     /// Another site (or a sibling host) sent it.
     CrossSite,
     /// It changes state without the session's CSRF token.
@@ -499,7 +501,7 @@ pub(crate) enum BrowserRefusal {
 }
 
 impl BrowserRefusal {
-    pub(crate) fn message(self) -> &'static str {
+    pub fn message(self) -> &'static str {
         match self {
             BrowserRefusal::CrossSite => {
                 "cross-site request refused (CSRF protection): its Origin is not this server"
@@ -512,13 +514,13 @@ impl BrowserRefusal {
 }
 
 /// Whether a method may change state (everything but `GET`, `HEAD` and `OPTIONS`).
-pub(crate) fn changes_state(method: &Method) -> bool {
+pub fn changes_state(method: &Method) -> bool {
     !matches!(*method, Method::GET | Method::HEAD | Method::OPTIONS)
 }
 
 /// Refuses a request the browser says another site started: `Sec-Fetch-Site` of
 /// `cross-site` or `same-site`, or an `Origin` that is not `base`'s (scheme, host and port).
-pub(crate) fn check_same_origin(headers: &HeaderMap, base: &str) -> Result<(), BrowserRefusal> {
+pub fn check_same_origin(headers: &HeaderMap, base: &str) -> Result<(), BrowserRefusal> {
     if let Some(site) = headers.get("sec-fetch-site") {
         let site = site.to_str().unwrap_or("cross-site").trim();
         if site.eq_ignore_ascii_case("cross-site") || site.eq_ignore_ascii_case("same-site") {
