@@ -436,7 +436,12 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 /// A GP user of the practice with the most patients in the demo file, and a token for
 /// them: the demo's patients belong to their practices, and the API shows a user only the
 /// patients they have a relationship with.
-fn demo_gp_token(vault: &Arc<Vault>, file: &Path) -> anyhow::Result<zeroize::Zeroizing<String>> {
+/// Adds the demo's GP at its largest practice; returns their one-time password (for the web
+/// console) and a bearer token (for the API).
+fn demo_gp(
+    vault: &Arc<Vault>,
+    file: &Path,
+) -> anyhow::Result<(zeroize::Zeroizing<String>, zeroize::Zeroizing<String>)> {
     let mut counts: std::collections::BTreeMap<String, usize> = std::collections::BTreeMap::new();
     for line in std::fs::read_to_string(file)?.lines() {
         let v: serde_json::Value = serde_json::from_str(line)?;
@@ -454,13 +459,14 @@ fn demo_gp_token(vault: &Arc<Vault>, file: &Path) -> anyhow::Result<zeroize::Zer
     let ods = OdsCode::parse(&ods)?;
     let directory = caldicott_access::Directory::new(Arc::clone(vault));
     directory.add_org(&ods, "Demo practice")?;
-    directory.add_user("demo-gp", &ods, caldicott_policy::Role::Gp, None)?;
-    Ok(directory.issue_token(
+    let (_, password) = directory.add_user("demo-gp", &ods, caldicott_policy::Role::Gp, None)?;
+    let token = directory.issue_token(
         "demo-gp",
         &"user/*.*".parse().map_err(|e| anyhow::anyhow!("{e}"))?,
         caldicott_policy::Purpose::DirectCare,
         8 * 3600,
-    )?)
+    )?;
+    Ok((password, token))
 }
 
 /// What `init` made, for printing.
@@ -766,12 +772,19 @@ fn demo(patients: usize, listen: &str) -> anyhow::Result<()> {
     reindex::ensure_current(&vault)?;
     let s = import::import_files(Arc::clone(&vault), &OdsCode::parse("LOCAL")?, &[&file])?;
     print_import(&s);
-    let token = demo_gp_token(&vault, &file)?;
+    let (gp_password, token) = demo_gp(&vault, &file)?;
     say!("");
+    say!("Open the web console at https://localhost:PORT/ (the port is printed below; the");
+    say!("certificate is self-signed) and sign in with a one-time password: you will choose");
+    say!("a new password and set up an authenticator app (TOTP), as every user must.");
     say!(
-        "Sign in as `{}` with password {}",
+        "  administrator: `{}`, one-time password {}",
         out.admin,
         out.password.as_str()
+    );
+    say!(
+        "  GP of the largest practice: `demo-gp`, one-time password {}",
+        gp_password.as_str()
     );
     say!("A GP of the demo's largest practice may read its patients through the FHIR API, e.g.:");
     say!(

@@ -536,7 +536,14 @@ fn demo_loads_patients_and_serves() {
     let server =
         Server::start(caldicott().args(["demo", "--patients", "20", "--listen", "127.0.0.1:0"]));
     assert!(
-        server.stdout.contains("Sign in as `admin` with password"),
+        server
+            .stdout
+            .contains("administrator: `admin`, one-time password"),
+        "{}",
+        server.stdout
+    );
+    assert!(
+        server.stdout.contains("`demo-gp`, one-time password"),
         "{}",
         server.stdout
     );
@@ -551,6 +558,10 @@ fn demo_loads_patients_and_serves() {
     let cert = Path::new(&data).join("tls/cert.pem");
     let (status, _) = https_get(&server.url, &cert, "/healthz");
     assert_eq!(status, 200);
+    // The web console's sign-in page is served at the root.
+    let (status, page) = https_get(&server.url, &cert, "/signin");
+    assert_eq!(status, 200);
+    assert!(page.contains("<h1 class=\"nhsuk-heading-l\">Sign in</h1>"), "{page}");
     // The printed token reads the demo practice's patients through the FHIR API.
     let token = server
         .stdout
