@@ -416,6 +416,12 @@ fn serve(config_path: &Path, model: Option<&Path>) -> anyhow::Result<()> {
         Some(data) => {
             let dir = crate::load(data, std::env::var("CALDICOTT_DATABASE").ok())?;
             let vault = Arc::new(dir.open_vault()?);
+            // The web console releases quarantined mail into this gateway's queue: tell it
+            // where that is (an absolute path, as the console may run elsewhere).
+            let queue = std::path::absolute(&gateway.queue_dir)
+                .with_context(|| format!("resolving {}", gateway.queue_dir.display()))?;
+            caldicott_console::mail::register_gateway(&vault, &queue)
+                .context("recording the queue directory for the web console")?;
             Arc::new(caldicott_mail::quarantine::VaultQuarantine::new(vault))
         }
         None => {

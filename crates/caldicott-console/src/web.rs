@@ -410,7 +410,13 @@ pub struct LayoutUser {
     /// When the session ends if idle, and at the latest (UK time, `HH:MM`).
     pub idle_ends: String,
     pub ends: String,
+    /// Set when the session's absolute end is less than 30 minutes away: the page warns
+    /// that the person will have to sign in again soon.
+    pub ends_soon: bool,
 }
+
+/// How long before a session's absolute end pages start to warn.
+pub const SESSION_WARNING_US: i64 = 30 * 60 * 1_000_000;
 
 /// Which sections a role sees in the navigation. The pages check the role themselves: a
 /// hidden link is a convenience, not the control.
@@ -452,6 +458,7 @@ impl Layout {
                 purpose: s.auth.purpose.to_string(),
                 idle_ends: clock_time(s.idle_expires_at),
                 ends: clock_time(s.expires_at),
+                ends_soon: s.expires_at - caldicott_vault::now_micros() < SESSION_WARNING_US,
             }),
             nav: NAV
                 .iter()

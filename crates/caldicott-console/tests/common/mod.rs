@@ -399,3 +399,81 @@ impl Browser {
         );
     }
 }
+
+/// Every event to the audit ledger (as `caldicott serve` records them) and a copy in memory
+/// for [`App::events`]. Events about writes travel inside the write's transaction to the
+/// ledger only (the sink is transactional, as the deployment's), so memory holds the rest.
+pub struct TeeSink {
+    pub ledger: caldicott_api::audit::LedgerSink,
+    pub memory: Arc<MemorySink>,
+}
+
+impl AuditSink for TeeSink {
+    fn record(&self, events: Vec<AuditEvent>) -> Result<(), caldicott_api::audit::AuditError> {
+        self.memory.record(events.clone())?;
+        self.ledger.record(events)
+    }
+
+    fn transactional(&self) -> bool {
+        true
+    }
+}
+
+impl App {
+    /// Like [`App::new`], with a real audit ledger (`caldicott_vault::Ledger` behind the
+    /// API's `LedgerSink`, as `src/serve.rs` builds it) given to the console and the API, for
+    /// pages that read the ledger (access history).
+    pub fn with_ledger() -> App {
+        let dir = tempfile::tempdir().unwrap();
+        let backend = SqliteBackend::open(&dir.path().join("vault.db"), true).unwrap();
+        backend.migrate().unwrap();
+        let kek = Arc::new(LocalKek::generate().unwrap().0);
+        let vault = Arc::new(Vault::open(Box::new(backend), kek).unwrap());
+        let directory = Arc::new(Directory::new(Arc::clone(&vault)));
+        directory
+            .add_org(&OdsCode::parse(ORG).unwrap(), "Castle Care Home")
+            .unwrap();
+        directory
+            .add_org(&OdsCode::parse(OTHER_ORG).unwrap(), "River Surgery")
+            .unwrap();
+        let ledger =
+            caldicott_vault::Ledger::open(Arc::clone(&vault), "caldicott.test/audit").unwrap();
+        let memory = Arc::new(MemorySink::default());
+        let audit: Arc<dyn AuditSink> = Arc::new(TeeSink {
+            ledger: caldicott_api::audit::LedgerSink(Arc::clone(&ledger)),
+            memory: Arc::clone(&memory),
+        });
+        let config = ApiConfig {
+            public_base: None,
+            scheme: "https",
+            max_body_bytes: 1 << 20,
+        };
+        let store = Arc::new(Store::new(Arc::clone(&vault), OdsCode::parse(ORG).unwrap()));
+        let api = FhirApi {
+            store: Arc::clone(&store),
+            directory: Arc::clone(&directory),
+            audit: Arc::clone(&audit),
+            ledger: Some(Arc::clone(&ledger)),
+            exports: Arc::new(Exports::new(dir.path().join("exports")).unwrap()),
+            config: config.clone(),
+        };
+        let console = ConsoleState::new(
+            Arc::clone(&vault),
+            Arc::clone(&store),
+            Arc::clone(&directory),
+            audit,
+            Some(ledger),
+            &config,
+        );
+        let router = caldicott_console::router(Arc::new(console))
+            .merge(caldicott_api::router(Arc::new(api)));
+        App {
+            router,
+            vault,
+            directory,
+            store,
+            audit: memory,
+            dir,
+        }
+    }
+}
