@@ -92,19 +92,12 @@ pub fn verify_data(data: &Path) -> anyhow::Result<String> {
     let dir = load(data)?;
     let ledger = open(&dir, Arc::new(dir.open_vault()?))?;
     let started = std::time::Instant::now();
-    let check = |leaf: &[u8]| {
-        AuditEvent::from_leaf(leaf)
-            .map(|_| ())
-            .map_err(|e| e.to_string())
-    };
-    let report = ledger
-        .verify(&check, &|n| {
-            if n % 1_000_000 == 0 {
-                eprintln!("verified {n} entries");
-            }
-        })
-        .context("cannot read the audit ledger")?
-        .map_err(|e| anyhow::anyhow!("the audit ledger is NOT intact: {e}"))?;
+    let report = verify_and_record(&ledger, &|n| {
+        if n % 1_000_000 == 0 {
+            eprintln!("verified {n} entries");
+        }
+    })?
+    .map_err(|e| anyhow::anyhow!("the audit ledger is NOT intact: {e}"))?;
     Ok(format!(
         "the audit ledger is intact: {} entries in {} epoch(s), {} signed checkpoints verified in {:.1} s; verifier key {}",
         report.entries,
@@ -113,6 +106,31 @@ pub fn verify_data(data: &Path) -> anyhow::Result<String> {
         started.elapsed().as_secs_f64(),
         ledger.verifier_key()
     ))
+}
+
+/// Verifies the whole ledger (every hash from the leaves, every checkpoint, every leaf
+/// parsed as an audit event) and records the outcome in the vault, where the console's home
+/// page reads when the ledger was last proved intact. `Err` only when it cannot be read (or
+/// the outcome cannot be recorded).
+pub fn verify_and_record(
+    ledger: &caldicott_vault::Ledger,
+    progress: &dyn Fn(u64),
+) -> anyhow::Result<Result<caldicott_vault::VerifyReport, caldicott_vault::VerifyError>> {
+    let check = |leaf: &[u8]| {
+        AuditEvent::from_leaf(leaf)
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    };
+    let outcome = ledger
+        .verify(&check, progress)
+        .context("cannot read the audit ledger")?;
+    ledger
+        .record_verification(&caldicott_vault::Verification::of(
+            &outcome,
+            caldicott_vault::now_micros(),
+        ))
+        .context("cannot record the verification's outcome")?;
+    Ok(outcome)
 }
 
 /// What a command-line administrative action records: who did it, to what, why.

@@ -118,6 +118,7 @@ pub fn serve(
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let reencrypt = spawn_reencryption(Arc::clone(&vault), Arc::clone(&stop));
     let publisher = spawn_checkpoints(Arc::clone(&ledger), Arc::clone(&stop));
+    let verifier = spawn_verification(Arc::clone(&ledger), Arc::clone(&stop));
     let health: Arc<dyn HealthCheck> = Arc::new(VaultHealth(Arc::clone(&vault)));
     let result = rt.block_on(caldicott_server::serve(
         cfg,
@@ -128,11 +129,52 @@ pub fn serve(
     stop.store(true, std::sync::atomic::Ordering::Relaxed);
     let _ = reencrypt.join();
     let _ = publisher.join();
+    let _ = verifier.join();
     // A last checkpoint, so what was appended before the stop is covered.
     if let Err(e) = ledger.publish() {
         tracing::warn!(error = %e, "cannot publish the final audit checkpoint");
     }
     result.map_err(Into::into)
+}
+
+/// How often the running server verifies the whole audit ledger.
+const VERIFY_EVERY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+/// How long after the start the first verification runs (so that start-up is not slowed).
+const FIRST_VERIFY_AFTER: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Verifies the whole audit ledger shortly after the start and then daily, and records each
+/// outcome (the console's home page shows the last one). A ledger found damaged raises an
+/// alert in the log.
+fn spawn_verification(
+    ledger: Arc<caldicott_vault::Ledger>,
+    stop: Arc<std::sync::atomic::AtomicBool>,
+) -> std::thread::JoinHandle<()> {
+    std::thread::spawn(move || {
+        let mut wait = FIRST_VERIFY_AFTER;
+        loop {
+            let until = std::time::Instant::now() + wait;
+            while std::time::Instant::now() < until {
+                if stop.load(std::sync::atomic::Ordering::Relaxed) {
+                    return;
+                }
+                std::thread::sleep(std::time::Duration::from_millis(200));
+            }
+            match crate::ledger_local::verify_and_record(&ledger, &|_| {}) {
+                Ok(Ok(r)) => tracing::info!(
+                    entries = r.entries,
+                    checkpoints = r.checkpoints,
+                    "the audit ledger is intact"
+                ),
+                Ok(Err(e)) => tracing::error!(
+                    target: "caldicott::alert",
+                    problem = %e,
+                    "the audit ledger is NOT intact: investigate at once (caldicott ledger verify)"
+                ),
+                Err(e) => tracing::warn!(error = %e, "cannot verify the audit ledger; will retry"),
+            }
+            wait = VERIFY_EVERY;
+        }
+    })
 }
 
 /// Signs a checkpoint of the audit ledger every second while it grows.

@@ -707,50 +707,32 @@ async fn revoke_token(
 // ---------------------------------------------------------------------------------------
 // Opt-out lists
 
-/// The directory kinds `caldicott_access::optout` keeps the lists under. The access crate
-/// keeps them private and records no metadata of a load, so this page reads the entries
-/// themselves: the count, and the time the entries were written (every entry of a list is
-/// written by one replacement, so they share it).
-const OPTOUT_KINDS: &[(&str, &str, &str)] = &[
-    ("national", "National Data Opt-out", "optout-national"),
-    ("type1", "Type 1 opt-out", "optout-type1"),
-];
-
 /// One opt-out list's status.
 pub struct OptOutStatus {
     pub id: &'static str,
     pub label: &'static str,
     pub entries: usize,
-    /// When the list was last replaced; `None` when it is empty (never loaded, or loaded
-    /// empty: an empty list leaves no trace).
+    /// When the list was last replaced; `None` when it never was.
     pub replaced: Option<String>,
 }
 
 fn optout_status(vault: &caldicott_vault::Vault) -> Result<Vec<OptOutStatus>, String> {
-    let mut out = Vec::new();
-    for &(id, label, kind) in OPTOUT_KINDS {
-        let mut entries = 0usize;
-        let mut replaced: Option<i64> = None;
-        let mut after: Option<String> = None;
-        loop {
-            let page = vault
-                .dir_list(kind, after.as_deref(), 5_000)
-                .map_err(|e| e.to_string())?;
-            let Some(last) = page.last() else { break };
-            after = Some(last.key.clone());
-            entries += page.len();
-            for e in &page {
-                replaced = Some(replaced.map_or(e.updated_at, |r| r.max(e.updated_at)));
-            }
-        }
-        out.push(OptOutStatus {
-            id,
-            label,
-            entries,
-            replaced: replaced.map(web::date_time),
-        });
-    }
-    Ok(out)
+    use caldicott_access::optout::{self, OptOutKind};
+    OptOutKind::ALL
+        .iter()
+        .map(|&kind| {
+            let s = optout::status(vault, kind).map_err(|e| e.to_string())?;
+            Ok(OptOutStatus {
+                id: match kind {
+                    OptOutKind::National => "national",
+                    OptOutKind::Type1 => "type1",
+                },
+                label: kind.label(),
+                entries: s.entries,
+                replaced: s.replaced_at.map(web::date_time),
+            })
+        })
+        .collect()
 }
 
 #[derive(askama::Template)]

@@ -309,6 +309,10 @@ pub struct LedgerStatus {
     /// When the newest entry it covers was written.
     pub covers_until: Option<String>,
     pub entries: u64,
+    /// The last intact verification: when, and how many entries it covered.
+    pub verified: Option<(String, u64)>,
+    /// Where the last verification found a problem, if the last one failed, and when.
+    pub failed: Option<(String, String)>,
 }
 
 fn ledger_status(ledger: &caldicott_vault::Ledger) -> Result<Option<LedgerStatus>, String> {
@@ -325,10 +329,13 @@ fn ledger_status(ledger: &caldicott_vault::Ledger) -> Result<Option<LedgerStatus
     } else {
         None
     };
+    let (last, last_intact) = ledger.verifications().map_err(|e| e.to_string())?;
     Ok(Some(LedgerStatus {
         size,
         covers_until,
         entries: head.size,
+        verified: last_intact.map(|v| (web::date_time(v.at_us), v.entries)),
+        failed: last.and_then(|v| v.failed_at.map(|at| (web::date_time(v.at_us), at))),
     }))
 }
 

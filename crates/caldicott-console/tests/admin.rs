@@ -390,4 +390,19 @@ async fn opt_out_lists_show_their_size_and_load_time() {
         page.text_of_id("optout-type1-entries").as_deref(),
         Some("0")
     );
+    assert!(
+        page.text_of_id("optout-type1-replaced")
+            .unwrap()
+            .starts_with("Not known")
+    );
+    // An empty load is a load: it is recorded with its time.
+    caldicott_access::optout::replace(&app.vault, caldicott_access::optout::OptOutKind::Type1, &[])
+        .unwrap();
+    let page = admin.get(&app, "/admin/opt-outs").await.expect(200);
+    assert_eq!(
+        page.text_of_id("optout-type1-entries").as_deref(),
+        Some("0")
+    );
+    let when = page.text_of_id("optout-type1-replaced").unwrap();
+    assert!(!when.starts_with("Not known"), "{when}");
 }

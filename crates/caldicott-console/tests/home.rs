@@ -284,6 +284,42 @@ async fn unusual_access_and_ledger_status_come_from_the_ledger() {
         page.body
     );
     assert_eq!(text(&page, "ledger-entries"), size.to_string());
+    assert!(text(&page, "ledger-verified").starts_with("Not yet"));
+
+    // A full verification (as `caldicott ledger verify` and the server's daily check run
+    // it) is shown with what it covered; a failed one raises the alarm on the page.
+    let outcome = ledger.verify(&|_| Ok(()), &|_| {}).unwrap();
+    assert!(outcome.is_ok());
+    ledger
+        .record_verification(&caldicott_vault::Verification::of(&outcome, now))
+        .unwrap();
+    let page = admin.get(&app, "/").await.expect(200);
+    let verified = text(&page, "ledger-verified");
+    assert!(
+        verified.contains(&format!(
+            "all {size} entries and every checkpoint proved intact"
+        )),
+        "{verified}"
+    );
+    assert!(!page.body.contains("id=\"ledger-failed\""));
+    let failed: Result<caldicott_vault::VerifyReport, caldicott_vault::VerifyError> =
+        Err(caldicott_vault::VerifyError::Entry {
+            epoch: 1,
+            index: 2,
+            problem: "hash mismatch".into(),
+        });
+    ledger
+        .record_verification(&caldicott_vault::Verification::of(&failed, now))
+        .unwrap();
+    let page = admin.get(&app, "/").await.expect(200);
+    assert!(page.body.contains("id=\"ledger-failed\""), "{}", page.body);
+    assert!(page.body.contains("epoch 1, entry 2"));
+    assert!(
+        !page.body.contains("hash mismatch"),
+        "only the place is kept"
+    );
+    // The last intact one is still shown.
+    assert!(text(&page, "ledger-verified").contains("proved intact"));
 }
 
 #[tokio::test]

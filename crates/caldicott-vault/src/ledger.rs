@@ -88,6 +88,93 @@ pub struct VerifyReport {
     pub checkpoints: u64,
 }
 
+/// A full verification of the ledger and what it found, kept in the vault's directory so
+/// that the running system (the console's home page) can say when the ledger was last
+/// proved intact. The location of a failure is kept; its wording is not (a leaf checker's
+/// message is the caller's, and nothing about an entry's content belongs here).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Verification {
+    /// When it finished (microseconds since the epoch).
+    pub at_us: i64,
+    /// `None` when the ledger was intact; else where the first problem is, such as
+    /// `epoch 1, entry 42`.
+    pub failed_at: Option<String>,
+    pub entries: u64,
+    pub checkpoints: u64,
+    pub epochs: u32,
+}
+
+impl Verification {
+    /// The record of a verification's outcome at `at_us`.
+    pub fn of(outcome: &Result<VerifyReport, VerifyError>, at_us: i64) -> Self {
+        match outcome {
+            Ok(r) => Verification {
+                at_us,
+                failed_at: None,
+                entries: r.entries,
+                checkpoints: r.checkpoints,
+                epochs: r.epochs,
+            },
+            Err(e) => Verification {
+                at_us,
+                failed_at: Some(match e {
+                    VerifyError::Entry { epoch, index, .. } => {
+                        format!("epoch {epoch}, entry {index}")
+                    }
+                    VerifyError::Checkpoint { epoch, size, .. } => {
+                        format!("epoch {epoch}, checkpoint of size {size}")
+                    }
+                    VerifyError::Epoch { epoch, .. } => format!("epoch {epoch}"),
+                }),
+                entries: 0,
+                checkpoints: 0,
+                epochs: 0,
+            },
+        }
+    }
+
+    /// One line: `v1 AT ENTRIES CHECKPOINTS EPOCHS ok` or `... failed LOCATION`.
+    fn encode(&self) -> String {
+        let status = match &self.failed_at {
+            None => "ok".to_owned(),
+            Some(at) => format!("failed {at}"),
+        };
+        format!(
+            "v1 {} {} {} {} {status}",
+            self.at_us, self.entries, self.checkpoints, self.epochs
+        )
+    }
+
+    fn decode(text: &str) -> Option<Self> {
+        let mut parts = text.splitn(7, ' ');
+        if parts.next()? != "v1" {
+            return None;
+        }
+        let at_us = parts.next()?.parse().ok()?;
+        let entries = parts.next()?.parse().ok()?;
+        let checkpoints = parts.next()?.parse().ok()?;
+        let epochs = parts.next()?.parse().ok()?;
+        let failed_at = match parts.next()? {
+            "ok" => None,
+            "failed" => Some(parts.next().unwrap_or("").to_owned()),
+            _ => return None,
+        };
+        Some(Verification {
+            at_us,
+            failed_at,
+            entries,
+            checkpoints,
+            epochs,
+        })
+    }
+}
+
+/// Directory kind of the verification records: keys [`LAST_VERIFICATION`] and
+/// [`LAST_GOOD_VERIFICATION`].
+const VERIFICATION_KIND: &str = "ledger-verification";
+const LAST_VERIFICATION: &str = "last";
+const LAST_GOOD_VERIFICATION: &str = "last-intact";
+
 /// The audit ledger of one vault.
 pub struct Ledger {
     vault: Arc<Vault>,
@@ -468,6 +555,53 @@ impl Ledger {
             .backend()
             .ledger_seal(head.epoch, head.size, &note)?;
         Ok((next, note))
+    }
+
+    /// Keeps the outcome of a verification: always as the last one, and as the last
+    /// intact one when it was.
+    ///
+    /// # Errors
+    /// [`LedgerError`] when the directory cannot be written.
+    pub fn record_verification(&self, v: &Verification) -> Result<(), LedgerError> {
+        let text = v.encode();
+        let mut keys = vec![LAST_VERIFICATION];
+        if v.failed_at.is_none() {
+            keys.push(LAST_GOOD_VERIFICATION);
+        }
+        for key in keys {
+            // Last writer wins: a lost race means someone else just recorded one.
+            for _ in 0..4 {
+                let current = self.vault.dir_get(VERIFICATION_KIND, key)?;
+                match self.vault.dir_put(
+                    VERIFICATION_KIND,
+                    key,
+                    text.as_bytes(),
+                    current.map(|e| e.version),
+                ) {
+                    Ok(_) => break,
+                    Err(VaultError::Conflict { .. }) => continue,
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// The last verification recorded, and the last that found the ledger intact.
+    ///
+    /// # Errors
+    /// [`LedgerError`] when the directory cannot be read.
+    pub fn verifications(
+        &self,
+    ) -> Result<(Option<Verification>, Option<Verification>), LedgerError> {
+        let read = |key: &str| -> Result<Option<Verification>, LedgerError> {
+            Ok(self.vault.dir_get(VERIFICATION_KIND, key)?.and_then(|e| {
+                std::str::from_utf8(&e.value)
+                    .ok()
+                    .and_then(Verification::decode)
+            }))
+        };
+        Ok((read(LAST_VERIFICATION)?, read(LAST_GOOD_VERIFICATION)?))
     }
 
     /// Recomputes every hash of every epoch from the leaves, compares them with the stored

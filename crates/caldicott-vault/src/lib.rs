@@ -36,7 +36,7 @@ pub use backend::sqlite::SqliteBackend;
 pub use backend::{Appended, Backend, BackendError, EpochRow, LedgerLeaf, StoredLeaf, now_micros};
 pub use crypto::IndexTerm;
 pub use keys::{DataKey, KekId, KeyError, KeyProvider, LocalKek};
-pub use ledger::{Done, Ledger, LedgerError, VerifyError, VerifyReport};
+pub use ledger::{Done, Ledger, LedgerError, Verification, VerifyError, VerifyReport};
 pub use vault::{DirEntry, Expect, Indexer, KeyStatus, Record, Vault, VaultError, Write};
 
 /// Opens a backend from a database location: a `postgres://` or `postgresql://` URL, or
