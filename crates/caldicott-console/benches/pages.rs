@@ -321,8 +321,8 @@ async fn run() {
     ));
     rows.push((
         "Administration: users (sysadmin)",
-        "GET /admin",
-        time!(iterations, admin.get(app, "/admin")),
+        "GET /administration",
+        time!(iterations, admin.get(app, "/administration")),
     ));
     rows.push((
         "Guardian: break-glass queue",

@@ -6,12 +6,12 @@
 //!
 //! | route | what |
 //! |---|---|
-//! | `GET /admin`, `GET /admin/users` | the organisation's users |
-//! | `GET /admin/users/new`, `POST /admin/users` | add a user; the result page shows the one-time password |
-//! | `POST /admin/users/{name}/disable`, `/enable`, `/reset-mfa` | change a user, then back to the list |
-//! | `GET /admin/tokens`, `POST /admin/tokens` | system clients; issue a token (≤ 24 h), shown once |
-//! | `POST /admin/tokens/revoke` | revoke a pasted token |
-//! | `GET /admin/opt-outs` | the opt-out lists' size and when they were last replaced |
+//! | `GET /administration`, `GET /administration/users` | the organisation's users |
+//! | `GET /administration/users/new`, `POST /administration/users` | add a user; the result page shows the one-time password |
+//! | `POST /administration/users/{name}/disable`, `/enable`, `/reset-mfa` | change a user, then back to the list |
+//! | `GET /administration/tokens`, `POST /administration/tokens` | system clients; issue a token (≤ 24 h), shown once |
+//! | `POST /administration/tokens/revoke` | revoke a pasted token |
+//! | `GET /administration/opt-outs` | the opt-out lists' size and when they were last replaced |
 //!
 //! Rules, and where they come from: the same directory calls as the API's `/admin` routes
 //! (`caldicott_api::admin`) and the same audit events (`admin` events `user-add`,
@@ -54,13 +54,13 @@ const ADMIN: &[Role] = &[Role::Sysadmin];
 
 pub fn routes() -> Router<Arc<ConsoleState>> {
     Router::new()
-        .route("/admin", get(users_page))
-        .route("/admin/users", get(users_page).post(add_user))
-        .route("/admin/users/new", get(new_user_page))
-        .route("/admin/users/{name}/{action}", post(change_user))
-        .route("/admin/tokens", get(tokens_page).post(issue_token))
-        .route("/admin/tokens/revoke", post(revoke_token))
-        .route("/admin/opt-outs", get(optouts_page))
+        .route("/administration", get(users_page))
+        .route("/administration/users", get(users_page).post(add_user))
+        .route("/administration/users/new", get(new_user_page))
+        .route("/administration/users/{name}/{action}", post(change_user))
+        .route("/administration/tokens", get(tokens_page).post(issue_token))
+        .route("/administration/tokens/revoke", post(revoke_token))
+        .route("/administration/opt-outs", get(optouts_page))
 }
 
 // ---------------------------------------------------------------------------------------
@@ -424,7 +424,7 @@ async fn change_user(
                 Some(&name),
                 "done"
             ));
-            let to: String = form_urlencoded::Serializer::new(String::from("/admin?"))
+            let to: String = form_urlencoded::Serializer::new(String::from("/administration?"))
                 .append_pair("user", &name)
                 .append_pair("done", &action)
                 .finish();
@@ -693,7 +693,7 @@ async fn revoke_token(
                 (!owner.is_empty()).then_some(owner.as_str()),
                 "done"
             ));
-            web::redirect("/admin/tokens?revoked=1")
+            web::redirect("/administration/tokens?revoked=1")
         }
         Ok(None) => refuse(
             &viewer,

@@ -441,7 +441,7 @@ const NAV: &[(&str, &str, &str, &str)] = &[
         "Caldicott guardian",
     ),
     ("mail", "nav-mail", "/mail", "Mail quarantine"),
-    ("admin", "nav-admin", "/admin", "Administration"),
+    ("admin", "nav-admin", "/administration", "Administration"),
 ];
 
 impl Layout {

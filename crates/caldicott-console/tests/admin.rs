@@ -28,12 +28,15 @@ fn secret_in(page: &common::Reply, id: &str) -> String {
 async fn a_sysadmin_adds_a_user_who_can_then_sign_in() {
     let app = App::new();
     let mut admin = app.signed_in("admin", ORG, Role::Sysadmin).await;
-    let form = admin.get(&app, "/admin/users/new").await.expect(200);
+    let form = admin
+        .get(&app, "/administration/users/new")
+        .await
+        .expect(200);
     assert!(form.body.contains("<option value=\"gp\">GP</option>"));
     let r = admin
         .submit(
             &app,
-            "/admin/users",
+            "/administration/users",
             &[
                 ("name", "a.patel"),
                 ("role", "gp"),
@@ -46,7 +49,7 @@ async fn a_sysadmin_adds_a_user_who_can_then_sign_in() {
     let password = secret_in(&r, "one-time-password");
     assert!(password.len() >= 12, "{password}");
     // Not shown again anywhere.
-    let list = admin.get(&app, "/admin").await.expect(200);
+    let list = admin.get(&app, "/administration").await.expect(200);
     assert!(list.body.contains("a.patel"));
     assert!(!list.body.contains(&password));
     let u = app.directory.user("a.patel").unwrap().unwrap();
@@ -62,11 +65,15 @@ async fn a_sysadmin_adds_a_user_who_can_then_sign_in() {
         .sign_in_first_time(&app, "a.patel", &password, "direct-care")
         .await;
     // The list shows them enrolled now, with a sign-in time.
-    let list = admin.get(&app, "/admin").await.expect(200);
+    let list = admin.get(&app, "/administration").await.expect(200);
     assert_eq!(list.text_of_id("mfa-a.patel").as_deref(), Some("Enrolled"));
     // A second user of the same name: an inline error.
     let r = admin
-        .submit(&app, "/admin/users", &[("name", "a.patel"), ("role", "gp")])
+        .submit(
+            &app,
+            "/administration/users",
+            &[("name", "a.patel"), ("role", "gp")],
+        )
         .await
         .expect(422);
     assert!(r.body.contains("already exists"));
@@ -80,10 +87,14 @@ async fn disabling_ends_the_session_and_reset_mfa_forgets_the_authenticator() {
     carer.get(&app, "/").await.expect(200);
 
     let r = admin
-        .post(&app, "/admin/users/carer/disable", &[])
+        .post(&app, "/administration/users/carer/disable", &[])
         .await
         .expect(303);
-    assert!(r.location().starts_with("/admin?"), "{}", r.location());
+    assert!(
+        r.location().starts_with("/administration?"),
+        "{}",
+        r.location()
+    );
     let list = admin.get(&app, r.location()).await.expect(200);
     assert_eq!(list.text_of_id("status-carer").as_deref(), Some("Disabled"));
     assert!(list.text_of_id("notice").is_some());
@@ -97,7 +108,7 @@ async fn disabling_ends_the_session_and_reset_mfa_forgets_the_authenticator() {
     );
 
     admin
-        .post(&app, "/admin/users/carer/enable", &[])
+        .post(&app, "/administration/users/carer/enable", &[])
         .await
         .expect(303);
     assert!(!app.directory.user("carer").unwrap().unwrap().disabled);
@@ -115,7 +126,7 @@ async fn disabling_ends_the_session_and_reset_mfa_forgets_the_authenticator() {
             .is_some()
     );
     admin
-        .post(&app, "/admin/users/gp/reset-mfa", &[])
+        .post(&app, "/administration/users/gp/reset-mfa", &[])
         .await
         .expect(303);
     assert!(
@@ -134,7 +145,11 @@ async fn disabling_ends_the_session_and_reset_mfa_forgets_the_authenticator() {
 
     // Without the form's CSRF token: refused, nothing changed.
     let r = admin
-        .post(&app, "/admin/users/carer/disable", &[("csrf", "forged")])
+        .post(
+            &app,
+            "/administration/users/carer/disable",
+            &[("csrf", "forged")],
+        )
         .await;
     assert_eq!(r.status, 403);
     assert!(!app.directory.user("carer").unwrap().unwrap().disabled);
@@ -145,18 +160,18 @@ async fn only_the_own_organisations_users() {
     let app = App::new();
     let mut admin = app.signed_in("admin", ORG, Role::Sysadmin).await;
     app.add_user("elsewhere", OTHER_ORG, Role::Gp, None);
-    let list = admin.get(&app, "/admin").await.expect(200);
+    let list = admin.get(&app, "/administration").await.expect(200);
     assert!(!list.body.contains("elsewhere"));
     admin
-        .post(&app, "/admin/users/elsewhere/disable", &[])
+        .post(&app, "/administration/users/elsewhere/disable", &[])
         .await
         .expect(404);
     admin
-        .post(&app, "/admin/users/nobody/disable", &[])
+        .post(&app, "/administration/users/nobody/disable", &[])
         .await
         .expect(404);
     admin
-        .post(&app, "/admin/users/admin/explode", &[])
+        .post(&app, "/administration/users/admin/explode", &[])
         .await
         .expect(404);
     assert!(!app.directory.user("elsewhere").unwrap().unwrap().disabled);
@@ -173,25 +188,25 @@ async fn other_roles_get_403() {
     ] {
         let mut b = app.signed_in(name, ORG, role).await;
         for path in [
-            "/admin",
-            "/admin/users/new",
-            "/admin/tokens",
-            "/admin/opt-outs",
+            "/administration",
+            "/administration/users/new",
+            "/administration/tokens",
+            "/administration/opt-outs",
         ] {
             b.get(&app, path).await.expect(403);
         }
         b.post(
             &app,
-            "/admin/users",
+            "/administration/users",
             &[("name", "sneaky"), ("role", "sysadmin")],
         )
         .await
         .expect(403);
-        b.post(&app, "/admin/users/gp/disable", &[])
+        b.post(&app, "/administration/users/gp/disable", &[])
             .await
             .expect(403);
         let home = b.get(&app, "/").await.expect(200);
-        assert!(!home.body.contains("href=\"/admin\""));
+        assert!(!home.body.contains("href=\"/administration\""));
     }
     assert!(app.directory.user("sneaky").unwrap().is_none());
     assert!(!app.directory.user("gp").unwrap().unwrap().disabled);
@@ -230,7 +245,7 @@ async fn bad_input_is_refused_inline_never_500() {
         ),
     ];
     for (fields, field) in cases {
-        let r = admin.submit(&app, "/admin/users", &fields).await;
+        let r = admin.submit(&app, "/administration/users", &fields).await;
         assert_eq!(r.status, 422, "{fields:?}: {}", r.body);
         assert!(
             r.body.contains(&format!("id=\"{field}-error\"")),
@@ -254,7 +269,7 @@ async fn bad_input_is_refused_inline_never_500() {
         let r = admin
             .submit(
                 &app,
-                "/admin/tokens",
+                "/administration/tokens",
                 &[
                     ("user", "engine"),
                     ("scopes", scopes),
@@ -279,7 +294,7 @@ async fn tokens_for_api_clients_are_shown_once_and_revoked_by_pasting() {
     let mut admin = app.signed_in("admin", ORG, Role::Sysadmin).await;
     app.add_user("engine", ORG, Role::System, None);
     app.add_user("their-engine", OTHER_ORG, Role::System, None);
-    let page = admin.get(&app, "/admin/tokens").await.expect(200);
+    let page = admin.get(&app, "/administration/tokens").await.expect(200);
     assert!(page.body.contains("<option value=\"engine\""));
     assert!(!page.body.contains("their-engine"));
 
@@ -287,7 +302,7 @@ async fn tokens_for_api_clients_are_shown_once_and_revoked_by_pasting() {
     admin
         .submit(
             &app,
-            "/admin/tokens",
+            "/administration/tokens",
             &[
                 ("user", "their-engine"),
                 ("scopes", "system/Patient.read"),
@@ -301,7 +316,7 @@ async fn tokens_for_api_clients_are_shown_once_and_revoked_by_pasting() {
     let r = admin
         .submit(
             &app,
-            "/admin/tokens",
+            "/administration/tokens",
             &[
                 ("user", "engine"),
                 ("scopes", "system/Patient.read"),
@@ -321,24 +336,24 @@ async fn tokens_for_api_clients_are_shown_once_and_revoked_by_pasting() {
         admin_events(&app, "token-issue"),
         vec![("admin".to_owned(), Some("engine".to_owned()))]
     );
-    let again = admin.get(&app, "/admin/tokens").await.expect(200);
+    let again = admin.get(&app, "/administration/tokens").await.expect(200);
     assert!(!again.body.contains(&token));
 
     let r = admin
-        .post(&app, "/admin/tokens/revoke", &[("token", &token)])
+        .post(&app, "/administration/tokens/revoke", &[("token", &token)])
         .await
         .expect(303);
-    assert_eq!(r.location(), "/admin/tokens?revoked=1");
+    assert_eq!(r.location(), "/administration/tokens?revoked=1");
     assert!(app.directory.authenticate(&token, now).is_err());
     assert_eq!(admin_events(&app, "token-revoke").len(), 1);
     // A second time: no such token, inline.
     let r = admin
-        .post(&app, "/admin/tokens/revoke", &[("token", &token)])
+        .post(&app, "/administration/tokens/revoke", &[("token", &token)])
         .await
         .expect(422);
     assert!(r.body.contains("id=\"token-error\""));
     admin
-        .post(&app, "/admin/tokens/revoke", &[("token", "hello")])
+        .post(&app, "/administration/tokens/revoke", &[("token", "hello")])
         .await
         .expect(422);
     // Another organisation's live token is not revoked from here.
@@ -348,7 +363,7 @@ async fn tokens_for_api_clients_are_shown_once_and_revoked_by_pasting() {
         caldicott_policy::Purpose::DirectCare,
     );
     admin
-        .post(&app, "/admin/tokens/revoke", &[("token", &theirs)])
+        .post(&app, "/administration/tokens/revoke", &[("token", &theirs)])
         .await
         .expect(422);
     assert!(app.directory.authenticate(&theirs, now).is_ok());
@@ -358,7 +373,10 @@ async fn tokens_for_api_clients_are_shown_once_and_revoked_by_pasting() {
 async fn opt_out_lists_show_their_size_and_load_time() {
     let app = App::new();
     let mut admin = app.signed_in("admin", ORG, Role::Sysadmin).await;
-    let page = admin.get(&app, "/admin/opt-outs").await.expect(200);
+    let page = admin
+        .get(&app, "/administration/opt-outs")
+        .await
+        .expect(200);
     assert_eq!(
         page.text_of_id("optout-national-entries").as_deref(),
         Some("0")
@@ -379,7 +397,10 @@ async fn opt_out_lists_show_their_size_and_load_time() {
         &numbers,
     )
     .unwrap();
-    let page = admin.get(&app, "/admin/opt-outs").await.expect(200);
+    let page = admin
+        .get(&app, "/administration/opt-outs")
+        .await
+        .expect(200);
     assert_eq!(
         page.text_of_id("optout-national-entries").as_deref(),
         Some("2")
@@ -398,7 +419,10 @@ async fn opt_out_lists_show_their_size_and_load_time() {
     // An empty load is a load: it is recorded with its time.
     caldicott_access::optout::replace(&app.vault, caldicott_access::optout::OptOutKind::Type1, &[])
         .unwrap();
-    let page = admin.get(&app, "/admin/opt-outs").await.expect(200);
+    let page = admin
+        .get(&app, "/administration/opt-outs")
+        .await
+        .expect(200);
     assert_eq!(
         page.text_of_id("optout-type1-entries").as_deref(),
         Some("0")

@@ -120,6 +120,22 @@ impl App {
             exports: Arc::new(Exports::new(dir.path().join("exports")).unwrap()),
             config: config.clone(),
         };
+        // Every router `caldicott serve` mounts beside the console, so that a route of the
+        // console that clashes with one of the API's fails here (axum refuses overlaps).
+        let auth = caldicott_api::auth::AuthState::new(
+            Arc::clone(&directory),
+            Arc::clone(&audit),
+            &config,
+        );
+        let admin = caldicott_api::admin::AdminState {
+            directory: Arc::clone(&directory),
+            audit: Arc::clone(&audit),
+        };
+        let agreements = caldicott_api::agreements::AgreementsState {
+            directory: Arc::clone(&directory),
+            book: caldicott_share::Book::new(Arc::clone(&vault)),
+            audit: Arc::clone(&audit),
+        };
         let console = ConsoleState::new(
             Arc::clone(&vault),
             Arc::clone(&store),
@@ -129,7 +145,10 @@ impl App {
             &config,
         );
         let router = caldicott_console::router(Arc::new(console))
-            .merge(caldicott_api::router(Arc::new(api)));
+            .merge(caldicott_api::router(Arc::new(api)))
+            .merge(caldicott_api::auth::router(Arc::new(auth)))
+            .merge(caldicott_api::admin::router(Arc::new(admin)))
+            .merge(caldicott_api::agreements::router(Arc::new(agreements)));
         App {
             router,
             vault,
