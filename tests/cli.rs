@@ -561,7 +561,10 @@ fn demo_loads_patients_and_serves() {
     // The web console's sign-in page is served at the root.
     let (status, page) = https_get(&server.url, &cert, "/signin");
     assert_eq!(status, 200);
-    assert!(page.contains("<h1 class=\"nhsuk-heading-l\">Sign in</h1>"), "{page}");
+    assert!(
+        page.contains("<h1 class=\"nhsuk-heading-l\">Sign in</h1>"),
+        "{page}"
+    );
     // The printed token reads the demo practice's patients through the FHIR API.
     let token = server
         .stdout

@@ -23,7 +23,9 @@
 //!   the PostgreSQL server binaries, in a fixed order, and reports what happened;
 //! - not a home for test logic: tests live in their own crates and read what this program
 //!   exports (`CALDICOTT_TEST_POSTGRES_URL`, `CALDICOTT_REQUIRE_POSTGRES`,
-//!   `CALDICOTT_TEST_PG_BIN`), so `cargo test` alone still works (Postgres tests then skip);
+//!   `CALDICOTT_TEST_PG_BIN`; for the console's browser tests `CALDICOTT_TEST_CHROMEDRIVER`,
+//!   `CALDICOTT_TEST_CHROMIUM`, `CALDICOTT_TEST_AXE`, `CALDICOTT_REQUIRE_BROWSER`, see
+//!   `browser.rs`), so `cargo test` alone still works (those tests then skip);
 //! - not a way to run a real database: every cluster it starts is temporary, trusts any local
 //!   connection without a password, must only ever hold synthetic test data, and is stopped
 //!   and deleted when the command ends (also on failure, Ctrl-C, SIGTERM or SIGHUP; only
@@ -50,6 +52,7 @@ use clap::{Args, Parser, Subcommand};
 
 mod bench_fhir;
 mod bench_mail;
+mod browser;
 mod codegen;
 mod python;
 
@@ -272,6 +275,13 @@ fn test_steps(args: &TestArgs, steps: &mut Steps) -> Result<()> {
             ])
         },
     )?;
+    // Headless Chromium, chromedriver and axe-core for the console's browser tests
+    // (`browser.rs`): apt-get when Chromium is missing, `npm ci` when axe-core is.
+    let browser_env = steps.run(
+        "browser",
+        "chromium + chromedriver (apt-get, only when missing), axe-core in target/tools/axe",
+        browser::setup,
+    )?;
     let cluster = if args.no_postgres {
         steps.skip(
             "postgres",
@@ -284,6 +294,7 @@ fn test_steps(args: &TestArgs, steps: &mut Steps) -> Result<()> {
     let mut env = TestEnv::new(cluster.as_ref());
     env.vars.extend(python_env);
     env.vars.extend(rage_env);
+    env.vars.extend(browser_env);
 
     let tests = run_tests(steps, &env, &args.extra);
 

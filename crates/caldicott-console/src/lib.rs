@@ -105,5 +105,6 @@ pub fn router(state: Arc<ConsoleState>) -> Router {
         .merge(guardian::routes())
         .merge(mail::routes())
         .merge(admin::routes())
+        .layer(axum::middleware::from_fn(web::host_from_authority))
         .with_state(state)
 }

@@ -528,7 +528,32 @@ pub fn page(status: StatusCode, body: String) -> Response {
     );
     h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    // The referrer goes only to this site (whose URLs carry no patient data), so that the
+    // browser sends the page's real `Origin` with its form posts, which the CSRF check
+    // compares with this server's (with `no-referrer` it would send `Origin: null`).
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
     r
+}
+
+/// Gives a request without a `Host` header (HTTP/2 carries the host in the `:authority`
+/// pseudo-header, which is the URI's authority here) one from its URI, so that the
+/// console's origin checks compare with the host the browser used.
+pub async fn host_from_authority(
+    mut req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    if !req.headers().contains_key(header::HOST)
+        && let Some(v) = req
+            .uri()
+            .authority()
+            .and_then(|a| HeaderValue::from_str(a.as_str()).ok())
+    {
+        req.headers_mut().insert(header::HOST, v);
+    }
+    next.run(req).await
 }
 
 /// Renders a template into a page; a template error is a logged 500 page.

@@ -279,3 +279,44 @@ async fn changing_the_password_ends_the_session() {
     let r = b.get(&app, "/").await;
     assert_eq!(r.status, 303);
 }
+
+#[tokio::test]
+async fn a_refused_new_password_can_be_corrected() {
+    let app = App::new();
+    let one_time = app.add_user("care.c", ORG, Role::CareWorker, None);
+    let mut b = Browser::new();
+    b.submit(
+        &app,
+        "/signin",
+        &[("user", "care.c"), ("password", &one_time)],
+    )
+    .await
+    .expect(303);
+    let r = b
+        .submit(
+            &app,
+            "/signin/new-password",
+            &[
+                ("new_password", STRONG),
+                ("confirm_password", "something else entirely"),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("id=\"confirm_password-error\""));
+    // The form as re-rendered carries a token that works.
+    let csrf = r.input_value("csrf").unwrap();
+    let r = b
+        .post(
+            &app,
+            "/signin/new-password",
+            &[
+                ("new_password", STRONG),
+                ("confirm_password", STRONG),
+                ("csrf", &csrf),
+            ],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    assert_eq!(r.location(), "/signin/enrol");
+}

@@ -214,9 +214,10 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
         .unwrap_or_else(|| "extra_router conflicts with the server's routes".to_owned())
 }
 
-/// Adds the security headers to every response. `Content-Security-Policy` and
-/// `Cache-Control` are set only when the handler did not set its own (a console page may need
-/// a different policy); the others always.
+/// Adds the security headers to every response. `Content-Security-Policy`, `Cache-Control`
+/// and `Referrer-Policy` are set only when the handler did not set its own (a console page
+/// needs `same-origin`: with `no-referrer` browsers send `Origin: null` on the page's own
+/// form posts, which the CSRF check must refuse); the others always.
 async fn security_headers(State(tls): State<bool>, req: Request, next: Next) -> Response {
     let mut response = next.run(req).await;
     let headers = response.headers_mut();
@@ -230,10 +231,7 @@ async fn security_headers(State(tls): State<bool>, req: Request, next: Next) -> 
         header::X_CONTENT_TYPE_OPTIONS,
         HeaderValue::from_static("nosniff"),
     );
-    headers.insert(
-        header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
-    );
+    set_default(headers, header::REFERRER_POLICY, "no-referrer");
     set_default(headers, header::CONTENT_SECURITY_POLICY, CSP);
     set_default(headers, header::CACHE_CONTROL, "no-store");
     response
