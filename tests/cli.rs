@@ -565,6 +565,24 @@ fn demo_loads_patients_and_serves() {
         page.contains("<h1 class=\"nhsuk-heading-l\">Sign in</h1>"),
         "{page}"
     );
+    // Through the real server (TLS and its middleware), a console page carries every
+    // security header: HSTS, the console's CSP (no script; no framing), no-store, the
+    // referrer kept to this site, and no sniffing.
+    let head = page
+        .split("\r\n\r\n")
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
+    for expected in [
+        "strict-transport-security: max-age=31536000",
+        "content-security-policy: default-src 'none'; style-src 'self'; img-src 'self' data:; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
+        "cache-control: no-store",
+        "x-frame-options: deny",
+        "referrer-policy: same-origin",
+        "x-content-type-options: nosniff",
+    ] {
+        assert!(head.contains(expected), "missing {expected:?} in:\n{head}");
+    }
     // The printed token reads the demo practice's patients through the FHIR API.
     let token = server
         .stdout

@@ -320,3 +320,31 @@ async fn a_refused_new_password_can_be_corrected() {
     assert_eq!(r.status, 303, "{}", r.body);
     assert_eq!(r.location(), "/signin/enrol");
 }
+
+#[tokio::test]
+async fn pages_say_when_the_session_ends_and_warn_near_the_end() {
+    let app = App::new();
+    let mut b = app.signed_in("nurse.n", ORG, Role::RegisteredNurse).await;
+    let home = b.get(&app, "/").await.expect(200);
+    assert!(home.body.contains("id=\"session-expiry\""));
+    assert!(home.body.contains("if you do nothing"));
+    assert!(
+        !home.body.contains("id=\"session-warning\""),
+        "8 hours left: no warning"
+    );
+
+    // A deployment whose sessions last 20 minutes in all: every page warns.
+    let policy = caldicott_access::session::SessionPolicy {
+        absolute_us: 20 * 60 * 1_000_000,
+        ..Default::default()
+    };
+    let short = App::with_session_policy(policy);
+    let mut b = short.signed_in("nurse.s", ORG, Role::RegisteredNurse).await;
+    let home = b.get(&short, "/").await.expect(200);
+    assert!(
+        home.body.contains("id=\"session-warning\""),
+        "{}",
+        home.body
+    );
+    assert!(home.body.contains("Your session is ending"));
+}

@@ -92,12 +92,17 @@ impl Reply {
 
 impl App {
     pub fn new() -> App {
+        Self::with_session_policy(caldicott_access::session::SessionPolicy::default())
+    }
+
+    /// An app whose sessions have these timeouts.
+    pub fn with_session_policy(policy: caldicott_access::session::SessionPolicy) -> App {
         let dir = tempfile::tempdir().unwrap();
         let backend = SqliteBackend::open(&dir.path().join("vault.db"), true).unwrap();
         backend.migrate().unwrap();
         let kek = Arc::new(LocalKek::generate().unwrap().0);
         let vault = Arc::new(Vault::open(Box::new(backend), kek).unwrap());
-        let directory = Arc::new(Directory::new(Arc::clone(&vault)));
+        let directory = Arc::new(Directory::new(Arc::clone(&vault)).with_session_policy(policy));
         directory
             .add_org(&OdsCode::parse(ORG).unwrap(), "Castle Care Home")
             .unwrap();
