@@ -6,7 +6,7 @@
 //! chromedriver). `cargo xtask test` installs Chromium, chromedriver and axe-core and sets
 //! `CALDICOTT_TEST_CHROMEDRIVER`, `CALDICOTT_TEST_CHROMIUM`, `CALDICOTT_TEST_AXE` and
 //! `CALDICOTT_REQUIRE_BROWSER=1`; without them these tests print "skipping: no browser" and
-//! pass. With `CALDICOTT_SCREENSHOTS=1` they also rewrite `docs/screenshots/*.png`.
+//! pass. (The screenshots in `docs/screenshots/` come from `console_walk.rs`.)
 
 mod common;
 
@@ -25,17 +25,6 @@ fn now() -> u64 {
         .duration_since(UNIX_EPOCH)
         .unwrap()
         .as_secs()
-}
-
-/// `docs/screenshots/<name>.png` when `CALDICOTT_SCREENSHOTS=1`, so that an ordinary test
-/// run does not rewrite committed files.
-fn screenshot(browser: &Browser, name: &str) {
-    if std::env::var("CALDICOTT_SCREENSHOTS").as_deref() == Ok("1") {
-        let path = Path::new(env!("CARGO_MANIFEST_DIR"))
-            .join("docs/screenshots")
-            .join(format!("{name}.png"));
-        browser.screenshot_png(&path);
-    }
 }
 
 /// What every console page has: one main landmark with the skip-link target and one `h1`,
@@ -138,7 +127,6 @@ fn a_gp_signs_in_changes_password_enrols_signs_out_and_back_in() {
     assert_eq!(browser.current_path(), "/signin");
     assert_page_shape(&browser, "sign-in");
     browser.assert_accessible("sign-in");
-    screenshot(&browser, "signin");
 
     // A wrong password: the same page again with an accessible error, not a server error.
     browser.fill("input[name=user]", "ann");
@@ -222,7 +210,6 @@ fn a_gp_signs_in_changes_password_enrols_signs_out_and_back_in() {
         assert!(browser.try_find(link).is_none(), "a GP must not see {link}");
     }
     browser.assert_accessible("home");
-    screenshot(&browser, "home");
     let cookies = browser.cookies();
     assert!(!cookies.is_empty(), "signed in without a cookie?");
     for c in &cookies {

@@ -678,3 +678,23 @@ fn dechunk(mut raw: &[u8]) -> Vec<u8> {
     }
     out
 }
+
+impl Browser {
+    /// Resizes the window so that the page's viewport (what a screenshot shows) is
+    /// `width`×`height` CSS pixels: the window size Chromium is started with includes its
+    /// (headless) frame, so the viewport is measured and the window grown by the difference.
+    pub fn set_viewport(&self, width: u32, height: u32) {
+        let rect = self.cmd("GET", "/window/rect", None);
+        let inner = self.execute("return [window.innerWidth, window.innerHeight];", vec![]);
+        let frame = |outer: &Value, inner: &Value| {
+            outer.as_i64().unwrap_or(0) - inner.as_i64().unwrap_or(0)
+        };
+        let w = i64::from(width) + frame(&rect["width"], &inner[0]);
+        let h = i64::from(height) + frame(&rect["height"], &inner[1]);
+        self.cmd(
+            "POST",
+            "/window/rect",
+            Some(json!({ "width": w.max(1), "height": h.max(1) })),
+        );
+    }
+}

@@ -87,6 +87,8 @@ struct Shown {
 #[derive(Clone)]
 struct Pending {
     user: String,
+    /// The person's role: the sign-in pages offer only the purposes it may act for.
+    role: Option<caldicott_policy::Role>,
     password: Zeroizing<String>,
     stage: Stage,
     enrolment: Option<Shown>,
@@ -346,20 +348,55 @@ pub struct PurposeOption {
     pub selected: bool,
 }
 
-fn purpose_options(selected: &str) -> Vec<PurposeOption> {
-    PURPOSES
+/// Whether `role` may act for the purpose named `value` (any purpose when the role is not
+/// known: the policy decides at every request all the same).
+fn allowed(role: Option<caldicott_policy::Role>, value: &str) -> bool {
+    match (role, value.parse::<Purpose>()) {
+        (Some(r), Ok(p)) => caldicott_policy::profile(r).purposes.contains(&p),
+        (None, Ok(_)) => true,
+        (_, Err(_)) => false,
+    }
+}
+
+/// The purposes `role` may sign in for, `selected` chosen (or else the first): a Caldicott
+/// guardian sees only "audit", a receptionist only "direct care", so nobody signs in for a
+/// purpose under which every record would be refused.
+fn purpose_options(selected: &str, role: Option<caldicott_policy::Role>) -> Vec<PurposeOption> {
+    let offered: Vec<(&'static str, &'static str)> = PURPOSES
         .iter()
-        .map(|&(value, label)| PurposeOption {
+        .copied()
+        .filter(|(value, _)| allowed(role, value))
+        .collect();
+    let chosen = if offered.iter().any(|(v, _)| *v == selected) {
+        selected
+    } else {
+        offered.first().map_or("", |(v, _)| *v)
+    };
+    offered
+        .into_iter()
+        .map(|(value, label)| PurposeOption {
             value,
             label,
-            selected: value == selected,
+            selected: value == chosen,
         })
         .collect()
 }
 
-fn parse_purpose(form: &Form, errors: &mut Errors) -> Purpose {
-    match form.get("purpose").parse::<Purpose>() {
-        Ok(p) => p,
+fn parse_purpose(
+    form: &Form,
+    errors: &mut Errors,
+    role: Option<caldicott_policy::Role>,
+) -> Purpose {
+    let value = form.get("purpose");
+    match value.parse::<Purpose>() {
+        Ok(p) if allowed(role, value) => p,
+        Ok(_) => {
+            errors.push(FieldError::new(
+                "purpose",
+                "Your role cannot sign in for that purpose: choose one of those listed",
+            ));
+            Purpose::DirectCare
+        }
         Err(_) => {
             errors.push(FieldError::new("purpose", "Select why you are signing in"));
             Purpose::DirectCare
@@ -524,6 +561,7 @@ async fn signin_post(
                     let ticket = st.pending.insert(
                         Pending {
                             user: u.name.clone(),
+                            role: u.role().ok(),
                             password,
                             stage,
                             enrolment: None,
@@ -705,6 +743,7 @@ fn enrol_render(
     errors: Errors,
     status: StatusCode,
     purpose: &str,
+    role: Option<caldicott_policy::Role>,
 ) -> Response {
     let mut r = web::render(
         status,
@@ -714,7 +753,7 @@ fn enrol_render(
             secret: shown.secret.to_string(),
             qr: shown.qr_data_uri.to_string(),
             recovery_codes: shown.recovery_codes.iter().map(|c| c.to_string()).collect(),
-            purposes: purpose_options(purpose),
+            purposes: purpose_options(purpose, role),
         },
     );
     r.headers_mut()
@@ -728,6 +767,7 @@ async fn enrol_page(
     headers: HeaderMap,
 ) -> Response {
     let (ticket, pending) = tri!(pending_at(&state, &headers, Stage::Enrol));
+    let role = pending.role;
     if let Some(shown) = &pending.enrolment {
         return enrol_render(
             &ticket,
@@ -735,6 +775,7 @@ async fn enrol_page(
             Errors::default(),
             StatusCode::OK,
             "direct-care",
+            role,
         );
     }
     let ip = client_ip(&ext);
@@ -785,6 +826,7 @@ async fn enrol_page(
             Errors::default(),
             StatusCode::OK,
             "direct-care",
+            role,
         ),
         Err(e) => web::error_page(
             None,
@@ -802,13 +844,14 @@ async fn enrol_post(
     body: Bytes,
 ) -> Response {
     let (ticket, pending) = tri!(pending_at(&state, &headers, Stage::Enrol));
+    let role = pending.role;
     let Some(shown) = pending.enrolment.clone() else {
         return web::redirect(Stage::Enrol.path());
     };
     let form = tri!(check_public_post(&state, &headers, &body, Some(&ticket)));
     let mut errors = Errors::default();
     let code = code_of(&form, &mut errors);
-    let purpose = parse_purpose(&form, &mut errors);
+    let purpose = parse_purpose(&form, &mut errors, role);
     if !errors.is_empty() {
         return enrol_render(
             &ticket,
@@ -816,6 +859,7 @@ async fn enrol_post(
             errors,
             StatusCode::UNPROCESSABLE_ENTITY,
             form.get("purpose"),
+            role,
         );
     }
     let ip = client_ip(&ext);
@@ -874,6 +918,7 @@ async fn enrol_post(
                 errors,
                 StatusCode::UNPROCESSABLE_ENTITY,
                 form.get("purpose"),
+                role,
             )
         }
     }
@@ -890,20 +935,33 @@ struct CodePage {
     purposes: Vec<PurposeOption>,
 }
 
-fn code_render(ticket: &str, errors: Errors, status: StatusCode, purpose: &str) -> Response {
+fn code_render(
+    ticket: &str,
+    errors: Errors,
+    status: StatusCode,
+    purpose: &str,
+    role: Option<caldicott_policy::Role>,
+) -> Response {
     web::render(
         status,
         &CodePage {
             layout: ticket_layout("Enter your security code", ticket),
             errors,
-            purposes: purpose_options(purpose),
+            purposes: purpose_options(purpose, role),
         },
     )
 }
 
 async fn code_page(State(state): State<Arc<ConsoleState>>, headers: HeaderMap) -> Response {
-    let (ticket, _) = tri!(pending_at(&state, &headers, Stage::Code));
-    code_render(&ticket, Errors::default(), StatusCode::OK, "direct-care")
+    let (ticket, pending) = tri!(pending_at(&state, &headers, Stage::Code));
+    let role = pending.role;
+    code_render(
+        &ticket,
+        Errors::default(),
+        StatusCode::OK,
+        "direct-care",
+        role,
+    )
 }
 
 async fn code_post(
@@ -913,16 +971,18 @@ async fn code_post(
     body: Bytes,
 ) -> Response {
     let (ticket, pending) = tri!(pending_at(&state, &headers, Stage::Code));
+    let role = pending.role;
     let form = tri!(check_public_post(&state, &headers, &body, Some(&ticket)));
     let mut errors = Errors::default();
     let code = code_of(&form, &mut errors);
-    let purpose = parse_purpose(&form, &mut errors);
+    let purpose = parse_purpose(&form, &mut errors, role);
     if !errors.is_empty() {
         return code_render(
             &ticket,
             errors,
             StatusCode::UNPROCESSABLE_ENTITY,
             form.get("purpose"),
+            role,
         );
     }
     let ip = client_ip(&ext);
@@ -962,7 +1022,13 @@ async fn code_post(
         Err(e) => {
             let mut errors = Errors::default();
             errors.push(FieldError::new("code", refusal_message(&e)));
-            code_render(&ticket, errors, refusal_status(&e), form.get("purpose"))
+            code_render(
+                &ticket,
+                errors,
+                refusal_status(&e),
+                form.get("purpose"),
+                role,
+            )
         }
     }
 }

@@ -348,3 +348,46 @@ async fn pages_say_when_the_session_ends_and_warn_near_the_end() {
     );
     assert!(home.body.contains("Your session is ending"));
 }
+
+#[tokio::test]
+async fn the_purposes_offered_are_those_the_role_may_act_for() {
+    let app = App::new();
+    let one_time = app.add_user("guardian.p", ORG, Role::CaldicottGuardian, None);
+    let mut b = Browser::new();
+    b.submit(&app, "/signin", &[("user", "guardian.p"), ("password", &one_time)])
+        .await
+        .expect(303);
+    b.submit(
+        &app,
+        "/signin/new-password",
+        &[("new_password", STRONG), ("confirm_password", STRONG)],
+    )
+    .await
+    .expect(303);
+    let page = b.get(&app, "/signin/enrol").await.expect(200);
+    assert!(page.body.contains("<option value=\"audit\" selected>"), "{}", page.body);
+    assert!(!page.body.contains("value=\"direct-care\""), "a guardian reviews; it does not treat");
+    b.totp_secret = page.text_of_id("totp-secret");
+    let csrf = page.input_value("csrf").unwrap();
+    let code = b.code();
+    // A purpose the role may not act for is refused next to the field, the code unused.
+    let r = b
+        .post(
+            &app,
+            "/signin/enrol",
+            &[("code", &code), ("purpose", "direct-care"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, 422, "{}", r.body);
+    assert!(r.body.contains("id=\"purpose-error\""));
+    let r = b
+        .post(
+            &app,
+            "/signin/enrol",
+            &[("code", &code), ("purpose", "audit"), ("csrf", &csrf)],
+        )
+        .await;
+    assert_eq!(r.status, 303, "{}", r.body);
+    let home = b.get(&app, "/").await.expect(200);
+    assert!(home.body.contains("Purpose: audit"), "{}", home.body);
+}

@@ -235,9 +235,14 @@ impl App {
 
     /// A browser signed in as a new user of `role` at `org`, through the real pages: the
     /// one-time password, a new password, enrolment and the first code.
+    /// Signs in for the first purpose the role may act for (direct care for clinicians,
+    /// audit for the Caldicott guardian).
     pub async fn signed_in(&self, name: &str, org: &str, role: Role) -> Browser {
-        self.signed_in_as(name, org, role, None, "direct-care")
-            .await
+        let purpose = caldicott_policy::profile(role)
+            .purposes
+            .first()
+            .map_or("direct-care", |p| p.name());
+        self.signed_in_as(name, org, role, None, purpose).await
     }
 
     pub async fn signed_in_as(
