@@ -354,9 +354,13 @@ async fn the_purposes_offered_are_those_the_role_may_act_for() {
     let app = App::new();
     let one_time = app.add_user("guardian.p", ORG, Role::CaldicottGuardian, None);
     let mut b = Browser::new();
-    b.submit(&app, "/signin", &[("user", "guardian.p"), ("password", &one_time)])
-        .await
-        .expect(303);
+    b.submit(
+        &app,
+        "/signin",
+        &[("user", "guardian.p"), ("password", &one_time)],
+    )
+    .await
+    .expect(303);
     b.submit(
         &app,
         "/signin/new-password",
@@ -365,8 +369,15 @@ async fn the_purposes_offered_are_those_the_role_may_act_for() {
     .await
     .expect(303);
     let page = b.get(&app, "/signin/enrol").await.expect(200);
-    assert!(page.body.contains("<option value=\"audit\" selected>"), "{}", page.body);
-    assert!(!page.body.contains("value=\"direct-care\""), "a guardian reviews; it does not treat");
+    assert!(
+        page.body.contains("<option value=\"audit\" selected>"),
+        "{}",
+        page.body
+    );
+    assert!(
+        !page.body.contains("value=\"direct-care\""),
+        "a guardian reviews; it does not treat"
+    );
     b.totp_secret = page.text_of_id("totp-secret");
     let csrf = page.input_value("csrf").unwrap();
     let code = b.code();
