@@ -9,14 +9,20 @@
 //!   patient by NHS number and by name and date of birth, the record with its clinical
 //!   sections, bad input (an invalid NHS number, markup in a field, shown as text), another
 //!   practice's patient ("We cannot show this record") and a break-glass declaration on it,
-//!   and the guardian's and administrator's pages refused.
+//!   the guardian's and administrator's pages refused, and the change-password page with
+//!   mismatched new passwords refused inline (the password is not changed: still signed in).
 //! - Receptionist: the record's personal details, but not its clinical sections.
 //! - Caldicott guardian: the posture cards, the break-glass queue (the GP's declaration,
-//!   accepted with a note, then listed as reviewed), unusual access, agreements, the
-//!   record's access history (listing the GP's view) and its printable page, the mail
-//!   quarantine (not set up), and administration refused.
-//! - System administrator: users, adding a user (one-time password shown once), tokens,
-//!   opt-out lists; patients and the guardian's pages refused.
+//!   accepted with a note, then listed as reviewed), unusual access, the data-sharing
+//!   agreement a researcher proposed with `caldicott share agreement propose` (listed, its
+//!   page, approved with the page's form), the record's access history (listing the GP's
+//!   view) and its printable page, the mail quarantine (first not set up; then a phishing
+//!   message held the way `caldicott mail serve` holds it, listed with its reasons and
+//!   deleted), and administration refused.
+//! - System administrator: users, adding a user (one-time password shown once), tokens (a
+//!   token issued to the `system` client made with `caldicott user add`, shown once and
+//!   never in the URL, accepted by the FHIR API, then revoked by pasting it and refused by
+//!   the API), opt-out lists; patients and the guardian's pages refused.
 //!
 //! Without `CALDICOTT_TEST_CHROMEDRIVER` the test prints "skipping: no browser" and passes
 //! (see `tests/common/browser.rs`). With `CALDICOTT_SCREENSHOTS=1` it rewrites the main
@@ -26,9 +32,13 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use caldicott_identity::{Totp, TotpSecret};
+use caldicott_mail::quarantine::{QuarantineError, VaultQuarantine};
+use caldicott_mail::smtp::Quarantine as _;
+use caldicott_mail::{Envelope, MailConfig, Scanner};
 use common::browser::Browser;
 use common::*;
 use serde_json::Value;
@@ -283,6 +293,143 @@ fn digits(s: &str) -> String {
     s.chars().filter(char::is_ascii_digit).collect()
 }
 
+/// The title of the agreement the walk's researcher proposes.
+const AGREEMENT_TITLE: &str = "Long-term conditions study";
+
+/// A de-identification profile for [`agreement_terms`]'s columns.
+const PROFILE: &str = r#"
+metric = "loss"
+suppression_limit = 0.1
+
+[privacy]
+model = "k-anonymity"
+k = 3
+
+[[attribute]]
+name = "pid"
+kind = "pseudonym"
+
+[[attribute]]
+name = "birth_date"
+kind = "quasi-identifier"
+hierarchy = { date = "yyyy-mm-dd" }
+
+[[attribute]]
+name = "conditions"
+kind = "sensitive"
+"#;
+
+/// Terms as `caldicott share agreement propose --file` reads them (see tests/share.rs),
+/// to an age recipient key (the age specification's example key: nothing is released,
+/// so no one needs its identity).
+fn agreement_terms() -> String {
+    format!(
+        r#"
+title = "{AGREEMENT_TITLE}"
+purpose = "research"
+frequency = "once"
+expires = 2099-12-31
+deid_profile_file = "profile.toml"
+
+[recipient]
+name = "University of Leeds"
+age_key = "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p"
+
+[legal_basis]
+kind = "section251"
+reference = "CAG 21/CAG/0001"
+
+[dataset]
+
+[[dataset.column]]
+name = "pid"
+path = "Patient.identifier.where(system = '{NHS_SYSTEM}').value"
+
+[[dataset.column]]
+name = "birth_date"
+path = "Patient.birthDate"
+
+[[dataset.column]]
+name = "conditions"
+from = "Condition"
+path = "Condition.code.coding.code"
+take = "all"
+"#
+    )
+}
+
+/// Proposes the walk's agreement as `by` with the command line; returns its id.
+fn propose_agreement(data: &Path, dir: &Path, by: &str) -> String {
+    std::fs::create_dir_all(dir).unwrap();
+    std::fs::write(dir.join("profile.toml"), PROFILE).unwrap();
+    std::fs::write(dir.join("terms.toml"), agreement_terms()).unwrap();
+    let id = ok(caldicott()
+        .args(["share", "agreement", "propose", "--by", by, "--file"])
+        .arg(dir.join("terms.toml"))
+        .arg("--data")
+        .arg(data))
+    .trim()
+    .to_owned();
+    assert!(id.starts_with("DSA-"), "{id}");
+    id
+}
+
+/// The deployment's vault, opened as `caldicott` opens it (the master key file and the
+/// SQLite database of the data directory; WAL lets it be used while `serve` runs).
+fn open_vault(data: &Path) -> Arc<caldicott_vault::Vault> {
+    let kek = Arc::new(caldicott_vault::LocalKek::from_file(&data.join("master.key")).unwrap());
+    let backend =
+        caldicott_vault::open_backend(&data.join("vault.db").display().to_string(), false).unwrap();
+    Arc::new(caldicott_vault::Vault::open(backend, kek).unwrap())
+}
+
+/// A marker in the held message's body: the console must never show it.
+const MAIL_BODY_MARKER: &str = "M-walk-7f3a";
+
+/// Does what `caldicott mail serve` does with `[gateway] data` set to this data directory
+/// when a phishing message arrives: registers its queue directory with the console, screens
+/// the message with the real scanner and holds it in the vault's quarantine under a new
+/// queue id. Returns the id and the name of the reason that scored most.
+fn hold_phishing(vault: &Arc<caldicott_vault::Vault>, queue_dir: &Path) -> (String, String) {
+    caldicott_console::mail::register_gateway(vault, queue_dir).unwrap();
+    let message = format!(
+        "From: \"NHS Payroll\" <payroll@nhs-net.co>\r\nTo: walk-guardian@care.example\r\n\
+         Subject: Urgent: verify your payroll account\r\n\
+         Date: Mon, 1 Jan 2024 10:00:00 +0000\r\nMessage-ID: <walk@nhs-net.co>\r\n\r\n\
+         Click here to verify within 24 hours or your salary is suspended. {MAIL_BODY_MARKER}\r\n"
+    );
+    let envelope = Envelope {
+        client_ip: Some("198.51.100.9".parse().unwrap()),
+        helo: Some("mx.nhs-net.co".into()),
+        mail_from: Some("payroll@nhs-net.co".into()),
+        rcpt_to: vec!["walk-guardian@care.example".into()],
+        authenticated: false,
+    };
+    let report = Scanner::new(MailConfig::default(), None)
+        .unwrap()
+        .scan_with(message.as_bytes(), Some(&envelope));
+    let id = caldicott_mail::queue::new_id();
+    let q = VaultQuarantine::new(Arc::clone(vault));
+    q.store(&id, &envelope, message.as_bytes(), &report)
+        .unwrap();
+    let strongest = q
+        .entry(&id)
+        .unwrap()
+        .symbols
+        .iter()
+        .filter(|s| s.score > 0.0)
+        .max_by(|a, b| a.score.total_cmp(&b.score))
+        .expect("the scanner gave a reason to hold the message")
+        .name
+        .clone();
+    (id, strongest)
+}
+
+/// The status of a FHIR read with `token` as bearer, over the server's TLS.
+fn api_status(base: &str, data: &Path, path: &str, token: &str) -> u16 {
+    https_get_as(base, &data.join("tls/cert.pem"), path, Some(token)).0
+}
+
 #[test]
 fn four_roles_walk_the_console_and_see_only_what_their_role_allows() {
     let Some(browser) = Browser::start_or_skip() else {
@@ -337,6 +484,11 @@ fn four_roles_walk_the_console_and_see_only_what_their_role_allows() {
         "walk-admin",
         add_user(&data, &c.ods, "sysadmin", "walk-admin"),
     );
+    // A researcher proposes a data-sharing agreement for the guardian to approve; a system
+    // user is the API client the administrator issues a token to. Neither signs in here.
+    add_user(&data, &c.ods, "researcher", "walk-researcher");
+    add_user(&data, &c.ods, "system", "walk-client");
+    let agreement = propose_agreement(&data, &t.path().join("share"), "walk-researcher");
     let server = Server::start_logged(
         caldicott()
             .args(["serve", "--listen", "127.0.0.1:0", "--data"])
@@ -483,6 +635,35 @@ fn four_roles_walk_the_console_and_see_only_what_their_role_allows() {
     refused(&browser, base, "/mail", "GP");
     refused(&browser, base, "/administration", "GP");
     refused(&browser, base, &format!("{record_path}/access"), "GP");
+
+    // Change password, from the header's link: mismatched new passwords are refused next
+    // to the second field, and nothing changes (a change would end this session).
+    browser.click("#change-password");
+    assert_eq!(browser.current_path(), "/account/password");
+    check_page(&browser, "change password");
+    assert_eq!(browser.text_of("h1"), "Change your password");
+    browser.fill("#current_password", NEW_PASSWORD);
+    browser.fill("#new_password", "granite orchard quietly 51 plovers");
+    browser.fill("#confirm_password", "granite orchard quietly 51 plover");
+    browser.click("#continue");
+    assert_eq!(browser.current_path(), "/account/password");
+    check_page(&browser, "change password (passwords do not match)");
+    browser.find(".nhsuk-error-summary");
+    assert!(
+        browser
+            .text_of("#confirm_password-error")
+            .contains("The passwords do not match"),
+        "{}",
+        browser.source()
+    );
+    assert_eq!(
+        browser
+            .attr(&browser.find("#confirm_password"), "aria-describedby")
+            .as_deref(),
+        Some("confirm_password-error")
+    );
+    assert!(browser.try_find("#new_password-error").is_none());
+    visit(&browser, base, "/", "home (GP, password unchanged)");
     sign_out(&browser, "GP");
 
     // ---------------------------------------------------------------- receptionist
@@ -575,15 +756,52 @@ fn four_roles_walk_the_console_and_see_only_what_their_role_allows() {
     );
 
     visit(&browser, base, "/guardian/unusual", "unusual access");
+    // The researcher's agreement: listed, its page, approved by the guardian with the
+    // page's form (two people: the proposer cannot approve, the guardian can).
     visit(
         &browser,
         base,
         "/guardian/agreements",
         "data-sharing agreements",
     );
-    assert!(
-        browser.try_find("#no-agreements").is_some() || browser.try_find("#agreements").is_some()
+    assert!(browser.try_find("#no-agreements").is_none());
+    assert_eq!(
+        browser.text_of(&format!("#status-{agreement}")),
+        "Proposed",
+        "{}",
+        browser.source()
     );
+    let agreement_path = format!("/guardian/agreements/{agreement}");
+    browser.click(&format!("#agreements a[href='{agreement_path}']"));
+    assert_eq!(browser.current_path(), agreement_path);
+    check_page(&browser, "data-sharing agreement (proposed)");
+    assert_eq!(browser.text_of("h1"), AGREEMENT_TITLE);
+    assert_eq!(browser.text_of("#status"), "Proposed");
+    assert!(
+        browser
+            .text_of("main")
+            .contains("proposed by walk-researcher")
+    );
+    assert!(browser.text_of("main").contains("University of Leeds"));
+    browser.click("#approve");
+    assert_eq!(
+        browser.current_path(),
+        format!("{agreement_path}?done=approve"),
+        "{}",
+        browser.source()
+    );
+    check_page(&browser, "data-sharing agreement (approved)");
+    assert_eq!(browser.text_of("#status"), "Approved");
+    browser.find("#notice");
+    assert!(browser.try_find("#approve").is_none(), "approved twice?");
+    assert!(
+        browser
+            .text_of("#versions")
+            .contains(&format!("Approved by {}", cg.0)),
+        "{}",
+        browser.text_of("#versions")
+    );
+    browser.find("#revoke");
 
     // The record's access history lists the GP's view; then the patient's printable page.
     visit(&browser, base, &record_path, "patient record (guardian)");
@@ -608,6 +826,34 @@ fn four_roles_walk_the_console_and_see_only_what_their_role_allows() {
     visit(&browser, base, "/mail", "mail quarantine (guardian)");
     browser.find("#not-set-up");
     screenshot(&browser, "mail");
+
+    // The gateway holds a phishing message: listed with its reasons, never its body, then
+    // deleted with the page's form.
+    let vault = open_vault(&data);
+    let (mail_id, strongest) = hold_phishing(&vault, &t.path().join("mail-queue"));
+    visit(&browser, base, "/mail", "mail quarantine (a message held)");
+    let row = browser.text_of(&format!("#message-{mail_id}"));
+    assert!(
+        row.contains("payroll@nhs-net.co")
+            && row.contains("Urgent: verify your payroll account")
+            && row.contains(&strongest),
+        "the held message's row lacks its sender, subject or reason {strongest}:\n{row}"
+    );
+    assert!(
+        !browser.source().contains(MAIL_BODY_MARKER),
+        "the body is shown"
+    );
+    browser.find(&format!("#release-{mail_id}"));
+    browser.click(&format!("#delete-{mail_id}"));
+    assert_eq!(browser.current_path(), "/mail?done=delete");
+    check_page(&browser, "mail quarantine (message deleted)");
+    browser.find("#notice");
+    assert!(browser.try_find(&format!("#message-{mail_id}")).is_none());
+    assert_eq!(browser.text_of("#messages"), "No messages are held.");
+    assert!(matches!(
+        VaultQuarantine::new(Arc::clone(&vault)).entry(&mail_id),
+        Err(QuarantineError::NotFound(_))
+    ));
     refused(&browser, base, "/administration", "Caldicott guardian");
     refused(
         &browser,
@@ -651,13 +897,53 @@ fn four_roles_walk_the_console_and_see_only_what_their_role_allows() {
         !browser.source().contains(otp.trim()),
         "the one-time password is shown only once"
     );
+    // Tokens: one issued to the system client, shown once and never in the URL, working
+    // against the FHIR API; then revoked by pasting it, and refused by the API.
     visit(
         &browser,
         base,
         "/administration/tokens",
         "administration: tokens",
     );
-    browser.find("#no-clients");
+    assert!(browser.try_find("#no-clients").is_none());
+    assert!(browser.text_of("#clients").contains("walk-client"));
+    browser.select("#user", "walk-client");
+    browser.fill("#scopes", "system/*.read");
+    browser.select("#purpose", "direct-care");
+    browser.fill("#ttl_hours", "1");
+    browser.click("#issue");
+    assert_eq!(browser.current_path(), "/administration/tokens");
+    check_page(&browser, "administration: token issued");
+    assert_eq!(browser.text_of("h1"), "Token issued");
+    let token = browser.text_of("#issued-token");
+    assert!(token.starts_with("cdt_") && token.len() > 20, "{token:?}");
+    assert!(
+        !browser.current_url().contains(&token),
+        "the token is in the URL"
+    );
+    let patient_api = format!("/fhir/Patient/{}", p.id);
+    assert_eq!(api_status(base, &data, &patient_api, &token), 200);
+    browser.click("#back-to-tokens");
+    assert_eq!(browser.current_path(), "/administration/tokens");
+    assert!(
+        !browser.source().contains(&token),
+        "the token is shown only once"
+    );
+    browser.fill("#token", &token);
+    browser.click("#revoke");
+    assert_eq!(browser.current_path(), "/administration/tokens?revoked=1");
+    check_page(&browser, "administration: token revoked");
+    browser.find("#notice");
+    assert_eq!(api_status(base, &data, &patient_api, &token), 401);
+    // Pasting it again: refused next to the field.
+    browser.fill("#token", &token);
+    browser.click("#revoke");
+    check_page(&browser, "administration: token revoked already");
+    assert!(
+        browser.text_of("#token-error").contains("No such token"),
+        "{}",
+        browser.source()
+    );
     visit(
         &browser,
         base,
