@@ -200,6 +200,8 @@ struct ListPage {
 #[template(path = "mail/not_set_up.html")]
 struct NotSetUpPage {
     layout: Layout,
+    /// What was just done (deleting the last message held before any gateway registered).
+    notice: Option<&'static str>,
 }
 
 /// The held messages and the registered queue directory.
@@ -239,6 +241,7 @@ fn list_view(
             StatusCode::OK,
             &NotSetUpPage {
                 layout: Layout::new(viewer, "Mail gateway not set up", "mail"),
+                notice,
             },
         );
     }

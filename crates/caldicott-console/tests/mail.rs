@@ -156,6 +156,14 @@ async fn outbound_holds_are_not_spam_and_release_needs_the_queue() {
     let r = admin.post(&app, "/mail/1a/release", &[]).await.expect(409);
     assert!(r.body.contains("nhsuk-error-summary"));
     assert!(!audited(&app, "mail-release", "1a"));
+    // Deleting the last message held before any gateway registered still says it was
+    // deleted (on the "not set up" page, which is what is left).
+    let r = admin.post(&app, "/mail/1a/delete", &[]).await.expect(303);
+    assert_eq!(r.location(), "/mail?done=delete");
+    let page = admin.get(&app, "/mail?done=delete").await.expect(200);
+    assert!(page.body.contains("id=\"not-set-up\""), "{}", page.body);
+    assert!(page.body.contains("The message was deleted."));
+    hold(&app, "1a", &phishing("Referral", "M-1a"), true);
 
     let queue = app.dir.path().join("q");
     caldicott_console::mail::register_gateway(&app.vault, &queue).unwrap();
