@@ -384,6 +384,12 @@ pub struct TlsFiles {
 pub struct SubmissionUser {
     pub name: String,
     pub password_hash: String,
+    /// The addresses the account may send as, in `MAIL FROM:` and in the message's
+    /// `From:` header: whole addresses (`manager@care.example`) or whole domains
+    /// (`@care.example`). Empty: only the account's name, when that is an address
+    /// (`crate::sendas`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub send_as: Vec<String>,
 }
 
 impl std::fmt::Debug for SubmissionUser {
@@ -615,6 +621,23 @@ impl GatewayConfig {
                 return Err(invalid(
                     &format!("users[{i}].password_hash"),
                     "must be an Argon2id PHC string ($argon2id$…)",
+                ));
+            }
+            for (j, e) in u.send_as.iter().enumerate() {
+                if !crate::sendas::SendAs::is_valid_entry(e) {
+                    return Err(invalid(
+                        &format!("users[{i}].send_as[{j}]"),
+                        format!("{e:?} is neither an address (name@domain) nor a domain (@domain)"),
+                    ));
+                }
+            }
+            if crate::sendas::SendAs::new(&u.name, &u.send_as).is_empty() {
+                return Err(invalid(
+                    &format!("users[{i}].send_as"),
+                    format!(
+                        "is required: {:?} is not an address, so say which addresses it may send as",
+                        u.name
+                    ),
                 ));
             }
         }

@@ -81,6 +81,7 @@ pub mod queue;
 pub mod relay;
 pub mod rules;
 mod scanner;
+pub mod sendas;
 pub mod smtp;
 pub mod symbols;
 mod verdict;

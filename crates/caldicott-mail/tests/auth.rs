@@ -308,6 +308,8 @@ fn start(w: &World) -> Gw {
     gc.users = vec![SubmissionUser {
         name: "ward4".into(),
         password_hash: hash_password(b"correct horse").unwrap(),
+        // A second domain the organisation sends from, with no DKIM key configured.
+        send_as: vec!["ward4@care.example".into(), "@other.example".into()],
     }];
     std::fs::write(root.join("rsa.pem"), &w.keys.ours_rsa).unwrap();
     std::fs::write(root.join("ed.pem"), &w.keys.ours_ed).unwrap();

@@ -789,6 +789,7 @@ fn submission_auth_only_over_tls_with_the_right_password_and_throttled() {
         c.users = vec![SubmissionUser {
             name: "ward4".into(),
             password_hash: hash.clone(),
+            send_as: vec!["ward4@care.example".into(), "@rota.care.example".into()],
         }];
         c.limits.max_auth_failures_per_minute = 2;
     });
@@ -818,12 +819,32 @@ fn submission_auth_only_over_tls_with_the_right_password_and_throttled() {
         c.expect(&e.encode("ward4"), 334);
         c.expect(&e.encode("correct horse"), 235);
     }
-    // Authenticated: may send outside the local domains.
-    let (code, _) = c.mail(
-        "ward4@care.example",
-        &["gp@surgery.example"],
-        &clean_message(),
+    // Authenticated: may send outside the local domains, as its own addresses only.
+    c.expect("MAIL FROM:<manager@care.example>", 553);
+    c.expect("MAIL FROM:<>", 553);
+    let own = common::plain(
+        "Ward 4 <ward4@care.example>",
+        "Rota for next week",
+        "Hello,\r\nThe rota is below.\r\nWard 4",
     );
+    // The envelope is right but the From: header names someone else: refused after DATA.
+    let spoofed = common::plain(
+        "The Manager <manager@care.example>",
+        "Rota for next week",
+        "Hello,\r\nThe rota is below.\r\nWard 4",
+    );
+    let (code, text) = c.mail("ward4@care.example", &["gp@surgery.example"], &spoofed);
+    assert_eq!(code, 550, "{text}");
+    assert!(text.contains("From: header"), "{text}");
+    // A whole domain may be allowed; case does not matter.
+    let rota = common::plain(
+        "Rota <Rota@Rota.Care.Example>",
+        "Rota",
+        "Hello,\r\nThe rota is below.",
+    );
+    let (code, text) = c.mail("rota@rota.care.example", &["gp@surgery.example"], &rota);
+    assert_eq!(code, 250, "{text}");
+    let (code, _) = c.mail("ward4@care.example", &["gp@surgery.example"], &own);
     assert_eq!(code, 250);
     let stored = std::fs::read_dir(gw.root.join("queue/msg"))
         .unwrap()

@@ -163,6 +163,7 @@ fn start(next_hop_port: u16, change: impl FnOnce(&mut GatewayConfig, &Path)) -> 
     config.users = vec![SubmissionUser {
         name: USER.into(),
         password_hash: hash_password(PASSWORD.as_bytes()).unwrap(),
+        send_as: vec!["ward4@care.example".into()],
     }];
     change(&mut config, &root);
     let rt = tokio::runtime::Builder::new_multi_thread()

@@ -305,6 +305,8 @@ pub(crate) struct Shared {
     pub tls: Option<tokio_rustls::TlsAcceptor>,
     /// User name → Argon2id PHC string.
     pub users: HashMap<String, String>,
+    /// User name → the addresses the account may send as.
+    pub send_as: HashMap<String, crate::sendas::SendAs>,
     /// A hash of a random password, checked for unknown users so that they take as long.
     pub dummy_hash: String,
     pub screen: Arc<dyn Screen>,
@@ -440,6 +442,16 @@ impl Gateway {
                 .users
                 .iter()
                 .map(|u| (u.name.clone(), u.password_hash.clone()))
+                .collect(),
+            send_as: config
+                .users
+                .iter()
+                .map(|u| {
+                    (
+                        u.name.clone(),
+                        crate::sendas::SendAs::new(&u.name, &u.send_as),
+                    )
+                })
                 .collect(),
             dummy_hash,
             screen,

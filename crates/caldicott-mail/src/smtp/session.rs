@@ -342,6 +342,14 @@ impl Session<'_> {
         if self.port == Port::Submission && self.user.is_none() {
             return "530 5.7.0 Authentication required".into();
         }
+        if self.port == Port::Submission && !self.may_send_as(&from) {
+            tracing::warn!(
+                target: "caldicott::security",
+                user = self.user.as_deref().unwrap_or(""),
+                "submission refused: envelope sender not one the account may send as"
+            );
+            return "553 5.7.1 This account may not send as that sender address".into();
+        }
         if size.is_some_and(|s| s > limits.max_message_bytes as u64) {
             return "552 5.3.4 Message size exceeds fixed maximum message size".into();
         }
@@ -453,7 +461,48 @@ impl Session<'_> {
         if dec.long_line {
             return Some("554 5.6.0 Line too long in message".into());
         }
+        if self.port == Port::Submission
+            && let Err(reply) = self.check_header_from(&dec.message)
+        {
+            return Some(reply);
+        }
         Some(self.deliver(tx, dec.message, dec.eight_bit).await)
+    }
+
+    /// Whether the authenticated account may send as `address` (`crate::sendas`).
+    fn may_send_as(&self, address: &str) -> bool {
+        self.user
+            .as_ref()
+            .and_then(|u| self.shared.send_as.get(u))
+            .is_some_and(|rule| rule.allows(address))
+    }
+
+    /// On the submission port, every address in the message's `From:` must be one the
+    /// account may send as; the reply to send otherwise.
+    fn check_header_from(&self, message: &[u8]) -> Result<(), String> {
+        let parsed = mail_parser::MessageParser::new().parse_headers(message);
+        let addresses: Vec<String> = parsed
+            .as_ref()
+            .and_then(|m| m.from())
+            .map(|from| {
+                from.iter()
+                    .map(|a| a.address.as_deref().unwrap_or("").to_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if addresses.is_empty() {
+            return Err("550 5.6.0 The message has no From: address".into());
+        }
+        if addresses.iter().all(|a| self.may_send_as(a)) {
+            Ok(())
+        } else {
+            tracing::warn!(
+                target: "caldicott::security",
+                user = self.user.as_deref().unwrap_or(""),
+                "submission refused: From: header not an address the account may send as"
+            );
+            Err("550 5.7.1 The From: header names an address this account may not send as".into())
+        }
     }
 
     /// Screens an accepted message and stores it by its verdict; the final reply.
