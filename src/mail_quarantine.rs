@@ -79,6 +79,24 @@ pub enum QuarantineCommand {
         #[arg(long, default_value = "deleted from mail quarantine")]
         reason: String,
     },
+    /// Deletes every message held for longer than the retention period (each deletion
+    /// recorded in the audit ledger); run it daily from cron or a systemd timer.
+    Purge {
+        #[arg(long)]
+        data: PathBuf,
+        #[arg(long, env = "CALDICOTT_DATABASE")]
+        database: Option<String>,
+        /// The retention period: a duration such as `30d` (what the organisation's records
+        /// policy says; held mail is evidence while it is investigated, then clutter).
+        #[arg(long)]
+        older_than: String,
+        /// Who purges (a caldicott-guardian or sysadmin).
+        #[arg(long)]
+        by: String,
+        /// List what would be deleted, and delete nothing.
+        #[arg(long)]
+        dry_run: bool,
+    },
     /// Releases an inbound message and keeps a sealed copy as ham, so that
     /// `caldicott mail train --quarantine-feedback DATA` learns from it.
     MarkNotSpam {
@@ -319,6 +337,50 @@ pub fn run(cmd: QuarantineCommand) -> anyhow::Result<()> {
             audit(&o, &u, "mail-delete", &id, &reason)?;
             o.q.delete(&id)?;
             say!("deleted {id}");
+            Ok(())
+        }
+        QuarantineCommand::Purge {
+            data,
+            database,
+            older_than,
+            by,
+            dry_run,
+        } => {
+            let retention =
+                caldicott_mail::config::parse_duration(&older_than).with_context(|| {
+                    format!("--older-than {older_than:?} is not a duration such as 30d")
+                })?;
+            if retention.is_zero() {
+                bail!("--older-than must be longer than nothing");
+            }
+            let o = open(&data, database)?;
+            let u = actor(&o, &by, "purging")?;
+            let entries = o.q.list()?;
+            let now = time::OffsetDateTime::now_utc().unix_timestamp();
+            let due = quarantine::held_longer_than(&entries, now, retention);
+            if dry_run {
+                for e in &due {
+                    say!(
+                        "would delete {} (held since {})",
+                        e.id,
+                        quarantine::format_time(e.received_at)
+                    );
+                }
+                say!(
+                    "{} message(s) held longer than {older_than} (dry run: none deleted)",
+                    due.len()
+                );
+                return Ok(());
+            }
+            let reason = format!("retention: held longer than {older_than}");
+            for e in &due {
+                audit(&o, &u, "mail-purge", &e.id, &reason)?;
+                o.q.delete(&e.id)?;
+            }
+            say!(
+                "purged {} message(s) held longer than {older_than}",
+                due.len()
+            );
             Ok(())
         }
         QuarantineCommand::MarkNotSpam {

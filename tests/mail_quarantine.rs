@@ -477,3 +477,97 @@ fn quarantine_list_show_release_delete_digest_through_the_binary() {
         }
     }
 }
+
+/// Holds a phishing message in the data directory's quarantine as the gateway does.
+fn hold_now(data: &Path, marker: &str) -> String {
+    use caldicott_mail::smtp::Quarantine as _;
+    use std::sync::Arc;
+    let kek = Arc::new(caldicott_vault::LocalKek::from_file(&data.join("master.key")).unwrap());
+    let backend =
+        caldicott_vault::open_backend(&data.join("vault.db").display().to_string(), false).unwrap();
+    let vault = Arc::new(caldicott_vault::Vault::open(backend, kek).unwrap());
+    let message = phishing(marker);
+    let envelope = caldicott_mail::Envelope {
+        client_ip: Some("198.51.100.9".parse().unwrap()),
+        helo: Some("mx.nhs-net.co".into()),
+        mail_from: Some("payroll@nhs-net.co".into()),
+        rcpt_to: vec!["bob@care.example".into()],
+        authenticated: false,
+    };
+    let report = caldicott_mail::Scanner::new(caldicott_mail::MailConfig::default(), None)
+        .unwrap()
+        .scan_with(message.as_bytes(), Some(&envelope));
+    let id = caldicott_mail::queue::new_id();
+    caldicott_mail::quarantine::VaultQuarantine::new(vault)
+        .store(&id, &envelope, message.as_bytes(), &report)
+        .unwrap();
+    id
+}
+
+#[test]
+fn purge_deletes_only_what_was_held_too_long_and_records_each() {
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    ok(caldicott().args(["init", "--data"]).arg(&data));
+    for (name, role) in [("guardian", "caldicott-guardian"), ("drsmith", "gp")] {
+        ok(caldicott()
+            .args([
+                "user", "add", "--org", "LOCAL", "--role", role, name, "--data",
+            ])
+            .arg(&data));
+    }
+    let old = hold_now(&data, "purge-old");
+    // The retention period below is 4 s: the first message outlives it, the second not.
+    std::thread::sleep(Duration::from_secs(6));
+    let new = hold_now(&data, "purge-new");
+    let purge = |extra: &[&str], by: &str| {
+        let mut c = caldicott();
+        c.args([
+            "mail",
+            "quarantine",
+            "purge",
+            "--older-than",
+            "4s",
+            "--by",
+            by,
+        ])
+        .args(extra)
+        .arg("--data")
+        .arg(&data);
+        c
+    };
+    let e = fails(&mut purge(&[], "drsmith"));
+    assert!(e.contains("caldicott-guardian or sysadmin"), "{e}");
+    let e = fails(
+        caldicott()
+            .args([
+                "mail",
+                "quarantine",
+                "purge",
+                "--older-than",
+                "soon",
+                "--by",
+                "guardian",
+                "--data",
+            ])
+            .arg(&data),
+    );
+    assert!(e.contains("is not a duration"), "{e}");
+    let dry = ok(&mut purge(&["--dry-run"], "guardian"));
+    assert!(dry.contains(&format!("would delete {old}")), "{dry}");
+    assert!(!dry.contains(&new), "{dry}");
+    assert_eq!(held(&data).len(), 2, "a dry run deletes nothing");
+    let out = ok(&mut purge(&[], "guardian"));
+    assert!(out.contains("purged 1 message(s)"), "{out}");
+    let left: Vec<String> = held(&data)
+        .iter()
+        .map(|e| e["id"].as_str().unwrap().to_owned())
+        .collect();
+    assert_eq!(left, vec![new.clone()]);
+    let purged: Vec<(String, String)> = ledger_events(&data)
+        .into_iter()
+        .filter(|e| e.action == "mail-purge")
+        .map(|e| (e.id.unwrap_or_default(), e.user))
+        .collect();
+    assert_eq!(purged, vec![(old, "guardian".to_owned())]);
+}

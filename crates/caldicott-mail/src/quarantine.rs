@@ -329,6 +329,23 @@ impl Quarantine for VaultQuarantine {
     }
 }
 
+/// The held messages that have been held for longer than `retention` at `now` (seconds
+/// since the epoch), oldest first: what a retention period removes. A message received
+/// "in the future" (a clock that moved back) is never due.
+pub fn held_longer_than(
+    entries: &[Entry],
+    now: i64,
+    retention: std::time::Duration,
+) -> Vec<&Entry> {
+    let limit = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
+    let mut due: Vec<&Entry> = entries
+        .iter()
+        .filter(|e| now.saturating_sub(e.received_at) > limit)
+        .collect();
+    due.sort_by_key(|e| e.received_at);
+    due
+}
+
 /// The message as a release sends it: the gateway's verdict fields removed (they said
 /// "quarantine", and on outbound mail they would tell the recipient why it was held).
 pub fn released_bytes(message: &[u8]) -> Vec<u8> {
@@ -541,6 +558,41 @@ pub fn queue_digest(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn retention_picks_what_was_held_too_long() {
+        let entry = |id: &str, at: i64| {
+            let envelope = Envelope {
+                client_ip: None,
+                helo: None,
+                mail_from: Some("a@b.example".into()),
+                rcpt_to: vec!["c@d.example".into()],
+                authenticated: false,
+            };
+            let report = crate::Scanner::new(crate::MailConfig::default(), None)
+                .unwrap()
+                .scan(b"From: a@b.example\r\nSubject: x\r\n\r\nhello\r\n");
+            Entry::new(id, &envelope, b"From: a@b.example\r\n\r\nx", &report, at)
+        };
+        let day = 86_400;
+        let now = 100 * day;
+        let entries = vec![
+            entry("new", now - day),
+            entry("old", now - 31 * day),
+            entry("older", now - 40 * day),
+            entry("edge", now - 30 * day),
+            entry("future", now + day),
+        ];
+        let due: Vec<&str> = held_longer_than(
+            &entries,
+            now,
+            std::time::Duration::from_secs(30 * day as u64),
+        )
+        .iter()
+        .map(|e| e.id.as_str())
+        .collect();
+        assert_eq!(due, vec!["older", "old"]);
+    }
 
     fn entry(id: &str, at: i64, dir: Direction, syms: &[(&str, f64)]) -> Entry {
         Entry {
