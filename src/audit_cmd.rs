@@ -28,6 +28,9 @@ pub enum AuditCommand {
         /// Write the report as an HTML page here (else the FHIR Bundle goes to stdout).
         #[arg(long)]
         html: Option<PathBuf>,
+        /// Write the report as a PDF here (for a patient who asked by letter).
+        #[arg(long)]
+        pdf: Option<PathBuf>,
         /// Write the FHIR Bundle here.
         #[arg(long)]
         json: Option<PathBuf>,
@@ -67,8 +70,9 @@ pub fn run(cmd: AuditCommand) -> anyhow::Result<()> {
             database,
             nhs_number,
             html,
+            pdf,
             json,
-        } => patient(&data, database, &nhs_number, html, json),
+        } => patient(&data, database, &nhs_number, html, pdf, json),
         AuditCommand::Review {
             data,
             database,
@@ -101,6 +105,7 @@ fn patient(
     database: Option<String>,
     nhs_number: &str,
     html: Option<PathBuf>,
+    pdf: Option<PathBuf>,
     json: Option<PathBuf>,
 ) -> anyhow::Result<()> {
     let nhs = NhsNumber::parse(nhs_number).context("--nhs-number is not a valid NHS number")?;
@@ -157,9 +162,17 @@ fn patient(
             p.display()
         );
     }
+    if let Some(p) = &pdf {
+        write_private(p, &caldicott_audit::pdf::to_pdf(&header, &entries))?;
+        eprintln!(
+            "{} accesses; PDF report written to {}",
+            entries.len(),
+            p.display()
+        );
+    }
     match &json {
         Some(p) => write_private(p, text.as_bytes())?,
-        None if html.is_none() => println!("{text}"),
+        None if html.is_none() && pdf.is_none() => println!("{text}"),
         None => {}
     }
     Ok(())

@@ -6,6 +6,26 @@
 
 mod common;
 
+/// The Python of `cargo xtask test`'s venv (for pypdf), if set; else the PDF is checked
+/// only by its header (the test says so), unless `CALDICOTT_REQUIRE_PYTHON=1`.
+fn python() -> Option<std::path::PathBuf> {
+    match std::env::var_os("CALDICOTT_TEST_PYTHON") {
+        Some(p) if !p.is_empty() => Some(p.into()),
+        _ => {
+            assert!(
+                std::env::var("CALDICOTT_REQUIRE_PYTHON").as_deref() != Ok("1"),
+                "CALDICOTT_REQUIRE_PYTHON=1 but CALDICOTT_TEST_PYTHON is not set"
+            );
+            use std::io::Write as _;
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "SKIPPED: the PDF check by pypdf needs CALDICOTT_TEST_PYTHON (cargo xtask test sets it)"
+            );
+            None
+        }
+    }
+}
+
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -263,6 +283,45 @@ fn the_patient_access_report_from_the_command_line() {
     let page = std::fs::read_to_string(&html).unwrap();
     assert!(page.contains("test-gp"), "the reader is named");
     assert!(!page.contains("Quill"), "no patient name in the report");
+    // The same report as a PDF, read back by an independent reader (pypdf, strict).
+    let pdf = t.path().join("report.pdf");
+    ok(caldicott()
+        .args(["audit", "patient", "--nhs-number", "9434765919", "--data"])
+        .arg(&data)
+        .arg("--pdf")
+        .arg(&pdf));
+    assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF-1.4"));
+    if let Some(py) = python() {
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/pdf_text.py");
+        let out = std::process::Command::new(py)
+            .arg(&script)
+            .arg(&pdf)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "pypdf cannot read the PDF: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let text = String::from_utf8_lossy(&out.stdout);
+        let pages: usize = text
+            .lines()
+            .find_map(|l| l.strip_prefix("PAGES "))
+            .and_then(|n| n.trim().parse().ok())
+            .unwrap_or(0);
+        assert!((1..=3).contains(&pages), "{text}");
+        assert!(text.contains("page 1"), "numbered pages: {text}");
+        assert!(text.contains("Who has looked at your record"), "{text}");
+        assert!(text.contains("943 476 5919"), "{text}");
+        // The create, three reads, the HTML report's read, and this one's: six entries.
+        assert!(
+            text.contains("There are 6 entries about your record."),
+            "{text}"
+        );
+        assert_eq!(text.matches("Person: test-gp").count(), 4, "{text}");
+        assert!(text.contains("Signed checkpoint"), "{text}");
+        assert!(!text.contains("Quill"), "no patient name in the report");
+    }
     let err = common::fails(
         caldicott()
             .args(["audit", "patient", "--nhs-number", "9434765918", "--data"])

@@ -30,6 +30,7 @@
 #![forbid(unsafe_code)]
 
 pub mod fhir;
+pub mod pdf;
 pub mod query;
 #[cfg(test)]
 mod r4check;

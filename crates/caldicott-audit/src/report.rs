@@ -79,12 +79,12 @@ impl std::fmt::Debug for ReportHeader {
 }
 
 /// The log origin: the checkpoint's first line.
-fn origin(header: &ReportHeader) -> &str {
+pub(crate) fn origin(header: &ReportHeader) -> &str {
     header.checkpoint_text.lines().next().unwrap_or("").trim()
 }
 
-/// Entries newest first (ties by ledger position, latest first), so both forms agree.
-fn newest_first(entries: &[ReportEntry]) -> Vec<&ReportEntry> {
+/// Entries newest first (ties by ledger position, latest first), so every form agrees.
+pub(crate) fn newest_first(entries: &[ReportEntry]) -> Vec<&ReportEntry> {
     let mut sorted: Vec<&ReportEntry> = entries.iter().collect();
     sorted.sort_by_key(|e| std::cmp::Reverse((e.event.at_us, e.epoch, e.index)));
     sorted
@@ -163,7 +163,8 @@ pub fn escape_html(s: &str) -> String {
 }
 
 /// A purpose of use as the patient would say it.
-fn purpose_words(purpose: &str) -> String {
+/// Why, in plain words (not escaped: for the PDF; HTML escapes it).
+pub(crate) fn purpose_plain(purpose: &str) -> String {
     match purpose {
         "direct-care" => "Your care".to_owned(),
         "emergency" => "Emergency care".to_owned(),
@@ -171,21 +172,27 @@ fn purpose_words(purpose: &str) -> String {
         "planning" => "Planning health and care services".to_owned(),
         "audit" => "Checking that records are used properly".to_owned(),
         "" => "Not recorded".to_owned(),
-        other => escape_html(other),
+        other => other.to_owned(),
+    }
+}
+
+fn purpose_words(purpose: &str) -> String {
+    escape_html(&purpose_plain(purpose))
+}
+
+/// What was done, in plain words (not escaped).
+pub(crate) fn what_plain(event: &AuditEvent) -> String {
+    let action = words::action(event);
+    match (&event.kind, event.rtype.as_deref()) {
+        (EventKind::Access, Some(rtype)) if !rtype.is_empty() => {
+            format!("{action}: {}", words::record_type_or_code(rtype))
+        }
+        _ => action.to_owned(),
     }
 }
 
 fn what_words(event: &AuditEvent) -> String {
-    let action = words::action(event);
-    match (&event.kind, event.rtype.as_deref()) {
-        (EventKind::Access, Some(rtype)) if !rtype.is_empty() => {
-            format!(
-                "{action}: {}",
-                escape_html(&words::record_type_or_code(rtype))
-            )
-        }
-        _ => action.to_owned(),
-    }
+    escape_html(&what_plain(event))
 }
 
 fn organisation(header: &ReportHeader, ods: &str) -> String {
