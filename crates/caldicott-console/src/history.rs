@@ -18,8 +18,8 @@ use std::sync::Arc;
 
 use axum::Router;
 use axum::extract::{Path, State};
-use axum::http::{Extensions, HeaderMap, StatusCode};
-use axum::response::Response;
+use axum::http::{Extensions, HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use caldicott_api::ApiError;
 use caldicott_api::audit::{AuditEvent, EventKind, Outcome};
@@ -41,6 +41,7 @@ pub fn routes() -> Router<Arc<ConsoleState>> {
     Router::new()
         .route("/patients/{id}/access", get(access_page))
         .route("/patients/{id}/access/print", get(print_page))
+        .route("/patients/{id}/access/report.pdf", get(pdf_download))
 }
 
 /// One line of the history.
@@ -89,7 +90,7 @@ async fn access_page(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    report(&state, &ext, &headers, &id, false).await
+    report(&state, &ext, &headers, &id, Shape::Page).await
 }
 
 async fn print_page(
@@ -98,7 +99,25 @@ async fn print_page(
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> Response {
-    report(&state, &ext, &headers, &id, true).await
+    report(&state, &ext, &headers, &id, Shape::Print).await
+}
+
+async fn pdf_download(
+    State(state): State<Arc<ConsoleState>>,
+    ext: Extensions,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> Response {
+    report(&state, &ext, &headers, &id, Shape::Pdf).await
+}
+
+/// Which form of the report a request asks for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Shape {
+    Page,
+    Print,
+    /// `caldicott_audit::pdf`, to send to a patient who asked by letter.
+    Pdf,
 }
 
 /// What the blocking part found.
@@ -113,7 +132,7 @@ async fn report(
     ext: &Extensions,
     headers: &HeaderMap,
     id: &str,
-    print: bool,
+    shape: Shape,
 ) -> Response {
     let viewer = tri!(web::viewer(state, headers, web::peer(ext)).await);
     if !auditlog::may_read_audit(&viewer.session.auth) {
@@ -164,9 +183,29 @@ async fn report(
             );
         }
     };
+    if shape == Shape::Pdf {
+        let bytes = caldicott_audit::pdf::to_pdf(&found.header, &found.entries);
+        let mut r = (StatusCode::OK, bytes).into_response();
+        let h = r.headers_mut();
+        h.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/pdf"),
+        );
+        // A fixed name: nothing about the patient goes into the file name.
+        h.insert(
+            header::CONTENT_DISPOSITION,
+            HeaderValue::from_static("attachment; filename=\"access-report.pdf\""),
+        );
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        h.insert(
+            header::CONTENT_SECURITY_POLICY,
+            HeaderValue::from_static(web::CSP),
+        );
+        return r;
+    }
     let entries = entries(&found.header, &found.entries);
     let generated = web::date_time(found.header.generated_at_us);
-    if print {
+    if shape == Shape::Print {
         web::render(
             StatusCode::OK,
             &PrintPage {

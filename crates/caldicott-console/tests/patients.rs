@@ -600,6 +600,32 @@ async fn access_history_lists_who_looked() {
     assert!(!print.body.contains("<style"));
     // The guardian's earlier look at the history is now in it too.
     assert!(print.body.contains("Looked at the audit trail"));
+
+    // The same report as a PDF download: a fixed file name, no-store, and a real PDF.
+    assert!(
+        r.body
+            .contains(&format!("href=\"/patients/{}/access/report.pdf\"", p.id))
+    );
+    let pdf = guardian
+        .get(&app, &format!("/patients/{}/access/report.pdf", p.id))
+        .await
+        .expect(200);
+    assert_eq!(pdf.header("content-type"), Some("application/pdf"));
+    assert_eq!(
+        pdf.header("content-disposition"),
+        Some("attachment; filename=\"access-report.pdf\"")
+    );
+    assert_eq!(pdf.header("cache-control"), Some("no-store"));
+    assert!(pdf.body.starts_with("%PDF-1.4"));
+    assert!(
+        pdf.body.contains("Person: dr.ash"),
+        "the reader is in the PDF"
+    );
+    assert!(pdf.body.trim_end().ends_with("%%EOF"));
+    // A GP may not have it either.
+    gp.get(&app, &format!("/patients/{}/access/report.pdf", p.id))
+        .await
+        .expect(403);
 }
 
 #[tokio::test]
