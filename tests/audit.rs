@@ -6,26 +6,6 @@
 
 mod common;
 
-/// The Python of `cargo xtask test`'s venv (for pypdf), if set; else the PDF is checked
-/// only by its header (the test says so), unless `CALDICOTT_REQUIRE_PYTHON=1`.
-fn python() -> Option<std::path::PathBuf> {
-    match std::env::var_os("CALDICOTT_TEST_PYTHON") {
-        Some(p) if !p.is_empty() => Some(p.into()),
-        _ => {
-            assert!(
-                std::env::var("CALDICOTT_REQUIRE_PYTHON").as_deref() != Ok("1"),
-                "CALDICOTT_REQUIRE_PYTHON=1 but CALDICOTT_TEST_PYTHON is not set"
-            );
-            use std::io::Write as _;
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "SKIPPED: the PDF check by pypdf needs CALDICOTT_TEST_PYTHON (cargo xtask test sets it)"
-            );
-            None
-        }
-    }
-}
-
 use std::collections::BTreeSet;
 use std::path::Path;
 use std::sync::Arc;
@@ -34,7 +14,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use caldicott_audit::{AuditEvent, Outcome};
 use caldicott_core::{OdsCode, ResourceType};
 use caldicott_vault::{Ledger, LocalKek, Vault};
-use common::{Server, caldicott, https_request, ok};
+use common::{Server, caldicott, https_request, ok, python};
 
 fn crash_mid_writes(data: &Path, database: Option<&str>) {
     let mut init = caldicott();

@@ -3,64 +3,14 @@
 //! Python `aiosmtpd` sink (`tests/python/smtp_sink.py`, via `CALDICOTT_TEST_PYTHON`; without
 //! it the test prints SKIPPED and passes, unless `CALDICOTT_REQUIRE_PYTHON=1`).
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use common::{Proc, python, spawn_until};
+use std::io::{BufRead, BufReader, Write};
 use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
-
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("CALDICOTT_TEST_PYTHON") {
-        Some(p) if !p.is_empty() => Some(p.into()),
-        _ => {
-            assert!(
-                std::env::var("CALDICOTT_REQUIRE_PYTHON").as_deref() != Ok("1"),
-                "CALDICOTT_REQUIRE_PYTHON=1 but CALDICOTT_TEST_PYTHON is not set"
-            );
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "SKIPPED: the SMTP sink needs CALDICOTT_TEST_PYTHON (cargo xtask test sets it)"
-            );
-            None
-        }
-    }
-}
-
-/// A child process killed (SIGKILL) on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts a process and returns it with the first stdout line starting with `prefix` (the
-/// rest of that line); stdout is drained afterwards so the process never blocks on it.
-fn spawn_until(c: &mut Command, prefix: &str) -> (Proc, String) {
-    let mut child = c
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut r = BufReader::new(child.stdout.take().unwrap());
-    let rest = loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).unwrap() == 0 {
-            let _ = child.kill();
-            panic!("process exited before printing {prefix:?}");
-        }
-        if let Some(rest) = line.trim().strip_prefix(prefix) {
-            break rest.to_owned();
-        }
-    };
-    std::thread::spawn(move || {
-        let mut sink = String::new();
-        let _ = r.read_to_string(&mut sink);
-    });
-    (Proc(child), rest)
-}
 
 fn serve(config: &Path) -> (Proc, String) {
     spawn_until(

@@ -8,66 +8,13 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{BufRead, BufReader, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::{caldicott, fails, ok};
-
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("CALDICOTT_TEST_PYTHON") {
-        Some(p) if !p.is_empty() => Some(p.into()),
-        _ => {
-            assert!(
-                std::env::var("CALDICOTT_REQUIRE_PYTHON").as_deref() != Ok("1"),
-                "CALDICOTT_REQUIRE_PYTHON=1 but CALDICOTT_TEST_PYTHON is not set"
-            );
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "SKIPPED: the SMTP sink needs CALDICOTT_TEST_PYTHON (cargo xtask test sets it)"
-            );
-            None
-        }
-    }
-}
-
-/// A child process killed on drop.
-struct Proc(Child);
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// Starts a process; returns it with the rest of the first stdout line starting with
-/// `prefix` (stdout is drained afterwards).
-fn spawn_until(c: &mut Command, prefix: &str) -> (Proc, String) {
-    let mut child = c
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut r = BufReader::new(child.stdout.take().unwrap());
-    let rest = loop {
-        let mut line = String::new();
-        if r.read_line(&mut line).unwrap() == 0 {
-            let _ = child.kill();
-            panic!("process exited before printing {prefix:?}");
-        }
-        if let Some(rest) = line.trim().strip_prefix(prefix) {
-            break rest.to_owned();
-        }
-    };
-    std::thread::spawn(move || {
-        let mut sink = String::new();
-        let _ = r.read_to_string(&mut sink);
-    });
-    (Proc(child), rest)
-}
+use common::{caldicott, fails, ok, python, spawn_until};
 
 /// The sink's messages (bytes), waiting up to `secs` for at least `n`.
 fn sink_messages(dir: &Path, n: usize, secs: u64) -> Vec<Vec<u8>> {

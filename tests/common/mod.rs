@@ -286,3 +286,59 @@ pub fn gp_token(data: &Path) -> String {
     .trim()
     .to_owned()
 }
+
+/// The Python of `cargo xtask test`'s venv (`CALDICOTT_TEST_PYTHON`), for the tests that
+/// drive an independent implementation; `None` (the caller then skips, and says so) when it
+/// is not set, unless `CALDICOTT_REQUIRE_PYTHON=1`.
+pub fn python() -> Option<std::path::PathBuf> {
+    match std::env::var_os("CALDICOTT_TEST_PYTHON") {
+        Some(p) if !p.is_empty() => Some(p.into()),
+        _ => {
+            assert!(
+                std::env::var("CALDICOTT_REQUIRE_PYTHON").as_deref() != Ok("1"),
+                "CALDICOTT_REQUIRE_PYTHON=1 but CALDICOTT_TEST_PYTHON is not set"
+            );
+            let _ = writeln!(
+                std::io::stderr().lock(),
+                "SKIPPED: this check needs CALDICOTT_TEST_PYTHON (cargo xtask test sets it)"
+            );
+            None
+        }
+    }
+}
+
+/// A child process killed (SIGKILL) on drop.
+pub struct Proc(pub Child);
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts a process and returns it with the first stdout line starting with `prefix` (the
+/// rest of that line); stdout is drained afterwards so the process never blocks on it.
+pub fn spawn_until(c: &mut Command, prefix: &str) -> (Proc, String) {
+    let mut child = c
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut r = BufReader::new(child.stdout.take().unwrap());
+    let rest = loop {
+        let mut line = String::new();
+        if r.read_line(&mut line).unwrap() == 0 {
+            let _ = child.kill();
+            panic!("process exited before printing {prefix:?}");
+        }
+        if let Some(rest) = line.trim().strip_prefix(prefix) {
+            break rest.to_owned();
+        }
+    };
+    std::thread::spawn(move || {
+        let mut sink = String::new();
+        let _ = r.read_to_string(&mut sink);
+    });
+    (Proc(child), rest)
+}

@@ -5,10 +5,11 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use common::sink::{Sink, python};
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,98 +19,6 @@ use caldicott_mail::quarantine::{self, Direction, Entry, VaultQuarantine};
 use caldicott_mail::smtp::{Gateway, ScannerScreen, hash_password};
 use caldicott_mail::{Envelope, MailConfig, Report, Scanner, Verdict};
 use caldicott_vault::{Backend as _, LocalKek, SqliteBackend, Vault};
-
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("CALDICOTT_TEST_PYTHON") {
-        Some(p) if !p.is_empty() => Some(p.into()),
-        _ => {
-            assert!(
-                std::env::var("CALDICOTT_REQUIRE_PYTHON").as_deref() != Ok("1"),
-                "CALDICOTT_REQUIRE_PYTHON=1 but CALDICOTT_TEST_PYTHON is not set"
-            );
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "SKIPPED: the SMTP sink needs CALDICOTT_TEST_PYTHON (cargo xtask test sets it)"
-            );
-            None
-        }
-    }
-}
-
-/// The aiosmtpd next hop, killed on drop.
-struct Sink {
-    child: Child,
-    port: u16,
-    dir: PathBuf,
-}
-
-impl Sink {
-    fn start(python: &Path, dir: &Path) -> Sink {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tests/python/smtp_sink.py");
-        let mut child = Command::new(python)
-            .arg(&script)
-            .arg(dir)
-            .args(["--port", "0"])
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start smtp_sink.py");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("PORT ")
-            .unwrap_or_else(|| panic!("sink said {line:?}"))
-            .parse()
-            .unwrap();
-        Sink {
-            child,
-            port,
-            dir: dir.to_owned(),
-        }
-    }
-
-    /// The stored messages, waiting up to `secs` for at least `n`.
-    fn wait_for(&self, n: usize, secs: u64) -> Vec<(Vec<u8>, serde_json::Value)> {
-        let deadline = Instant::now() + Duration::from_secs(secs);
-        loop {
-            let got = self.messages();
-            if got.len() >= n || Instant::now() > deadline {
-                return got;
-            }
-            std::thread::sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn messages(&self) -> Vec<(Vec<u8>, serde_json::Value)> {
-        let mut names: Vec<PathBuf> = std::fs::read_dir(&self.dir)
-            .unwrap()
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|e| e == "eml"))
-            .collect();
-        names.sort();
-        names
-            .iter()
-            .map(|p| {
-                let meta = std::fs::read_to_string(p.with_extension("json")).unwrap();
-                (
-                    std::fs::read(p).unwrap(),
-                    serde_json::from_str(&meta).unwrap(),
-                )
-            })
-            .collect()
-    }
-}
-
-impl Drop for Sink {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 fn vault(path: &Path) -> Arc<Vault> {
     let backend = SqliteBackend::open(path, true).unwrap();
@@ -349,7 +258,7 @@ fn wait_held(q: &VaultQuarantine, n: usize) -> Vec<Entry> {
 fn inbound_phishing_is_sealed_in_the_vault_and_a_release_is_delivered() {
     let Some(py) = python() else { return };
     let sink_dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(&py, sink_dir.path());
+    let sink = Sink::start(&py, sink_dir.path(), 0, &[]);
     let gw = start(sink.port, |_, _| {});
     let mut c = Client::open(gw.inbound);
     c.expect("EHLO client.test", 250);
@@ -414,7 +323,7 @@ fn inbound_phishing_is_sealed_in_the_vault_and_a_release_is_delivered() {
 fn outbound_patient_data_is_held_for_an_insecure_domain_and_relayed_to_a_secure_one() {
     let Some(py) = python() else { return };
     let sink_dir = tempfile::tempdir().unwrap();
-    let sink = Sink::start(&py, sink_dir.path());
+    let sink = Sink::start(&py, sink_dir.path(), 0, &[]);
     let gw = start(sink.port, |_, _| {});
     let mut c = Client::open(gw.submission.unwrap());
     c.login(&gw.cert_pem);
@@ -468,7 +377,7 @@ fn a_partner_requiring_tls_is_never_sent_in_clear() {
     let Some(py) = python() else { return };
     let sink_dir = tempfile::tempdir().unwrap();
     // The sink speaks plain SMTP only: no STARTTLS.
-    let sink = Sink::start(&py, sink_dir.path());
+    let sink = Sink::start(&py, sink_dir.path(), 0, &[]);
     let sink_port = sink.port;
     let gw = start(sink.port, |c, root| {
         c.partners = vec![PartnerDomain {

@@ -3,6 +3,8 @@
 
 #![allow(dead_code)]
 
+pub mod sink;
+
 use std::io::{Cursor, Write};
 
 use caldicott_mail::{MailConfig, Report, Scanner};
