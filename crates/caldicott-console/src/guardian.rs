@@ -624,48 +624,6 @@ pub fn parse_days(raw: Option<&str>) -> Result<u32, FieldError> {
     }
 }
 
-/// The events of `org` recorded at or after `since_us`, with their ledger positions, read
-/// newest first from the end of each epoch so that a short period reads little of a long
-/// ledger. Leaves are appended in time order (group commits may reorder a few within
-/// milliseconds, hence the check of every leaf of the last batch read).
-fn events_since(
-    ledger: &Ledger,
-    org: &str,
-    since_us: i64,
-) -> Result<Vec<(u32, u64, AuditEvent)>, String> {
-    const BATCH: u64 = 5_000;
-    let mut out = Vec::new();
-    let mut epochs = ledger.epochs().map_err(|e| e.to_string())?;
-    epochs.sort_by_key(|e| std::cmp::Reverse(e.epoch));
-    'epochs: for e in epochs {
-        let mut end = e.size;
-        while end > 0 {
-            let start = end.saturating_sub(BATCH);
-            let leaves = ledger
-                .leaves(e.epoch, start, end)
-                .map_err(|err| err.to_string())?;
-            let mut older = false;
-            for leaf in leaves {
-                if leaf.at_us < since_us {
-                    older = true;
-                    continue;
-                }
-                let ev = AuditEvent::from_leaf(&leaf.data)
-                    .map_err(|err| format!("audit entry {}-{}: {err}", e.epoch, leaf.idx))?;
-                if ev.org == org {
-                    out.push((e.epoch, leaf.idx, ev));
-                }
-            }
-            if older {
-                break 'epochs;
-            }
-            end = start;
-        }
-    }
-    out.sort_by_key(|(e, i, _)| (*e, *i));
-    Ok(out)
-}
-
 async fn unusual_page(
     State(state): State<Arc<ConsoleState>>,
     ext: Extensions,
@@ -709,7 +667,9 @@ async fn unusual_page(
     let since = state.now() - i64::from(days) * 86_400_000_000;
     let report = tri!(
         web::blocking(move || {
-            let events = events_since(&ledger, &org, since)?;
+            // Every entry of the period (no bound: the guardian asked for these days).
+            let (mut events, _) = crate::ledger_read::events_since(&ledger, since, u64::MAX)?;
+            events.retain(|(_, _, ev)| ev.org == org);
             let refs = || events.iter().map(|(e, i, ev)| (*e, *i, ev));
             let mut findings = review::break_glass_uses(refs());
             findings.extend(review::after_hours(refs(), &WorkingHours::default()));

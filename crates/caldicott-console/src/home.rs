@@ -17,9 +17,8 @@
 //! records no audit event.
 //!
 //! Cost: unusual-access findings need the ledger's events; reading a whole ledger on every
-//! page load would not scale, so only the entries of the last seven days are read (found
-//! by a binary search on the entries' event times: entries are appended in about time
-//! order, so one out of order at the week's boundary may be left out), and at most [`MAX_ALERT_ENTRIES`] of them;
+//! page load would not scale, so only the entries of the last seven days are read
+//! (backwards from the end, `crate::ledger_read`), and at most [`MAX_ALERT_ENTRIES`] of them;
 //! the card says so when that bound cut the period short. The count is kept for a minute
 //! per ledger and organisation ([`ALERT_CACHE_US`]) and the card says when it was made.
 
@@ -206,66 +205,6 @@ pub fn count_alerts(events: &[(u32, u64, AuditEvent)], org: &str, since_us: i64)
 // ---------------------------------------------------------------------------------------
 // Reading the ledger
 
-/// The ledger's entries since `since_us`, newest epochs first read, at most `max`.
-/// `Ok((events, cut_short))`.
-#[allow(clippy::type_complexity)]
-fn recent_events(
-    ledger: &caldicott_vault::Ledger,
-    since_us: i64,
-    max: u64,
-) -> Result<(Vec<(u32, u64, AuditEvent)>, bool), String> {
-    let epochs = ledger.epochs().map_err(|e| e.to_string())?;
-    let at = |epoch: u32, i: u64| -> Result<i64, String> {
-        ledger
-            .leaves(epoch, i, i + 1)
-            .map_err(|e| e.to_string())?
-            .first()
-            .map(|l| l.at_us)
-            .ok_or_else(|| format!("ledger entry {epoch}-{i} is missing"))
-    };
-    let mut out = Vec::new();
-    let mut budget = max;
-    let mut cut_short = false;
-    for e in epochs.iter().rev() {
-        if e.size == 0 {
-            continue;
-        }
-        if at(e.epoch, e.size - 1)? < since_us {
-            break;
-        }
-        // The first entry at or after `since_us`: entries are appended in time order.
-        let (mut lo, mut hi) = (0u64, e.size - 1);
-        while lo < hi {
-            let mid = lo + (hi - lo) / 2;
-            if at(e.epoch, mid)? < since_us {
-                lo = mid + 1;
-            } else {
-                hi = mid;
-            }
-        }
-        let mut start = lo;
-        if e.size - start > budget {
-            start = e.size - budget;
-            cut_short = true;
-        }
-        budget -= e.size - start;
-        let mut i = start;
-        while i < e.size {
-            let end = (i + 10_000).min(e.size);
-            for leaf in ledger.leaves(e.epoch, i, end).map_err(|e| e.to_string())? {
-                let ev = AuditEvent::from_leaf(&leaf.data)
-                    .map_err(|err| format!("audit entry {}-{}: {err}", e.epoch, leaf.idx))?;
-                out.push((e.epoch, leaf.idx, ev));
-            }
-            i = end;
-        }
-        if cut_short || start > 0 || budget == 0 {
-            break;
-        }
-    }
-    Ok((out, cut_short))
-}
-
 /// How long an organisation's unusual-access count is reused: reading a week of the
 /// ledger costs about 1.5 µs an entry, too much for every page load of a busy ledger.
 pub const ALERT_CACHE_US: i64 = 60_000_000;
@@ -294,7 +233,7 @@ fn cached_alerts(
         }
     }
     let since = now.saturating_sub(ALERT_DAYS * DAY_US);
-    let (events, cut) = recent_events(ledger, since, MAX_ALERT_ENTRIES)?;
+    let (events, cut) = crate::ledger_read::events_since(ledger, since, MAX_ALERT_ENTRIES)?;
     let count = count_alerts(&events, org, since);
     let mut cache = ALERT_CACHE.lock().unwrap_or_else(|p| p.into_inner());
     let map = cache.get_or_insert_with(Default::default);
@@ -679,48 +618,6 @@ mod tests {
             release_due(&[agreement("monthly", "2026-11-28", true)], &[], today, 30),
             None
         );
-    }
-
-    #[test]
-    fn recent_events_reads_only_the_period_and_at_most_the_bound() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let backend =
-            caldicott_vault::SqliteBackend::open(&dir.path().join("v.db"), true).expect("backend");
-        caldicott_vault::Backend::migrate(&backend).expect("migrate");
-        let kek = Arc::new(caldicott_vault::LocalKek::generate().expect("kek").0);
-        let vault = Arc::new(caldicott_vault::Vault::open(Box::new(backend), kek).expect("vault"));
-        let ledger = caldicott_vault::Ledger::open(vault, "test/ledger").expect("ledger");
-        let middle = caldicott_vault::now_micros();
-        let leaf = |at: i64| {
-            let e = caldicott_api::audit::security_event(
-                caldicott_audit::EventKind::Access,
-                "read",
-                &format!("u{}", if at >= middle { at - middle } else { at }),
-                "X26",
-                "gp",
-                &caldicott_api::audit::Origin::default(),
-                caldicott_audit::Outcome::Permit,
-                "",
-                at,
-            );
-            caldicott_api::audit::leaf_of(&e)
-        };
-        // Leaves carry their event's time: 30 old ones, then 20 of now.
-        ledger.append((0..30).map(leaf).collect()).expect("append");
-        ledger
-            .append((30..50).map(|i| leaf(middle + i)).collect())
-            .expect("append");
-        // Since `middle`: the 20 of now.
-        let (events, cut) = recent_events(&ledger, middle, 1_000).expect("read");
-        assert!(!cut);
-        let users: Vec<&str> = events.iter().map(|(_, _, e)| e.user.as_str()).collect();
-        assert_eq!(users.len(), 20);
-        assert_eq!((users[0], users[19]), ("u30", "u49"));
-        // Bounded: the newest 5, cut short.
-        let (events, cut) = recent_events(&ledger, 0, 5).expect("read");
-        assert!(cut);
-        assert_eq!(events.len(), 5);
-        assert_eq!(events[0].2.user, "u45");
     }
 
     #[test]

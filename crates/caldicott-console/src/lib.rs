@@ -25,6 +25,7 @@ pub mod admin;
 pub mod guardian;
 pub mod history;
 pub mod home;
+mod ledger_read;
 pub mod mail;
 pub mod patients;
 pub mod signin;
