@@ -116,6 +116,8 @@ const CHECKPOINT_EVERY: std::time::Duration = std::time::Duration::from_millis(2
 /// The writer checkpoints by itself only past this many WAL pages (256 MiB of 4 KiB
 /// pages): a safety net should the background thread fall behind.
 const WRITER_AUTOCHECKPOINT_PAGES: u32 = 65_536;
+/// The writer's page cache in KiB (`PRAGMA cache_size = -N`); see `SqliteBackend::open`.
+const WRITER_CACHE_KIB: u32 = 2048;
 
 /// Copies the WAL into the database file in the background (`PRAGMA
 /// wal_checkpoint(PASSIVE)`, which never blocks writers or readers), so that commits do
@@ -192,9 +194,16 @@ impl SqliteBackend {
                 "PRAGMA busy_timeout = 10000;
                  PRAGMA journal_mode = WAL;
                  PRAGMA synchronous = FULL;
-                 PRAGMA foreign_keys = ON;
-                 PRAGMA cache_size = -65536;",
+                 PRAGMA foreign_keys = ON;",
             )
+            .map_err(open_err)?;
+        // A small page cache for the writer: SQLite walks the writer's whole page cache at
+        // the end of every write transaction (`pcache1TruncateUnsafe`), so with 64 MiB of
+        // cache each small commit cost ~2.5 times the CPU (measured: 500 µs against 190 µs
+        // per 10-leaf ledger commit), and the audit committer's commits are what every
+        // audited read waits for. Pages it does not keep are still in the OS's page cache.
+        writer
+            .execute_batch(&format!("PRAGMA cache_size = -{WRITER_CACHE_KIB};"))
             .map_err(open_err)?;
         writer
             .execute_batch(&format!(
