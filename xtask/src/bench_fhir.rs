@@ -103,6 +103,16 @@ pub struct FhirArgs {
     /// while another crate is mid-edit).
     #[arg(long)]
     no_build: bool,
+    /// Compare builds side by side instead of measuring this tree: `NAME=PATH` of a release
+    /// binary (repeat; the first is the reference). Each round deploys every binary afresh
+    /// (same data, same seed) and measures the scenarios, in an order that rotates from round
+    /// to round; the table gives each round's requests/s, the medians and each binary's
+    /// difference from the first. SQLite only.
+    #[arg(long = "compare", value_name = "NAME=PATH", conflicts_with_all = ["database", "postgres"])]
+    pub compare: Vec<String>,
+    /// Rounds of `--compare` [default: 3].
+    #[arg(long, default_value_t = 3, requires = "compare")]
+    pub rounds: usize,
 }
 
 /// What the load generator asks the server.
@@ -276,7 +286,11 @@ fn parse_headers(raw: &[String]) -> Result<Vec<(HeaderName, HeaderValue)>> {
 pub fn cmd_bench_fhir(args: &FhirArgs) -> Result<()> {
     let settings = Settings::from_args(args)?;
     let mut steps = Steps::new();
-    let result = bench(args, &settings, &mut steps);
+    let result = if args.compare.is_empty() {
+        bench(args, &settings, &mut steps)
+    } else {
+        compare(args, &settings, &mut steps)
+    };
     steps.print_summary(result.is_ok());
     result
 }
@@ -305,6 +319,23 @@ fn bench(args: &FhirArgs, settings: &Settings, steps: &mut Steps) -> Result<()> 
             },
         )?
     };
+    let (info, import, runs) = deploy_and_measure(args, settings, steps, bin, database)?;
+    println!("\n{}", report::markdown(&info, &import, &runs));
+    if let Some(cluster) = cluster {
+        cluster.stop()?;
+    }
+    check_failures(&import, &runs)
+}
+
+/// One deployment of `bin` (init, synth, import, serve), the scenarios measured against it,
+/// and the server stopped; the data directory goes when the deployment is dropped.
+fn deploy_and_measure(
+    args: &FhirArgs,
+    settings: &Settings,
+    steps: &mut Steps,
+    bin: PathBuf,
+    database: Option<String>,
+) -> Result<(RunInfo, Imported, Vec<Measured>)> {
     let deployment = Deployment::create(bin, args.keep)?;
     steps.run("init", "caldicott init", || {
         deployment.init(database.as_deref())
@@ -385,12 +416,53 @@ fn bench(args: &FhirArgs, settings: &Settings, steps: &mut Steps) -> Result<()> 
     }
 
     let info = run_info(args, settings, &workload, database.is_some());
-    println!("\n{}", report::markdown(&info, &import, &runs));
     drop(deployment);
-    if let Some(cluster) = cluster {
-        cluster.stop()?;
+    Ok((info, import, runs))
+}
+
+/// `--compare`: rounds of fresh deployments of each named binary, interleaved, so that a
+/// noisy machine's drift falls on every binary alike.
+fn compare(args: &FhirArgs, settings: &Settings, steps: &mut Steps) -> Result<()> {
+    let variants = args
+        .compare
+        .iter()
+        .map(|v| {
+            let (name, path) = v
+                .split_once('=')
+                .with_context(|| format!("--compare wants NAME=PATH, not `{v}`"))?;
+            let path = PathBuf::from(path);
+            ensure!(
+                path.is_file(),
+                "--compare {name}: {} is not a file",
+                path.display()
+            );
+            Ok((name.to_owned(), path))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    ensure!(variants.len() >= 2, "--compare needs at least two binaries");
+    ensure!(args.rounds >= 1, "--rounds must be at least 1");
+    // rates[variant][scenario][round]
+    let mut rates = vec![vec![Vec::new(); settings.scenarios.len()]; variants.len()];
+    let mut info = None;
+    for round in 0..args.rounds {
+        for k in 0..variants.len() {
+            let v = (k + round) % variants.len();
+            let (name, bin) = &variants[v];
+            eprintln!("\n==> round {} of {}: {name}", round + 1, args.rounds);
+            let (i, import, runs) = deploy_and_measure(args, settings, steps, bin.clone(), None)?;
+            check_failures(&import, &runs)?;
+            for (s, m) in runs.iter().enumerate() {
+                rates[v][s].push(m.requests_per_s());
+            }
+            info.get_or_insert(i);
+        }
     }
-    check_failures(&import, &runs)
+    let info = info.context("no round ran")?;
+    println!(
+        "\n{}",
+        report::comparison(&info, &variants, &settings.scenarios, &rates)
+    );
+    Ok(())
 }
 
 /// The release binary's path.

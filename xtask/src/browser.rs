@@ -69,7 +69,7 @@ fn ensure_chromium() -> Result<()> {
 }
 
 /// `apt-get <args>`, non-interactive, as root or through password-less sudo.
-fn apt_get(args: &[&str]) -> Result<()> {
+pub(crate) fn apt_get(args: &[&str]) -> Result<()> {
     let root = capture(Command::new("id").arg("-u")).is_ok_and(|uid| uid == "0");
     let mut cmd = if root {
         Command::new("apt-get")

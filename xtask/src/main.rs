@@ -25,7 +25,9 @@
 //!   exports (`CALDICOTT_TEST_POSTGRES_URL`, `CALDICOTT_REQUIRE_POSTGRES`,
 //!   `CALDICOTT_TEST_PG_BIN`; for the console's browser tests `CALDICOTT_TEST_CHROMEDRIVER`,
 //!   `CALDICOTT_TEST_CHROMIUM`, `CALDICOTT_TEST_AXE`, `CALDICOTT_REQUIRE_BROWSER`, see
-//!   `browser.rs`), so `cargo test` alone still works (those tests then skip);
+//!   `browser.rs`; for the mail virus-scanning tests `CALDICOTT_TEST_CLAMD`,
+//!   `CALDICOTT_REQUIRE_CLAMD`, see `clamav.rs`), so `cargo test` alone still works (those
+//!   tests then skip);
 //! - not a way to run a real database: every cluster it starts is temporary, trusts any local
 //!   connection without a password, must only ever hold synthetic test data, and is stopped
 //!   and deleted when the command ends (also on failure, Ctrl-C, SIGTERM or SIGHUP; only
@@ -53,6 +55,7 @@ use clap::{Args, Parser, Subcommand};
 mod bench_fhir;
 mod bench_mail;
 mod browser;
+mod clamav;
 mod codegen;
 mod python;
 
@@ -137,7 +140,7 @@ enum Cmd {
     Test(TestArgs),
     /// Run a benchmark (with a throwaway PostgreSQL running when it needs one), or
     /// `bench fhir`: load on the FHIR API of a release server.
-    Bench(BenchArgs),
+    Bench(Box<BenchArgs>),
     /// Start a throwaway PostgreSQL, print its URL and wait for Ctrl-C, then delete it.
     Pg,
     /// Run only the supply-chain checks (cargo-deny), as `test` does them.
@@ -282,6 +285,13 @@ fn test_steps(args: &TestArgs, steps: &mut Steps) -> Result<()> {
         "chromium + chromedriver (apt-get, only when missing), axe-core in target/tools/axe",
         browser::setup,
     )?;
+    // Debian's clamd for the mail gateway's virus-scanning tests (`clamav.rs`): apt-get
+    // when missing; the tests run private clamd processes with their own signatures.
+    let clamav_env = steps.run(
+        "clamav",
+        "clamd from Debian's clamav-daemon (apt-get, only when missing)",
+        clamav::setup,
+    )?;
     let cluster = if args.no_postgres {
         steps.skip(
             "postgres",
@@ -295,6 +305,7 @@ fn test_steps(args: &TestArgs, steps: &mut Steps) -> Result<()> {
     env.vars.extend(python_env);
     env.vars.extend(rage_env);
     env.vars.extend(browser_env);
+    env.vars.extend(clamav_env);
 
     let tests = run_tests(steps, &env, &args.extra);
 
@@ -1273,6 +1284,29 @@ mod tests {
             panic!("`bench fhir --quick` must parse");
         };
         assert!(matches!(b.load, Some(LoadBench::Fhir(_))));
+        let Ok(Cli {
+            command: Cmd::Bench(b),
+        }) = parse(&[
+            "bench",
+            "fhir",
+            "--compare",
+            "a=/x",
+            "--compare",
+            "b=/y",
+            "--rounds",
+            "2",
+        ])
+        else {
+            panic!("`bench fhir --compare` must parse");
+        };
+        let Some(LoadBench::Fhir(f)) = b.load else {
+            panic!("`bench fhir --compare` is the FHIR load");
+        };
+        assert_eq!(f.compare, ["a=/x", "b=/y"]);
+        assert_eq!(f.rounds, 2);
+        // Fresh deployments need an empty database each: SQLite only.
+        assert!(parse(&["bench", "fhir", "--compare", "a=/x", "--postgres"]).is_err());
+        assert!(parse(&["bench", "fhir", "--rounds", "2"]).is_err());
         assert!(parse(&["bench"]).is_err());
         assert!(parse(&["bench", "nosuch"]).is_err());
     }

@@ -284,6 +284,81 @@ fn scenario_row(info: &RunInfo, run: &Measured) -> String {
     )
 }
 
+/// The `--compare` report: per scenario, each binary's requests/s in every round, the
+/// median, and how much lower (or higher) the median is than the first binary's.
+/// `rates[variant][scenario][round]`.
+pub fn comparison(
+    info: &RunInfo,
+    variants: &[(String, std::path::PathBuf)],
+    scenarios: &[Scenario],
+    rates: &[Vec<Vec<f64>>],
+) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "## FHIR API load, binaries compared (cargo xtask bench fhir --compare)\n"
+    );
+    let _ = writeln!(out, "- Command: `{}`", info.command);
+    let _ = writeln!(
+        out,
+        "- Machine: {} CPUs (nproc), {}; the load generator shares them. Database: {}.",
+        info.cpus, info.cpu_model, info.database
+    );
+    let _ = writeln!(
+        out,
+        "- Each round deployed every binary afresh ({} synthetic patients, seed {}, {} resources) \
+         and measured {} s per scenario after {} s of warm-up with {} connections; the order \
+         rotates from round to round. Requests/s count successful requests only.",
+        info.patients, info.seed, info.resources, info.seconds, info.warmup, info.concurrency
+    );
+    for (name, path) in variants {
+        let _ = writeln!(out, "- `{name}`: {}", path.display());
+    }
+    let rounds = rates.first().and_then(|v| v.first()).map_or(0, Vec::len);
+    let _ = writeln!(out);
+    let _ = write!(out, "| scenario | binary |");
+    for r in 1..=rounds {
+        let _ = write!(out, " round {r} |");
+    }
+    let _ = writeln!(
+        out,
+        " median req/s | vs `{}` |",
+        variants.first().map_or("", |v| v.0.as_str())
+    );
+    let _ = write!(out, "|---|---|");
+    for _ in 0..rounds {
+        let _ = write!(out, "---:|");
+    }
+    let _ = writeln!(out, "---:|---:|");
+    for (s, scenario) in scenarios.iter().enumerate() {
+        let reference = rates.first().map(|v| median(&v[s]));
+        for (v, (name, _)) in variants.iter().enumerate() {
+            let _ = write!(out, "| {} | `{name}` |", scenario.name());
+            for x in &rates[v][s] {
+                let _ = write!(out, " {} |", thousands(*x));
+            }
+            let m = median(&rates[v][s]);
+            let versus = match reference {
+                Some(r) if v > 0 && r > 0.0 => format!("{:+.1}%", 100.0 * (m / r - 1.0)),
+                _ => "—".to_owned(),
+            };
+            let _ = writeln!(out, " {} | {versus} |", thousands(m));
+        }
+    }
+    out
+}
+
+/// The median (the mean of the middle two for an even count); 0 for none.
+pub fn median(xs: &[f64]) -> f64 {
+    let mut v: Vec<f64> = xs.iter().copied().filter(|x| x.is_finite()).collect();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => 0.0,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
 /// A target of issue 3 for one scenario.
 pub struct Goal {
     pub text: &'static str,
@@ -331,6 +406,46 @@ fn ms(x: f64) -> String {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn median_of_odd_even_and_empty() {
+        assert_eq!(super::median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(super::median(&[4.0, 1.0, 3.0, 2.0]), 2.5);
+        assert_eq!(super::median(&[]), 0.0);
+    }
+
+    #[test]
+    fn comparison_gives_medians_and_differences() {
+        let info = super::RunInfo {
+            command: "cargo xtask bench fhir --compare a=/a --compare b=/b".into(),
+            cpus: 2,
+            cpu_model: "test".into(),
+            client_threads: 1,
+            database: "SQLite",
+            code: None,
+            patients: 10,
+            seed: 1,
+            resources: 100,
+            concurrency: 4,
+            seconds: 1.0,
+            warmup: 0.0,
+            bundle_size: 10,
+        };
+        let variants = vec![("a".to_owned(), "/a".into()), ("b".to_owned(), "/b".into())];
+        let rates = vec![
+            vec![vec![1000.0, 1100.0, 900.0]],
+            vec![vec![950.0, 1000.0, 850.0]],
+        ];
+        let t = super::comparison(&info, &variants, &[super::Scenario::Read], &rates);
+        assert!(
+            t.contains("| read | `a` | 1,000 | 1,100 | 900 | 1,000 | — |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| read | `b` | 950 | 1,000 | 850 | 950 | -5.0% |"),
+            "{t}"
+        );
+    }
+
     use super::*;
 
     fn measured(latencies: &[u32], failures: u64) -> Measured {
