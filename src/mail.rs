@@ -4,8 +4,9 @@
 //!
 //! The engine is `caldicott-mail`; this module only finds files, reads them under the
 //! configured size limit, runs the scanner on all cores and prints. `scan` never looks
-//! anything up (it builds no resolver, whatever `[dns]` says); `serve` verifies senders
-//! through `[dns]`, and `check-dns` queries it (or `--nameserver`).
+//! anything up (it builds no resolver, whatever `[dns]` says) — its one conversation is with
+//! a local clamd when `[clamav]` is configured; `serve` verifies senders through `[dns]`, and
+//! `check-dns` queries it (or `--nameserver`).
 
 use std::collections::BTreeMap;
 use std::io::{BufWriter, Read as _, Write as _};
@@ -411,6 +412,17 @@ fn serve(config_path: &Path, model: Option<&Path>) -> anyhow::Result<()> {
     };
     let model = model.map(load_model).transpose()?;
     let mail_config = config.clone();
+    // The virus scanner answers before mail arrives, or the log says what will happen to it.
+    if let Some(c) = &config.clamav {
+        match caldicott_mail::clamav::health_check(c) {
+            Ok(version) => say!("ClamAV: {version}"),
+            Err(e) => tracing::error!(
+                error = %e,
+                on_error = c.on_error.as_str(),
+                "clamd does not answer: messages follow clamav.on_error until it does"
+            ),
+        }
+    }
     let scanner = Arc::new(Scanner::new(config, model)?);
     let quarantine: Arc<dyn caldicott_mail::smtp::Quarantine> = match &gateway.data {
         Some(data) => {
@@ -439,7 +451,10 @@ fn serve(config_path: &Path, model: Option<&Path>) -> anyhow::Result<()> {
         .build()
         .context("starting the async runtime")?;
     runtime.block_on(async move {
-        let gw = Gateway::bind(&gateway, Arc::new(ScannerScreen(scanner)), quarantine).await?;
+        let gw = Gateway::bind(&gateway, Arc::new(ScannerScreen(scanner)), quarantine)
+            .await?
+            // Partners with tls = "dane"/"mta-sts" look their MX hosts up through [dns].
+            .with_dns(mail_config.dns.as_ref())?;
         // Sender authentication (with [dns]) and DKIM signing (with [[auth.sign]]) wrap the
         // whole screen: only the outermost screen's header fields reach the message.
         let auth = caldicott_mail::auth::AuthLayer::new(&mail_config, &gateway.hostname)?;

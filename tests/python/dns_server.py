@@ -7,9 +7,15 @@ ZONES.json maps owner names to record lists, for example
                      {"type": "MX", "data": "mx.example.org", "preference": 10}],
      "mx.example.org": [{"type": "A", "data": "127.0.0.1"}]}
 Types: TXT (data is the text; strings longer than 255 bytes are split into several
-character-strings, as a zone file would), A, AAAA, MX, CNAME. Names are case-insensitive and
+character-strings, as a zone file would), A, AAAA, MX, CNAME, TLSA (data as in a zone file:
+"3 1 1 <hex>"). Names are case-insensitive and
 may end with a dot. A name with no records of the asked type is NOERROR with no answer
 (NODATA) if it has any records, NXDOMAIN otherwise.
+
+The optional key "$signed" lists zones standing for DNSSEC-signed ones: answers for names in
+them (or below) carry the AD flag when the query set DO or AD, as a validating resolver's
+would; answers for other names never do. No signatures are served: the gateway trusts the
+AD flag of its resolver (docs/mail.md, DANE).
 
 Serves UDP and TCP on the same port (0: any free port) and prints "PORT <n>" on stdout once
 both listen. The zone file is re-read on every query, so a test may rewrite it between
@@ -23,13 +29,18 @@ import struct
 import sys
 import threading
 
-from dnslib import AAAA, CNAME, MX, QTYPE, RCODE, RR, TXT, A, DNSRecord
+from dnslib import AAAA, CNAME, MX, QTYPE, RCODE, RR, TLSA, TXT, A, DNSRecord
 
 
 def load(path):
     with open(path, encoding="utf-8") as f:
         raw = json.load(f)
-    return {k.lower().rstrip("."): v for k, v in raw.items()}
+    return {k.lower().rstrip("."): v for k, v in raw.items() if k != "$signed"}
+
+
+def signed_zones(path):
+    with open(path, encoding="utf-8") as f:
+        return [z.lower().rstrip(".") for z in json.load(f).get("$signed", [])]
 
 
 def rdata(rec):
@@ -46,6 +57,9 @@ def rdata(rec):
         return QTYPE.MX, MX(d, rec.get("preference", 10))
     if t == "CNAME":
         return QTYPE.CNAME, CNAME(d)
+    if t == "TLSA":
+        u, s, m, h = d.split()
+        return QTYPE.TLSA, TLSA(int(u), int(s), int(m), bytes.fromhex(h))
     raise ValueError(f"unsupported record type {t}")
 
 
@@ -53,9 +67,16 @@ def answer(zones_path, data):
     request = DNSRecord.parse(data)
     reply = request.reply()
     reply.header.aa = 1
+    # reply() copies the query's flags; AD is ours to decide (below), never an echo.
+    reply.header.ad = 0
     zones = load(zones_path)
+    signed = signed_zones(zones_path)
+    edns_do = any(r.rtype == QTYPE.OPT and (r.ttl >> 15) & 1 for r in request.ar)
+    asked = edns_do or request.header.ad
     for q in request.questions:
         name = str(q.qname).lower().rstrip(".")
+        if asked and any(name == z or name.endswith("." + z) for z in signed):
+            reply.header.ad = 1
         records = zones.get(name)
         if records is None:
             reply.header.rcode = RCODE.NXDOMAIN

@@ -47,6 +47,8 @@ pub struct MailConfig {
     pub dns: Option<crate::dns::DnsConfig>,
     /// Sender authentication (SPF, DKIM, DMARC, ARC) and outbound DKIM signing.
     pub auth: crate::auth::AuthConfig,
+    /// Virus scanning by ClamAV's daemon; absent: no virus scan (see `crate::clamav`).
+    pub clamav: Option<crate::clamav::ClamavConfig>,
 }
 
 /// Total scores at which a message is tagged, quarantined or rejected.
@@ -228,6 +230,9 @@ impl MailConfig {
             d.validate()?;
         }
         self.auth.validate()?;
+        if let Some(c) = &self.clamav {
+            c.validate()?;
+        }
         for (name, o) in &self.symbols {
             if symbols::lookup(name).is_none() {
                 return Err(ConfigError::Invalid(format!("unknown symbol {name}")));
@@ -311,6 +316,10 @@ pub struct GatewayConfig {
     /// Partner domains with their own route and TLS requirement (`[[gateway.partners]]`).
     #[serde(default)]
     pub partners: Vec<PartnerDomain>,
+    /// PEM roots for MTA-STS partners: the policy host's and the MX hosts' certificates are
+    /// verified against them (default: the system's trust store). Tests name a test CA.
+    #[serde(default)]
+    pub mta_sts_ca: Option<std::path::PathBuf>,
     /// The waits between delivery attempts; the last one repeats until `max_queue_age`.
     #[serde(default = "default_retry_schedule")]
     pub retry_schedule: Vec<String>,
@@ -345,28 +354,79 @@ fn default_delivery_concurrency() -> usize {
 }
 
 /// A partner organisation's mail domain: where its mail goes and whether it must go over
-/// verified TLS.
+/// verified TLS (`crate::tls_policy`, docs/mail.md "Partner TLS policies").
 ///
 /// ```toml
 /// [[gateway.partners]]
 /// domain = "stmarys-hospice.org.uk"
-/// require_tls = true                 # STARTTLS with a verified certificate, or no delivery
+/// tls = "pinned"                     # STARTTLS verified against `ca`, or no delivery
 /// next_hop = "mx.stmarys-hospice.org.uk:25"   # default: the gateway's next_hop
-/// ca = "/etc/caldicott/mail/stmarys-ca.pem"   # roots trusted for it (required with require_tls)
+/// ca = "/etc/caldicott/mail/stmarys-ca.pem"   # roots trusted for it (required with "pinned")
 /// tls_name = "mx.stmarys-hospice.org.uk"      # default: the host of next_hop
+///
+/// [[gateway.partners]]
+/// domain = "nhs.net"
+/// tls = "dane-or-mta-sts"            # the partner's MX hosts, DANE first, else MTA-STS
 /// ```
+///
+/// `require_tls = true` without `tls` means `tls = "pinned"` (the older spelling).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartnerDomain {
     pub domain: String,
     #[serde(default)]
     pub require_tls: bool,
+    /// How the partner's TLS is verified; see [`PartnerTls`].
+    #[serde(default)]
+    pub tls: Option<PartnerTls>,
+    /// With "pinned" (or none): where its mail goes (default: the gateway's next_hop). With
+    /// "dane"/"mta-sts": replaces the MX lookup; its host is then the one checked.
     #[serde(default)]
     pub next_hop: Option<String>,
     #[serde(default)]
     pub ca: Option<std::path::PathBuf>,
     #[serde(default)]
     pub tls_name: Option<String>,
+}
+
+/// A partner's verified-TLS policy. Each is all-or-nothing: when it cannot be met the
+/// message waits in the queue (a `4xx`), never goes in plain text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PartnerTls {
+    /// STARTTLS to `next_hop`, verified against the roots in `ca` for `tls_name`.
+    Pinned,
+    /// The domain's MX hosts, each verified by DNSSEC-authenticated TLSA records
+    /// (RFC 7672); needs `[dns]` naming a local validating resolver.
+    Dane,
+    /// The domain's MX hosts as its MTA-STS policy allows (RFC 8461), certificates verified
+    /// against `gateway.mta_sts_ca` (default: the system's trust store).
+    MtaSts,
+    /// DANE for each MX host with usable TLSA records, MTA-STS for the others.
+    DaneOrMtaSts,
+}
+
+impl PartnerTls {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PartnerTls::Pinned => "pinned",
+            PartnerTls::Dane => "dane",
+            PartnerTls::MtaSts => "mta-sts",
+            PartnerTls::DaneOrMtaSts => "dane-or-mta-sts",
+        }
+    }
+
+    /// True when the policy looks partners up in the DNS (needs `[dns]`).
+    pub fn uses_dns(self) -> bool {
+        self != PartnerTls::Pinned
+    }
+}
+
+impl PartnerDomain {
+    /// The partner's effective policy: `tls`, else "pinned" with `require_tls`, else none.
+    pub fn tls_policy(&self) -> Option<PartnerTls> {
+        self.tls.or(self.require_tls.then_some(PartnerTls::Pinned))
+    }
 }
 
 /// PEM files of the gateway's certificate chain and private key.
@@ -562,12 +622,26 @@ impl GatewayConfig {
             if let Some(h) = &p.next_hop {
                 socket_addr(&format!("partners[{i}].next_hop"), h)?;
             }
-            if p.require_tls && p.ca.is_none() {
-                return Err(invalid(
-                    &format!("partners[{i}].ca"),
-                    "is required with require_tls (the certificate authorities to trust; \
-                     MTA-STS discovery is not implemented)",
-                ));
+            match p.tls_policy() {
+                Some(PartnerTls::Pinned) if p.ca.is_none() => {
+                    return Err(invalid(
+                        &format!("partners[{i}].ca"),
+                        "is required with tls = \"pinned\" (or require_tls): the certificate \
+                         authorities to trust; or choose tls = \"dane\", \"mta-sts\" or \
+                         \"dane-or-mta-sts\"",
+                    ));
+                }
+                Some(t) if t.uses_dns() && (p.ca.is_some() || p.tls_name.is_some()) => {
+                    return Err(invalid(
+                        &format!("partners[{i}].tls"),
+                        format!(
+                            "{:?} checks certificates by DNS; ca and tls_name belong to \
+                             \"pinned\" only",
+                            t.as_str()
+                        ),
+                    ));
+                }
+                _ => {}
             }
         }
         self.retry_delays()?;

@@ -66,7 +66,7 @@ impl DnsConfig {
         Ok(())
     }
 
-    fn timeout_duration(&self) -> Result<Duration, ConfigError> {
+    pub(crate) fn timeout_duration(&self) -> Result<Duration, ConfigError> {
         parse_duration(&self.timeout).ok_or_else(|| {
             ConfigError::Invalid(format!(
                 "dns.timeout: {:?} is not a duration such as 5s or 500ms",
@@ -103,7 +103,7 @@ impl DnsConfig {
 }
 
 /// `1.2.3.4`, `1.2.3.4:5353`, `::1`, `[::1]:5353`.
-fn parse_server(s: &str) -> Option<SocketAddr> {
+pub(crate) fn parse_server(s: &str) -> Option<SocketAddr> {
     let s = s.trim();
     if let Ok(a) = s.parse::<SocketAddr>() {
         return Some(a);

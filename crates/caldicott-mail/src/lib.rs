@@ -31,14 +31,17 @@
 //!
 //! Quarantined messages are kept sealed in the vault ([`quarantine::VaultQuarantine`]);
 //! submitted mail with patient-identifiable data to a domain outside the secure list is held
-//! there too, and partner domains can require verified TLS ([`outbound`]).
+//! there too, and partner domains can require verified TLS ([`outbound`]): pinned roots, or
+//! DANE ([`dane`]) and MTA-STS ([`mta_sts`]) found through the DNS ([`tls_policy`], [`dnsq`]).
 //!
 //! **Sender authentication.** [`auth::AuthScreen`] wraps the gateway's screen: with a
 //! [`dns`] resolver configured it verifies SPF, DKIM, DMARC and ARC (Stalwart's `mail-auth`),
 //! adds `SPF_*`/`DKIM_*`/`DMARC_*`/`ARC_*` symbols, honours the sender's DMARC policy and
 //! writes `Authentication-Results:`; on the submission port it DKIM-signs ([`dkim_sign`]).
 //! [`checkdns`] tells a site which DNS records to publish. A scan itself does no I/O, so it
-//! is deterministic and testable; no ClamAV yet.
+//! is deterministic and testable — except for the optional virus scan: with `[clamav]`
+//! configured, [`clamav::ClamavCheck`] sends each whole message to ClamAV's `clamd`
+//! (`INSTREAM`, bounded by a timeout) and adds `CLAMAV_*` symbols.
 //!
 //! Hostile input is expected: oversize messages, header bombs, deep nesting, zip bombs and
 //! garbage bytes each produce a defined symbol and verdict, never a panic (checks are also run
@@ -64,15 +67,19 @@ pub mod auth;
 pub mod bayes;
 mod check;
 pub mod checkdns;
+pub mod clamav;
 pub mod config;
+pub mod dane;
 pub mod dkim_sign;
 pub mod dlp;
 pub mod dns;
+pub mod dnsq;
 pub mod domains;
 pub mod dsn;
 pub mod eval;
 pub mod html;
 pub mod mail;
+pub mod mta_sts;
 pub mod outbound;
 pub mod phishing;
 mod phrases;
@@ -84,6 +91,7 @@ mod scanner;
 pub mod sendas;
 pub mod smtp;
 pub mod symbols;
+pub mod tls_policy;
 mod verdict;
 
 pub use bayes::{BayesModel, ModelError, Trainer};

@@ -16,16 +16,17 @@
 //! tokio's blocking pool.
 //!
 //! **Routes.** [`Route`]s send a partner's recipients to the partner's own next hop, and,
-//! with `require_tls`, only over STARTTLS with a certificate verified against the
-//! configured roots: a next hop without STARTTLS or with an unverifiable certificate is a
-//! temporary failure (retried on the schedule, then bounced at `max_queue_age`), never a
-//! plain-text fallback. MTA-STS discovery and DANE are not implemented: the roots are
-//! configured per partner.
+//! with `tls = "pinned"` (or `require_tls`), only over STARTTLS with a certificate verified
+//! against the configured roots: a next hop without STARTTLS or with an unverifiable
+//! certificate is a temporary failure (retried on the schedule, then bounced at
+//! `max_queue_age`), never a plain-text fallback. With `tls = "dane"`, `"mta-sts"` or
+//! `"dane-or-mta-sts"` the partner's MX hosts are found and verified through the DNS by
+//! [`crate::tls_policy`], with the same rule: verified TLS or a temporary failure.
 
 use std::sync::Arc;
 
 use crate::check::Envelope;
-use crate::config::{ConfigError, GatewayConfig, MailConfig};
+use crate::config::{ConfigError, GatewayConfig, MailConfig, PartnerTls};
 use crate::dlp::{Finding, FindingKind};
 use crate::scanner::Scanner;
 use crate::smtp::{BoxFuture, GatewayError, Screen};
@@ -226,9 +227,14 @@ impl Screen for OutboundScreen {
 pub struct Route {
     /// Lower-case partner domain (with subdomains); `None` for the default route.
     pub domain: Option<String>,
+    /// `host:port`; for a DNS policy (`policy` "dane"/"mta-sts") empty unless the partner
+    /// overrides its MX hosts with `next_hop`.
     pub next_hop: String,
     /// Required TLS (STARTTLS, verified); `None`: the route's plain or optional behaviour.
     pub tls: Option<crate::relay::NextHopTls>,
+    /// The partner's TLS policy when it is checked through the DNS
+    /// ([`crate::tls_policy::Engine`] delivers such routes); `None` otherwise.
+    pub policy: Option<PartnerTls>,
 }
 
 /// Splits recipients by route: partner routes first (in configuration order), then the
@@ -268,16 +274,7 @@ pub(crate) fn pinned_tls(
         path: ca.to_owned(),
         why,
     };
-    let pem = std::fs::read(ca).map_err(|e| bad(e.to_string()))?;
-    let mut roots = rustls::RootCertStore::empty();
-    for c in rustls_pemfile::certs(&mut pem.as_slice()) {
-        roots
-            .add(c.map_err(|e| bad(e.to_string()))?)
-            .map_err(|e| bad(e.to_string()))?;
-    }
-    if roots.is_empty() {
-        return Err(bad("no certificate in the file".into()));
-    }
+    let roots = crate::tls_policy::load_roots(ca)?;
     let provider = Arc::new(rustls::crypto::aws_lc_rs::default_provider());
     let client = rustls::ClientConfig::builder_with_provider(provider)
         .with_safe_default_protocol_versions()
@@ -295,8 +292,10 @@ pub(crate) fn pinned_tls(
     })
 }
 
-/// The partners' routes. A partner with `require_tls` gets verified STARTTLS against its
-/// `ca` for `tls_name` (default: the host of its next hop); one without keeps what the
+/// The partners' routes. A "pinned" partner (`tls = "pinned"` or `require_tls`) gets
+/// verified STARTTLS against its `ca` for `tls_name` (default: the host of its next hop); a
+/// DNS policy ("dane", "mta-sts", "dane-or-mta-sts") gets a route marked with it, its
+/// `next_hop` only an override of the MX lookup; a partner without a policy keeps what the
 /// default route does when it shares the default next hop (`default_tls`), else plain SMTP.
 pub fn partner_routes(
     config: &GatewayConfig,
@@ -304,12 +303,23 @@ pub fn partner_routes(
 ) -> Result<Vec<Route>, GatewayError> {
     let mut out = Vec::new();
     for (i, p) in config.partners.iter().enumerate() {
+        let domain = Some(p.domain.trim_end_matches('.').to_ascii_lowercase());
+        let policy = p.tls_policy();
+        if let Some(t) = policy.filter(|t| t.uses_dns()) {
+            out.push(Route {
+                domain,
+                next_hop: p.next_hop.clone().unwrap_or_default(),
+                tls: None,
+                policy: Some(t),
+            });
+            continue;
+        }
         let next_hop = p
             .next_hop
             .clone()
             .unwrap_or_else(|| config.next_hop.clone());
-        let tls = match (&p.ca, p.require_tls) {
-            (Some(ca), true) => {
+        let tls = match (&p.ca, policy) {
+            (Some(ca), Some(_)) => {
                 let host = p.tls_name.clone().unwrap_or_else(|| {
                     next_hop
                         .rsplit_once(':')
@@ -318,18 +328,19 @@ pub fn partner_routes(
                 });
                 Some(pinned_tls(&format!("partners[{i}].tls_name"), ca, &host)?)
             }
-            (None, true) => {
+            (None, Some(_)) => {
                 return Err(GatewayError::Config(ConfigError::Invalid(format!(
-                    "gateway.partners[{i}].ca: is required with require_tls"
+                    "gateway.partners[{i}].ca: is required with tls = \"pinned\" (or require_tls)"
                 ))));
             }
-            (_, false) if next_hop == config.next_hop => default_tls.cloned(),
-            (_, false) => None,
+            (_, None) if next_hop == config.next_hop => default_tls.cloned(),
+            (_, None) => None,
         };
         out.push(Route {
-            domain: Some(p.domain.trim_end_matches('.').to_ascii_lowercase()),
+            domain,
             next_hop,
             tls,
+            policy: None,
         });
     }
     Ok(out)
@@ -387,11 +398,13 @@ mod tests {
             domain: None,
             next_hop: "d:25".into(),
             tls: None,
+            policy: None,
         };
         let routes = vec![Route {
             domain: Some("partner.example".into()),
             next_hop: "p:25".into(),
             tls: None,
+            policy: None,
         }];
         let rcpts: Vec<String> = [
             "a@x.org",

@@ -1,6 +1,9 @@
 //! Relaying queued messages to the next hop: a small SMTP client, and the delivery worker
 //! that retries on a schedule and bounces what cannot be delivered.
 //!
+//! Partner routes with a DANE or MTA-STS policy are handed to [`crate::tls_policy`], which
+//! picks and verifies the MX hosts and then uses this client over verified STARTTLS.
+//!
 //! The client speaks plain ESMTP (EHLO, falling back to HELO; `BODY=8BITMIME` and `SMTPUTF8`
 //! when the message needs them and the next hop offers them). Each recipient gets its own
 //! outcome: a `2xx` delivers it, a `4xx` or a network failure leaves it queued for the next
@@ -146,11 +149,11 @@ pub async fn send(
     }
 }
 
-fn all(recipients: &[String], o: Outcome) -> Vec<(String, Outcome)> {
+pub(crate) fn all(recipients: &[String], o: Outcome) -> Vec<(String, Outcome)> {
     recipients.iter().map(|r| (r.clone(), o.clone())).collect()
 }
 
-async fn session(
+pub(crate) async fn session(
     next_hop: &str,
     helo: &str,
     tls: Option<&NextHopTls>,
@@ -322,6 +325,9 @@ pub struct DeliveryConfig {
     pub tls: Option<NextHopTls>,
     /// Partner domains with their own next hop or required TLS ([`crate::outbound`]).
     pub routes: Vec<crate::outbound::Route>,
+    /// Delivers the routes of partners with DANE or MTA-STS ([`crate::tls_policy`]); `None`
+    /// when no partner has such a policy.
+    pub partner_tls: Option<Arc<crate::tls_policy::Engine>>,
 }
 
 /// How often the worker looks for queue files it was not told about (messages released
@@ -456,9 +462,27 @@ async fn attempt(
         domain: None,
         next_hop: config.next_hop.clone(),
         tls: config.tls.clone(),
+        policy: None,
     };
     let mut results = Vec::new();
     for (route, rcpts) in crate::outbound::split(&config.routes, &default_route, &state.pending) {
+        if route.policy.is_some() {
+            // DANE or MTA-STS: the engine finds and verifies the hosts; never plain text.
+            results.extend(match &config.partner_tls {
+                Some(engine) => {
+                    engine
+                        .deliver(route, &config.hostname, &env, &rcpts, &raw)
+                        .await
+                }
+                None => all(
+                    &rcpts,
+                    Outcome::Temporary(
+                        "4.3.5 partner TLS policy engine missing (gateway built without it)".into(),
+                    ),
+                ),
+            });
+            continue;
+        }
         results.extend(
             send(
                 &route.next_hop,

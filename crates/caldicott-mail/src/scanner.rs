@@ -7,6 +7,7 @@ use mail_parser::MessageParser;
 use crate::attach::AttachmentCheck;
 use crate::bayes::{self, BayesCheck, BayesModel};
 use crate::check::{Check, Envelope, Symbols, Weights, round3};
+use crate::clamav::ClamavCheck;
 use crate::config::{ConfigError, MailConfig};
 use crate::mail::Mail;
 use crate::phishing::PhishingCheck;
@@ -67,6 +68,14 @@ impl Scanner {
             && config.bayes.enabled
         {
             checks.push(Box::new(BayesCheck::new(m, config.bayes.min_trained)));
+        }
+        // The virus scan, when configured (an invalid `[clamav]` is refused by validation).
+        if let Some(c) = config
+            .clamav
+            .as_ref()
+            .and_then(|c| ClamavCheck::new(c).ok())
+        {
+            checks.push(Box::new(c));
         }
         checks
     }

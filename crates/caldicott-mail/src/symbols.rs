@@ -23,6 +23,8 @@ pub enum Group {
     Bayes,
     /// Sender authentication: SPF, DKIM, DMARC, ARC (needs `[dns]`; see `crate::auth`).
     Auth,
+    /// Virus scanning by clamd (needs `[clamav]`; see `crate::clamav`).
+    Virus,
 }
 
 /// A symbol's definition: its default weight and floor, and what it means.
@@ -103,6 +105,22 @@ symbols! {
     /// An HTML file attached (local phishing pages arrive this way).
     ATTACH_HTML = (1.5, Accept, Attachment);
 
+    /// clamd found a virus signature (the reason names it). Refused: a signature match is
+    /// known malware, and refusing it keeps live malware out of the quarantine.
+    CLAMAV_VIRUS = (20.0, Reject, Virus);
+    /// clamd's heuristics or PUA signatures fired (`Heuristics.*`, `PUA.*`): held for a person,
+    /// as these misfire more often than signatures.
+    CLAMAV_HEURISTIC = (10.0, Quarantine, Virus);
+    /// The message is larger than `clamav.max_bytes` or clamd's `StreamMaxLength`: not scanned.
+    CLAMAV_TOO_LARGE = (0.0, Quarantine, Virus);
+    /// clamd could not scan (down, timed out, error) and `on_error = "tempfail"`: the gateway
+    /// answers `451 4.7.1` so the sender retries; an offline scan holds the message.
+    CLAMAV_TEMPFAIL = (0.0, Quarantine, Virus);
+    /// clamd could not scan and `on_error = "quarantine"`: held for a person.
+    CLAMAV_UNAVAILABLE = (0.0, Quarantine, Virus);
+    /// clamd could not scan and `on_error = "accept"`: passed on without a virus scan.
+    CLAMAV_UNSCANNED = (0.0, Accept, Virus);
+
     /// The From domain is a protected domain written with look-alike characters (UTS #39).
     FROM_CONFUSABLE_PROTECTED = (12.0, Quarantine, Phishing);
     /// The From domain is within a small edit distance of, or punctuated like, a protected domain.
@@ -169,10 +187,20 @@ symbols! {
     HTML_IMAGE_ONLY = (1.5, Accept, Spam);
     /// The Date header is more than a day after the message was first received.
     DATE_IN_FUTURE = (2.0, Accept, Spam);
+    /// The Date header has no time zone.
+    DATE_NO_TIMEZONE = (1.0, Accept, Spam);
+    /// X-Priority 1 (highest), which bulk mailers set and people rarely do.
+    PRIORITY_HIGHEST = (1.0, Accept, Spam);
+    /// An empty Cc header.
+    CC_EMPTY = (1.0, Accept, Spam);
+    /// The To header is empty or "undisclosed recipients".
+    TO_UNDISCLOSED = (1.0, Accept, Spam);
 
-    /// The site's classifier says spam (graded by probability; the weight is the largest score).
+    /// The site's classifier, when its score is positive (3.5 at spam probability 0.5, 5 at
+    /// 0.97, 7.5 at 0.9999; a fraction of the weight; see `bayes::bayes_score`).
     BAYES_SPAM = (8.0, Accept, Bayes);
-    /// The site's classifier says ham (graded; the weight is the largest, negative, score).
+    /// The site's classifier, when its score is negative (probability below about 0.0012;
+    /// down to −0.5 by default; a fraction of the weight).
     BAYES_HAM = (-3.0, Accept, Bayes);
 
     /// SPF (RFC 7208) authorises the client for the envelope sender's domain (or HELO).

@@ -383,6 +383,7 @@ fn a_partner_requiring_tls_is_never_sent_in_clear() {
         c.partners = vec![PartnerDomain {
             domain: "partner.example".into(),
             require_tls: true,
+            tls: None,
             next_hop: Some(format!("127.0.0.1:{sink_port}")),
             ca: Some(root.join("cert.pem")),
             tls_name: Some("localhost".into()),

@@ -335,6 +335,8 @@ pub struct Gateway {
     submission: Option<TcpListener>,
     delivery: Arc<DeliveryConfig>,
     incoming: mpsc::UnboundedReceiver<String>,
+    /// The configuration, for [`Gateway::with_dns`].
+    partners: GatewayConfig,
 }
 
 fn load_tls(cert: &Path, key: &Path) -> Result<tokio_rustls::TlsAcceptor, GatewayError> {
@@ -470,14 +472,35 @@ impl Gateway {
             concurrency: config.delivery_concurrency,
             tls: default_tls.clone(),
             routes: crate::outbound::partner_routes(config, default_tls.as_ref())?,
+            // Without a resolver until `with_dns` gives one (`crate::tls_policy`).
+            partner_tls: crate::tls_policy::Engine::for_gateway(config, None)?,
         });
+        let partners = config.clone();
         Ok(Self {
             shared,
             inbound,
             submission,
             delivery,
             incoming,
+            partners,
         })
+    }
+
+    /// Gives the partner TLS policies (DANE, MTA-STS: `crate::tls_policy`) the `[dns]`
+    /// resolver they look MX, TLSA and policy records up with. Without it, mail to such
+    /// partners waits in the queue with a `4xx` saying so.
+    pub fn with_dns(mut self, dns: Option<&crate::dns::DnsConfig>) -> Result<Self, GatewayError> {
+        let engine = crate::tls_policy::Engine::for_gateway(&self.partners, dns)?;
+        if engine.is_some() && dns.is_none() {
+            tracing::warn!(
+                "no [dns] resolver: mail to partners with tls = \"dane\" or \"mta-sts\" will wait in the queue"
+            );
+        }
+        match Arc::get_mut(&mut self.delivery) {
+            Some(d) => d.partner_tls = engine,
+            None => tracing::error!("with_dns after the gateway started: ignored"),
+        }
+        Ok(self)
     }
 
     /// Wraps the whole screen, outbound check included, in another: the outermost screen's
@@ -511,6 +534,7 @@ impl Gateway {
             submission,
             delivery,
             incoming,
+            ..
         } = self;
         let worker = tokio::spawn(relay::run_delivery(
             shared.queue.clone(),

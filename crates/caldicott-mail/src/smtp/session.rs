@@ -539,6 +539,15 @@ impl Session<'_> {
                 named.join(", ")
             );
         }
+        // A required check could not run (clamd down with `clamav.on_error = "tempfail"`):
+        // the sender keeps the message and retries, rather than it passing unscanned.
+        if report.has(crate::symbols::CLAMAV_TEMPFAIL) {
+            tracing::warn!(
+                score = report.score,
+                "mail deferred: virus scanner unavailable"
+            );
+            return "451 4.7.1 Virus scanning is temporarily unavailable, try again later".into();
+        }
         let now = time::OffsetDateTime::now_utc();
         let trace = Trace {
             helo: self.helo.as_deref().unwrap_or("unknown"),
