@@ -8,8 +8,9 @@
 //! ```
 //!
 //! `--kfold N` runs N-fold cross-validation over the whole corpus instead of the fixed split;
-//! `--cv` prints one tab-separated row per train-split message from a 4-fold cross-validation
-//! inside the train split (what the weights were tuned on).
+//! `--cv` prints one tab-separated row per train-split message from a cross-validation inside
+//! the train split (`--folds N`, 10 by default; what the weights were tuned on), and on stderr
+//! the verdict counts and the ROC points the accuracy bench reports.
 //!
 //! ```text
 //! ```
@@ -27,10 +28,12 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut mistakes = false;
     let mut cv = false;
     let mut kfold: Option<u64> = None;
+    let mut folds: u64 = 10;
     while let Some(a) = args.next() {
         match a.as_str() {
             "--mistakes" => mistakes = true,
             "--cv" => cv = true,
+            "--folds" => folds = args.next().ok_or("--folds needs a number")?.parse()?,
             "--kfold" => kfold = Some(args.next().ok_or("--kfold needs a number")?.parse()?),
             "--config" => {
                 let p = args.next().ok_or("--config needs a file")?;
@@ -46,7 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if cv {
         // Tab-separated rows for tuning on the train split: set, probability, clues, score
         // without the classifier, symbols.
-        let rows = eval::cross_validate(&dir, &config, 4)?;
+        let rows = eval::cross_validate(&dir, &config, folds)?;
         let count = |spam: bool, v: caldicott_mail::Verdict| {
             rows.iter()
                 .filter(|r| r.sample.spam == spam && r.report.verdict >= v)
@@ -57,11 +60,25 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             rows.iter().filter(|r| r.sample.spam).count(),
         );
         eprintln!(
-            "cross-validation (4 folds of the train split): ham tagged {}/{nham}, quarantined {}; spam tagged {}/{nspam}, quarantined {}",
+            "cross-validation ({folds} folds of the train split): ham tagged {}/{nham}, quarantined {}; spam tagged {}/{nspam}, quarantined {}",
             count(false, caldicott_mail::Verdict::Tag),
             count(false, caldicott_mail::Verdict::Quarantine),
             count(true, caldicott_mail::Verdict::Tag),
             count(true, caldicott_mail::Verdict::Quarantine),
+        );
+        let points: Vec<(bool, f64, bool)> = rows
+            .iter()
+            .map(|r| {
+                (
+                    r.sample.spam,
+                    r.report.score,
+                    r.report.verdict >= caldicott_mail::Verdict::Tag,
+                )
+            })
+            .collect();
+        eprintln!(
+            "ROC points: {}",
+            eval::roc_points(&points, config.thresholds.tag)
         );
         for r in &rows {
             let rules: f64 = r

@@ -298,6 +298,72 @@ pub fn cross_validate(dir: &Path, config: &MailConfig, folds: u64) -> std::io::R
     Ok(rows)
 }
 
+/// Points of a ROC curve at the levels `cargo xtask bench mail --accuracy` reports, from each
+/// message's label, score and whether its verdict flags it (`tag` or worse). A message flagged
+/// by a floor below the tag score ranks at the tag score, as in the bench.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RocPoints {
+    pub ham: usize,
+    pub spam: usize,
+    /// Ham and spam flagged at the default thresholds.
+    pub default_ham: usize,
+    pub default_spam: usize,
+    /// Spam scoring strictly above the highest ham.
+    pub spam_at_zero_ham: usize,
+    /// Spam scoring strictly above the (k+1)-th highest ham, k = 0.5% of the ham (rounded
+    /// down).
+    pub spam_at_half_percent_ham: usize,
+    /// Ham scoring at or above the spam score that catches 95% of the spam (rounded up).
+    pub ham_at_95_percent_spam: usize,
+}
+
+/// The [`RocPoints`] of `(spam, score, flagged)` rows with tag threshold `tag`.
+pub fn roc_points(rows: &[(bool, f64, bool)], tag: f64) -> RocPoints {
+    let rank = |&(_, score, flagged): &(bool, f64, bool)| {
+        if flagged { score.max(tag) } else { score }
+    };
+    let mut ham: Vec<f64> = rows.iter().filter(|r| !r.0).map(rank).collect();
+    let mut spam: Vec<f64> = rows.iter().filter(|r| r.0).map(rank).collect();
+    ham.sort_by(|a, b| b.total_cmp(a));
+    spam.sort_by(|a, b| b.total_cmp(a));
+    let above = |k: usize| match ham.get(k) {
+        None => spam.len(),
+        Some(&bar) => spam.iter().filter(|&&s| s > bar).count(),
+    };
+    let need = (spam.len() * 95).div_ceil(100);
+    let ham_at_95 = match need.checked_sub(1).and_then(|i| spam.get(i)) {
+        None => 0,
+        Some(&bar) => ham.iter().filter(|&&h| h >= bar).count(),
+    };
+    RocPoints {
+        ham: ham.len(),
+        spam: spam.len(),
+        default_ham: rows.iter().filter(|r| !r.0 && r.2).count(),
+        default_spam: rows.iter().filter(|r| r.0 && r.2).count(),
+        spam_at_zero_ham: above(0),
+        spam_at_half_percent_ham: above(ham.len() / 200),
+        ham_at_95_percent_spam: ham_at_95,
+    }
+}
+
+impl fmt::Display for RocPoints {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "default: ham {}/{}, spam {}/{}; spam caught at 0 ham: {}; at <= {} ham (0.5%): {}; \
+             ham flagged at >= 95% spam: {}",
+            self.default_ham,
+            self.ham,
+            self.default_spam,
+            self.spam,
+            self.spam_at_zero_ham,
+            self.ham / 200,
+            self.spam_at_half_percent_ham,
+            self.ham_at_95_percent_spam
+        )
+    }
+}
+
 impl fmt::Display for Evaluation {
     /// A Markdown table of the results.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -349,6 +415,28 @@ mod tests {
             .filter(|i| split_of(&format!("{i:05}.eml")) == Split::Train)
             .count();
         assert!((6_700..7_300).contains(&train), "{train}");
+    }
+
+    #[test]
+    fn roc_points_follow_the_bench_rules() {
+        // 400 ham: 0.5% is 2. Ham scores 0..399 / 100 (all below 4), one ham at 9 and one
+        // flagged by a floor at score 1 (ranks at 5). Spam: 20 at 10, one at 4.5, one tied
+        // with the floored ham at 5.
+        let mut rows: Vec<(bool, f64, bool)> = (0..398)
+            .map(|i| (false, f64::from(i) / 100.0, false))
+            .collect();
+        rows.push((false, 9.0, true));
+        rows.push((false, 1.0, true));
+        rows.extend((0..20).map(|_| (true, 10.0, true)));
+        rows.push((true, 4.5, false));
+        rows.push((true, 5.0, true));
+        let r = roc_points(&rows, 5.0);
+        assert_eq!((r.ham, r.spam), (400, 22));
+        assert_eq!((r.default_ham, r.default_spam), (2, 21));
+        assert_eq!(r.spam_at_zero_ham, 20); // above 9
+        assert_eq!(r.spam_at_half_percent_ham, 22); // above the third ham, 3.97
+        // 95% of 22 is 21 (rounded up): the 21st spam scores 5.0; ham at or above: 9 and 5.
+        assert_eq!(r.ham_at_95_percent_spam, 2);
     }
 
     /// `cargo xtask bench mail` repeats the rule (xtask depends on no product crate); its
