@@ -39,34 +39,28 @@ fn load(data: &Path) -> anyhow::Result<DataDir> {
 pub fn seal(data: &Path) -> anyhow::Result<String> {
     let dir = load(data)?;
     let ledger = open(&dir, Arc::new(dir.open_vault()?))?;
+    // The record is the new epoch's first entry, written in the transaction that seals:
+    // `ledger verify --url` and `ledger witness` check the link between the epochs by it.
     let (epoch, note) = ledger
-        .seal()
+        .seal_with(|sealed, size, root| {
+            let mut event = caldicott_api::audit::security_event(
+                caldicott_audit::EventKind::Admin,
+                "ledger-seal",
+                "cli",
+                &dir.config.organisation,
+                "sysadmin",
+                &caldicott_api::audit::Origin::default(),
+                caldicott_audit::Outcome::Permit,
+                &format!(
+                    "epoch {sealed} sealed at {size} entries, root {}",
+                    root.to_base64()
+                ),
+                caldicott_vault::now_micros(),
+            );
+            event.purpose = "audit".into();
+            caldicott_api::audit::leaf_of(&event)
+        })
         .context("cannot seal the audit ledger's epoch")?;
-    let sealed = caldicott_ledger::Checkpoint::open(note.as_bytes(), &[ledger.verifier_key()])
-        .ok()
-        .map(|(c, _)| c);
-    let mut event = caldicott_api::audit::security_event(
-        caldicott_audit::EventKind::Admin,
-        "ledger-seal",
-        "cli",
-        &dir.config.organisation,
-        "sysadmin",
-        &caldicott_api::audit::Origin::default(),
-        caldicott_audit::Outcome::Permit,
-        &format!(
-            "epoch {} sealed at {} entries, root {}",
-            epoch - 1,
-            sealed
-                .as_ref()
-                .map_or(0, caldicott_ledger::Checkpoint::size),
-            sealed
-                .as_ref()
-                .map_or(String::new(), |c| c.root().to_base64())
-        ),
-        caldicott_vault::now_micros(),
-    );
-    event.purpose = "audit".into();
-    ledger.append(vec![caldicott_api::audit::leaf_of(&event)])?;
     ledger.publish()?;
     Ok(format!(
         "epoch {} sealed; new entries go to epoch {epoch}. Final checkpoint of the sealed epoch:\n{note}",

@@ -19,9 +19,20 @@
 //!   exits non-zero; other failures (network, a bad signature) are reported and retried, or
 //!   end a `--once` run with an error.
 //!
-//! A checkpoint of a later epoch (the log sealed for retention, see
-//! `caldicott_ledger::witness`) is accepted and reported as such, the old checkpoint kept:
-//! the link between the epochs is not checked over HTTP yet. An earlier epoch is a rollback.
+//! **Epochs.** A checkpoint of a later epoch (the log sealed for retention, see
+//! `caldicott_ledger::witness`) is trusted only once its link to the trusted checkpoint is
+//! proven from what the log serves publicly: `/ledger/epochs` gives every sealed epoch's
+//! seal (its final signed checkpoint) and each later epoch's first entry (the `admin`
+//! `ledger-seal` event); `/ledger/proof/consistency?…&epoch=a` shows the trusted tree to be
+//! a prefix of its epoch's seal; `/ledger/proof/inclusion?index=0&…&epoch=k` puts each first
+//! entry in its epoch's tree. `caldicott_ledger::witness::verify_epoch_link` decides; this
+//! module reads the first entries (`seal_record`). A link that fails (a seal not signed by
+//! the log's key or not consistent with what was trusted, a first entry naming another
+//! size or root, or not included) is misbehaviour like a fork: the alarm shows the trusted
+//! and new checkpoints and the seals served (`seal-<epoch>.note` in the alarm directory). A
+//! link that cannot be checked yet (the new epoch still empty, a sealed epoch no longer
+//! stored, a first entry not published) is an error, retried by the witness; nothing
+//! trusted moves. An earlier epoch is a rollback.
 //!
 //! The HTTP client is a small HTTP/1.1 one over rustls (aws-lc-rs): `https://` URLs are
 //! checked against `--ca FILE` (PEM; the server's certificate or its CA) or else the system's
@@ -36,7 +47,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, anyhow, bail};
-use caldicott_ledger::witness::{self, SignedCheckpoint, Verdict, Which, WitnessError};
+use base64::Engine as _;
+use caldicott_ledger::witness::{
+    self, EpochLink, SealRecord, SignedCheckpoint, Verdict, Which, WitnessError,
+};
 use caldicott_ledger::{Hash, VerifierKey};
 use clap::{Args, Subcommand};
 
@@ -206,11 +220,12 @@ pub fn verify_remote(
         Err(Check::Misbehaved(e)) => {
             let c = e.conflict();
             bail!(
-                "{e}\n--- the checkpoint you trust ({}) ---\n{}--- the checkpoint {} serves ---\n{}",
+                "{e}\n--- the checkpoint you trust ({}) ---\n{}--- the checkpoint {} serves ---\n{}{}",
                 checkpoint_file.display(),
                 c.map_or("", |c| c.old_note.as_str()),
                 client.display,
                 c.map_or("", |c| c.new_note.as_str()),
+                seals_text(&e),
             );
         }
     };
@@ -324,7 +339,7 @@ pub fn witness(
     }
 }
 
-/// What a new epoch means, in words.
+/// A verified new epoch, in words.
 fn new_epoch(verdict: &Verdict) -> String {
     let Verdict::NewEpoch {
         from_epoch,
@@ -335,13 +350,31 @@ fn new_epoch(verdict: &Verdict) -> String {
     else {
         return String::new();
     };
+    let through = match to_epoch.saturating_sub(*from_epoch) {
+        0 | 1 => String::new(),
+        n => format!(", through {n} seals"),
+    };
     format!(
-        "new epoch: the log was sealed after epoch {from_epoch} (trusted at {}) and epoch \
-         {to_epoch} began, now {}; the link between the epochs is not checked over HTTP \
-         (the old checkpoint is kept)",
+        "new epoch {to_epoch}, link to sealed epoch {} verified (from epoch {from_epoch} \
+         trusted at {}{through}); epoch {to_epoch} now has {}",
+        to_epoch.saturating_sub(1),
         entries(*from_size),
         entries(*to_size)
     )
+}
+
+/// The seals a broken epoch link was shown with, as text to print after both checkpoints.
+fn seals_text(e: &WitnessError) -> String {
+    let WitnessError::BrokenLink {
+        from_epoch, seals, ..
+    } = e
+    else {
+        return String::new();
+    };
+    (*from_epoch..)
+        .zip(seals)
+        .map(|(k, note)| format!("--- the seal of epoch {k} it serves ---\n{note}"))
+        .collect()
 }
 
 /// "1 entry", "12 entries".
@@ -373,25 +406,229 @@ fn check(
     let new = SignedCheckpoint::open(&note, key, Which::New)
         .map_err(|e| failed(anyhow!("{}/ledger/checkpoint: {e}", client.display)))?;
     let proof = match witness::consistency_needed(trusted, &new) {
-        Some((from, to)) => consistency_proof(client, from, to).map_err(failed)?,
+        Some((from, to)) => consistency_proof(client, from, to, new.epoch()).map_err(failed)?,
         None => Vec::new(),
     };
-    match witness::decide_signed(trusted, &new, &proof) {
-        Ok(verdict) => Ok((new, verdict)),
-        Err(e) if e.conflict().is_some() => Err(Check::Misbehaved(e)),
-        Err(e) => Err(failed(anyhow!("{}: {e}", client.display))),
+    let verdict = match witness::decide_signed(trusted, &new, &proof) {
+        Ok(verdict) => verdict,
+        Err(e) if e.conflict().is_some() => return Err(Check::Misbehaved(e)),
+        Err(e) => return Err(failed(anyhow!("{}: {e}", client.display))),
+    };
+    match (verdict, trusted) {
+        (Verdict::NewEpoch { .. }, Some(trusted)) => {
+            let verdict = check_link(client, key, trusted, &new)?;
+            Ok((new, verdict))
+        }
+        (verdict, _) => Ok((new, verdict)),
     }
 }
 
-/// The consistency proof the server gives between `from` and `to`.
-fn consistency_proof(client: &Client, from: u64, to: u64) -> anyhow::Result<Vec<Hash>> {
-    let path = format!("/ledger/proof/consistency?from={from}&to={to}");
-    let body = client.get(&path)?;
-    let what = || format!("{}{path}", client.display);
-    let v: serde_json::Value =
-        serde_json::from_slice(&body).map_err(|_| anyhow!("{}: the answer is not JSON", what()))?;
+/// Fetches what joins `trusted` to `new`, a checkpoint of a later epoch, and checks it
+/// (`witness::verify_epoch_link`).
+fn check_link(
+    client: &Client,
+    key: &VerifierKey,
+    trusted: &SignedCheckpoint,
+    new: &SignedCheckpoint,
+) -> Result<Verdict, Check> {
+    let failed = Check::Failed;
+    let (a, b) = (trusted.epoch(), new.epoch());
+    if new.checkpoint().size() == 0 {
+        return Err(failed(anyhow!(
+            "{}: epoch {b} has no entries yet, so its link to sealed epoch {} cannot be \
+             checked yet; the trusted checkpoint is kept (try again later)",
+            client.display,
+            b.saturating_sub(1)
+        )));
+    }
+    let listing = Epochs::fetch(client).map_err(failed)?;
+    let mut link = EpochLink::default();
+    let mut sizes = Vec::new();
+    for k in a..b {
+        let seal = listing.seal(k).map_err(failed)?;
+        // The size the seal states, to ask for proofs; the seal is verified in the check.
+        sizes.push(note_size(&seal).unwrap_or(0));
+        link.seals.push(seal.into_bytes());
+    }
+    let (s, sealed_size) = (
+        trusted.checkpoint().size(),
+        sizes.first().copied().unwrap_or(0),
+    );
+    if s > 0 && s < sealed_size {
+        link.to_seal = consistency_proof(client, s, sealed_size, a).map_err(failed)?;
+    }
+    for k in a + 1..=b {
+        let leaf = listing.first_entry(k).map_err(failed)?;
+        let size = match sizes.get(usize::try_from(k - a).unwrap_or(usize::MAX)) {
+            Some(size) => *size,
+            None => new.checkpoint().size(),
+        };
+        let proof = if size == 0 {
+            Vec::new()
+        } else {
+            inclusion_proof(client, 0, size, k).map_err(failed)?
+        };
+        link.first_entries.push((leaf, proof));
+    }
+    witness::verify_epoch_link(key, trusted, new, &link, &seal_record).map_err(|e| {
+        if e.conflict().is_some() {
+            Check::Misbehaved(e)
+        } else {
+            failed(anyhow!("{}: {e}", client.display))
+        }
+    })
+}
+
+/// The tree size a checkpoint note states (its second line), unverified.
+fn note_size(note: &str) -> Option<u64> {
+    note.lines().nth(1)?.parse().ok()
+}
+
+/// Reads what a new epoch's first entry records: it must be the `admin` `ledger-seal` event
+/// `caldicott ledger seal` appends, whose reason is exactly
+/// `epoch <M> sealed at <size> entries, root <base64>`.
+///
+/// # Errors
+/// A message saying what the entry is instead.
+pub(crate) fn seal_record(leaf: &[u8]) -> Result<SealRecord, String> {
+    let event = caldicott_audit::AuditEvent::from_leaf(leaf).map_err(|e| e.to_string())?;
+    if event.kind != caldicott_audit::EventKind::Admin || event.action != "ledger-seal" {
+        return Err(format!(
+            "it is an event of kind {} and action {:?}",
+            event.kind.name(),
+            event.action.chars().take(40).collect::<String>()
+        ));
+    }
+    let malformed =
+        || "its reason is not `epoch <n> sealed at <size> entries, root <base64>`".to_owned();
+    let rest = event.reason.strip_prefix("epoch ").ok_or_else(malformed)?;
+    let (epoch, rest) = rest.split_once(" sealed at ").ok_or_else(malformed)?;
+    let (size, root) = rest.split_once(" entries, root ").ok_or_else(malformed)?;
+    let number = |t: &str| {
+        t.parse::<u64>()
+            .ok()
+            .filter(|n| n.to_string() == t)
+            .ok_or_else(malformed)
+    };
+    Ok(SealRecord {
+        epoch: number(epoch)?,
+        size: number(size)?,
+        root: Hash::from_base64(root).map_err(|_| malformed())?,
+    })
+}
+
+/// `/ledger/epochs`, as far as the link needs it.
+struct Epochs {
+    /// The URL asked, for messages.
+    what: String,
+    items: Vec<serde_json::Value>,
+}
+
+impl Epochs {
+    fn fetch(client: &Client) -> anyhow::Result<Self> {
+        let path = "/ledger/epochs";
+        let body = client.get(path)?;
+        let what = format!("{}{path}", client.display);
+        let v: serde_json::Value =
+            serde_json::from_slice(&body).map_err(|_| anyhow!("{what}: the answer is not JSON"))?;
+        let Some(items) = v["epochs"].as_array() else {
+            bail!("{what}: the answer has no epochs array");
+        };
+        Ok(Self {
+            items: items.clone(),
+            what,
+        })
+    }
+
+    fn item(&self, epoch: u64) -> anyhow::Result<&serde_json::Value> {
+        self.items
+            .iter()
+            .find(|i| i["epoch"].as_u64() == Some(epoch))
+            .ok_or_else(|| anyhow!("{}: epoch {epoch} is not listed", self.what))
+    }
+
+    /// The seal of `epoch`, which the link needs.
+    fn seal(&self, epoch: u64) -> anyhow::Result<String> {
+        self.item(epoch)?["seal"]
+            .as_str()
+            .map(str::to_owned)
+            .ok_or_else(|| anyhow!("{}: epoch {epoch} is listed without a seal", self.what))
+    }
+
+    /// The first entry of `epoch`, which must be public for the link to be checked.
+    fn first_entry(&self, epoch: u64) -> anyhow::Result<Vec<u8>> {
+        let item = self.item(epoch)?;
+        let Some(text) = item["first_entry"].as_str() else {
+            let why = if item["entries"].as_str() == Some("gone") {
+                "its entries are no longer stored"
+            } else {
+                "the log does not publish it as the record of a seal"
+            };
+            bail!(
+                "{}: the first entry of epoch {epoch} is not given ({why}), so the link \
+                 to epoch {} cannot be checked",
+                self.what,
+                epoch.saturating_sub(1)
+            );
+        };
+        base64::engine::general_purpose::STANDARD
+            .decode(text)
+            .map_err(|_| {
+                anyhow!(
+                    "{}: the first entry of epoch {epoch} is not base64",
+                    self.what
+                )
+            })
+    }
+}
+
+/// The consistency proof the server gives between `from` and `to` in `epoch`.
+fn consistency_proof(client: &Client, from: u64, to: u64, epoch: u64) -> anyhow::Result<Vec<Hash>> {
+    let path = format!("/ledger/proof/consistency?from={from}&to={to}&epoch={epoch}");
+    let v = get_json(client, &path)?;
     if v["from"].as_u64() != Some(from) || v["to"].as_u64() != Some(to) {
-        bail!("{}: the answer is for other sizes than asked", what());
+        bail!(
+            "{}{path}: the answer is for other sizes than asked",
+            client.display
+        );
+    }
+    proof_hashes(client, &path, &v, epoch)
+}
+
+/// The inclusion proof the server gives of leaf `index` in the tree of `size` in `epoch`.
+fn inclusion_proof(
+    client: &Client,
+    index: u64,
+    size: u64,
+    epoch: u64,
+) -> anyhow::Result<Vec<Hash>> {
+    let path = format!("/ledger/proof/inclusion?index={index}&size={size}&epoch={epoch}");
+    let v = get_json(client, &path)?;
+    if v["index"].as_u64() != Some(index) || v["size"].as_u64() != Some(size) {
+        bail!(
+            "{}{path}: the answer is for another entry or size than asked",
+            client.display
+        );
+    }
+    proof_hashes(client, &path, &v, epoch)
+}
+
+fn get_json(client: &Client, path: &str) -> anyhow::Result<serde_json::Value> {
+    let body = client.get(path)?;
+    serde_json::from_slice(&body)
+        .map_err(|_| anyhow!("{}{path}: the answer is not JSON", client.display))
+}
+
+/// The `proof` array of an answer about `epoch`.
+fn proof_hashes(
+    client: &Client,
+    path: &str,
+    v: &serde_json::Value,
+    epoch: u64,
+) -> anyhow::Result<Vec<Hash>> {
+    let what = || format!("{}{path}", client.display);
+    if v["epoch"].as_u64() != Some(epoch) {
+        bail!("{}: the answer is for another epoch than asked", what());
     }
     let Some(hashes) = v["proof"].as_array() else {
         bail!("{}: the answer has no proof array", what());
@@ -452,6 +689,14 @@ fn alarm(state: &Path, client: &Client, key: &VerifierKey, e: &WitnessError) -> 
         write_atomic(&dir.join("trusted.note"), conflict.old_note.as_bytes())?;
         write_atomic(&dir.join("conflicting.note"), conflict.new_note.as_bytes())?;
         write_atomic(&dir.join("reason.txt"), reason.as_bytes())?;
+        if let WitnessError::BrokenLink {
+            from_epoch, seals, ..
+        } = e
+        {
+            for (k, note) in (*from_epoch..).zip(seals) {
+                write_atomic(&dir.join(format!("seal-{k}.note")), note.as_bytes())?;
+            }
+        }
         Ok(dir)
     })();
     // The conflicting checkpoint is one the witness saw, too (latest.note is not moved).
@@ -465,10 +710,11 @@ fn alarm(state: &Path, client: &Client, key: &VerifierKey, e: &WitnessError) -> 
     let _ = write!(
         io::stderr(),
         "ALARM: the log at {} misbehaved: {e} ({where_})\n\
-         --- trusted checkpoint ---\n{}--- conflicting checkpoint ---\n{}",
+         --- trusted checkpoint ---\n{}--- conflicting checkpoint ---\n{}{}",
         client.display,
         conflict.old_note,
-        conflict.new_note
+        conflict.new_note,
+        seals_text(e)
     );
     anyhow!("the log at {} misbehaved: {e} ({where_})", client.display)
 }
@@ -1051,6 +1297,85 @@ mod tests {
         let msg = server_message(format!("{{\"error\":\"{long}\"}}").as_bytes());
         assert_eq!(msg.len(), 2 + 200);
         assert!(!msg.contains('\u{7}'));
+    }
+
+    fn event(kind: caldicott_audit::EventKind, action: &str, reason: &str) -> Vec<u8> {
+        let e = caldicott_api::audit::security_event(
+            kind,
+            action,
+            "cli",
+            "RX1",
+            "sysadmin",
+            &caldicott_api::audit::Origin::default(),
+            caldicott_audit::Outcome::Permit,
+            reason,
+            1_700_000_000_000_000,
+        );
+        caldicott_api::audit::leaf_of(&e).data
+    }
+
+    #[test]
+    fn seal_records() {
+        use caldicott_audit::EventKind::{Admin, Login};
+        let root = caldicott_ledger::leaf_hash(b"root");
+        let good = format!("epoch 3 sealed at 1234 entries, root {}", root.to_base64());
+        assert_eq!(
+            seal_record(&event(Admin, "ledger-seal", &good)),
+            Ok(SealRecord {
+                epoch: 3,
+                size: 1234,
+                root
+            })
+        );
+        let err = seal_record(&event(Login, "ledger-seal", &good)).unwrap_err();
+        assert_eq!(
+            err,
+            "it is an event of kind login and action \"ledger-seal\""
+        );
+        let err = seal_record(&event(Admin, "org-add", &good)).unwrap_err();
+        assert!(err.contains("action \"org-add\""), "{err}");
+        let b64 = root.to_base64();
+        for reason in [
+            String::new(),
+            format!("epoch 3 sealed at 1234 entries, root {}", &b64[1..]),
+            format!("epoch 03 sealed at 1234 entries, root {b64}"),
+            format!("epoch 3 sealed at +1234 entries, root {b64}"),
+            format!("epoch 3 sealed at 1234 entries, root {b64} "),
+            format!("epoch 3 sealed at 1234 entries root {b64}"),
+            format!("epoch x sealed at 1234 entries, root {b64}"),
+            "epoch 3 sealed at 0 entries, root ".to_owned(),
+        ] {
+            let err = seal_record(&event(Admin, "ledger-seal", &reason)).unwrap_err();
+            assert!(err.starts_with("its reason is not"), "{reason:?}: {err}");
+        }
+        assert!(seal_record(b"not a leaf").is_err());
+        assert!(seal_record(b"").is_err());
+    }
+
+    #[test]
+    fn new_epoch_words() {
+        let one = Verdict::NewEpoch {
+            from_epoch: 1,
+            from_size: 9,
+            to_epoch: 2,
+            to_size: 1,
+        };
+        assert_eq!(
+            new_epoch(&one),
+            "new epoch 2, link to sealed epoch 1 verified (from epoch 1 trusted at 9 entries); \
+             epoch 2 now has 1 entry"
+        );
+        let three = Verdict::NewEpoch {
+            from_epoch: 2,
+            from_size: 1,
+            to_epoch: 5,
+            to_size: 7,
+        };
+        assert_eq!(
+            new_epoch(&three),
+            "new epoch 5, link to sealed epoch 4 verified (from epoch 2 trusted at 1 entry, \
+             through 3 seals); epoch 5 now has 7 entries"
+        );
     }
 
     #[test]

@@ -1,5 +1,6 @@
 //! Reading the audit trail: the `/ledger` transparency endpoints over the vault's ledger
-//! ([`StoredLedger`]), read-only FHIR `AuditEvent`s, and the patient access report.
+//! ([`StoredLedger`], every epoch: the sealed ones' seals, and their entries and proofs
+//! while stored), read-only FHIR `AuditEvent`s, and the patient access report.
 //!
 //! Who may read what: checkpoints and proofs are public (they reveal sizes and hashes
 //! only); leaf contents, `AuditEvent`s and access reports only to a Caldicott guardian or
@@ -23,7 +24,7 @@ use crate::audit::{AuditEvent, AuditSink, EventKind, Origin, Outcome, security_e
 use crate::error::{ApiError, IssueType};
 use crate::guard::Guard;
 use crate::http::FhirApi;
-use crate::ledger::{LedgerHttpError, LedgerView};
+use crate::ledger::{Epochs, LedgerHttpError, LedgerView, SealedEpoch};
 use crate::response;
 
 /// Whether a signed-in user may read the audit trail.
@@ -31,7 +32,8 @@ pub fn may_read_audit(auth: &Authenticated) -> bool {
     matches!(auth.role, Role::CaldicottGuardian | Role::Sysadmin)
 }
 
-/// The vault's ledger behind the `/ledger` endpoints (the current epoch).
+/// The vault's ledger behind the `/ledger` endpoints (the current epoch, and with `epoch=`
+/// the sealed ones).
 pub struct StoredLedger {
     pub ledger: Arc<Ledger>,
     pub directory: Arc<Directory>,
@@ -148,6 +150,116 @@ impl LedgerView for StoredLedger {
                 "only a Caldicott guardian or system administrator reads the audit trail".into(),
             ))
         }
+    }
+
+    fn epochs(&self) -> Result<Epochs, LedgerHttpError> {
+        let rows = self.ledger.epochs().map_err(unavailable)?;
+        let current = rows
+            .last()
+            .map(|e| u64::from(e.epoch))
+            .ok_or_else(|| LedgerHttpError::Unavailable("the ledger has no epoch".into()))?;
+        let mut sealed = Vec::new();
+        for e in &rows {
+            let Some(seal) = &e.sealed_note else { continue };
+            sealed.push(SealedEpoch {
+                epoch: u64::from(e.epoch),
+                seal: seal.clone(),
+                stored: self.stored(e.epoch, e.size)?,
+            });
+        }
+        Ok(Epochs { current, sealed })
+    }
+
+    fn link_entry(&self, epoch: u64) -> Result<Option<Vec<u8>>, LedgerHttpError> {
+        let epoch = epoch_number(epoch)?;
+        let Some(row) = self
+            .ledger
+            .epochs()
+            .map_err(unavailable)?
+            .into_iter()
+            .find(|e| e.epoch == epoch)
+        else {
+            return Ok(None);
+        };
+        if row.size == 0 {
+            return Ok(None);
+        }
+        let first = self.ledger.leaves(epoch, 0, 1).map_err(unavailable)?;
+        // Only the record of the seal is public; any other first entry stays private.
+        Ok(first.into_iter().next().map(|l| l.data).filter(|data| {
+            caldicott_audit::AuditEvent::from_leaf(data)
+                .is_ok_and(|ev| ev.kind == EventKind::Admin && ev.action == LEDGER_SEAL_ACTION)
+        }))
+    }
+
+    fn epoch_entries(
+        &self,
+        epoch: u64,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<Vec<u8>>, LedgerHttpError> {
+        let n = epoch_number(epoch)?;
+        let leaves = self.ledger.leaves(n, start, end).map_err(unavailable)?;
+        if leaves.len() as u64 != end - start {
+            let message = format!("entries [{start}, {end}) of epoch {epoch} are not all stored");
+            return Err(if n < self.epoch()? {
+                LedgerHttpError::Gone(message)
+            } else {
+                LedgerHttpError::Unavailable(message)
+            });
+        }
+        Ok(leaves.into_iter().map(|l| l.data).collect())
+    }
+
+    fn epoch_inclusion(
+        &self,
+        epoch: u64,
+        index: u64,
+        size: u64,
+    ) -> Result<Vec<Hash>, LedgerHttpError> {
+        self.ledger
+            .inclusion(epoch_number(epoch)?, index, size)
+            .map_err(unavailable)
+    }
+
+    fn epoch_consistency(
+        &self,
+        epoch: u64,
+        from: u64,
+        to: u64,
+    ) -> Result<Vec<Hash>, LedgerHttpError> {
+        if from == to {
+            return Ok(Vec::new());
+        }
+        self.ledger
+            .consistency(epoch_number(epoch)?, from, to)
+            .map_err(unavailable)
+    }
+}
+
+/// The action of the event that records a seal as the next epoch's first entry
+/// (`caldicott ledger seal`).
+pub const LEDGER_SEAL_ACTION: &str = "ledger-seal";
+
+/// An epoch number as the vault stores it.
+fn epoch_number(epoch: u64) -> Result<u32, LedgerHttpError> {
+    u32::try_from(epoch)
+        .map_err(|_| LedgerHttpError::NotFound(format!("epoch {epoch} does not exist")))
+}
+
+impl StoredLedger {
+    /// Whether a sealed epoch's entries are still stored: its first and last leaves are
+    /// (archiving or deleting removes an epoch's rows as a whole).
+    fn stored(&self, epoch: u32, size: u64) -> Result<bool, LedgerHttpError> {
+        if size == 0 {
+            return Ok(true);
+        }
+        let first = self.ledger.leaves(epoch, 0, 1).map_err(unavailable)?;
+        let last = self
+            .ledger
+            .leaves(epoch, size - 1, size)
+            .map_err(unavailable)?;
+        Ok(first.len() == 1 && last.len() == 1)
     }
 }
 

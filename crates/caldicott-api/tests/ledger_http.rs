@@ -353,7 +353,7 @@ async fn entries_refusals() {
         ("start=0&start=1&end=3", "start is given more than once"),
         (
             "start=0&end=3&limit=9",
-            "unknown query parameter; this endpoint takes start and end",
+            "unknown query parameter; this endpoint takes start and end (and optionally epoch)",
         ),
     ];
     for (query, want) in cases {
@@ -420,7 +420,7 @@ async fn inclusion_refusals() {
         ("index=1&index=2&size=3", "index is given more than once"),
         (
             "index=1&size=3&callback=alert(1)",
-            "unknown query parameter; this endpoint takes index and size",
+            "unknown query parameter; this endpoint takes index and size (and optionally epoch)",
         ),
     ];
     for (query, want) in cases {
@@ -510,7 +510,7 @@ async fn consistency_refusals() {
         ("from=1&to=3&to=4", "to is given more than once"),
         (
             "from=1&to=3&first=1",
-            "unknown query parameter; this endpoint takes from and to",
+            "unknown query parameter; this endpoint takes from and to (and optionally epoch)",
         ),
     ];
     for (query, want) in cases {

@@ -73,4 +73,6 @@ pub use proof::{
 };
 pub use source::{HashSource, MemoryTree, MissingNode};
 pub use tree::{NodeId, is_valid_subtree, mth};
-pub use witness::{Conflict, SignedCheckpoint, Verdict, Which, WitnessError};
+pub use witness::{
+    Conflict, EpochLink, SealRecord, SignedCheckpoint, Verdict, Which, WitnessError,
+};

@@ -10,7 +10,7 @@
 //! | no trusted checkpoint yet | [`Verdict::First`] (trust on first use) |
 //! | same size, same root | [`Verdict::Same`] |
 //! | larger size, proof verifies | [`Verdict::Advance`] |
-//! | a later epoch | [`Verdict::NewEpoch`] (see below) |
+//! | a later epoch | [`Verdict::NewEpoch`], then [`verify_epoch_link`] (see below) |
 //! | a signature that does not verify | [`WitnessError::BadSignature`] |
 //! | no signature by the log's key | [`WitnessError::WrongKey`] |
 //! | not a signed note or not a checkpoint | [`WitnessError::Malformed`] |
@@ -18,8 +18,9 @@
 //! | smaller size, or an earlier epoch | [`WitnessError::Rollback`] |
 //! | same size, different root | [`WitnessError::Fork`] |
 //! | larger size, proof fails | [`WitnessError::Inconsistent`] |
+//! | a later epoch whose link fails | [`WitnessError::BrokenLink`] |
 //!
-//! The last three carry both signed notes ([`Conflict`]) so the caller can show them and
+//! The last four carry both signed notes ([`Conflict`]) so the caller can show them and
 //! keep them: two checkpoints signed by the log's key that no consistency proof can join
 //! are the evidence that it rewrote or forked its history (a rollback may also be a stale
 //! replica; it is reported all the same, since an honest log never goes back).
@@ -27,20 +28,22 @@
 //! **Epochs.** The vault's ledger is never edited; retention *seals* it: a final checkpoint
 //! closes the current epoch and a new tree starts, whose first leaf names the sealed
 //! checkpoint. Checkpoints of epoch `n ≥ 2` carry the extension line `epoch <n>` (none is
-//! epoch 1). Trees of different epochs are not prefixes of each other, so a checkpoint of
-//! a later epoch is [`Verdict::NewEpoch`]: accepted, but its continuity with the sealed
-//! epoch is *not* proven here (that needs the sealed epoch's final checkpoint and the new
-//! epoch's first leaf); callers should say so, and keep the old checkpoint as evidence. An
-//! earlier epoch than the trusted one is a rollback.
+//! epoch 1). Trees of different epochs are not prefixes of each other, so [`decide`] answers
+//! a checkpoint of a later epoch with [`Verdict::NewEpoch`], which means "check the link":
+//! [`verify_epoch_link`] then proves the continuity from what the log serves
+//! ([`EpochLink`]): the trusted tree is a prefix of its epoch's seal, every seal is signed
+//! by the log's key, and each later epoch's first leaf records exactly the seal before it
+//! and is included in that epoch's tree. Any failure is [`WitnessError::BrokenLink`], with
+//! the evidence. An earlier epoch than the trusted one is a rollback.
 //!
 //! Pure: no I/O, no clock; the caller fetches and stores the notes.
 
 use std::fmt;
 
 use crate::checkpoint::{Checkpoint, CheckpointError};
-use crate::hash::{EMPTY_ROOT, Hash};
+use crate::hash::{EMPTY_ROOT, Hash, leaf_hash};
 use crate::note::{NoteError, VerifierKey};
-use crate::proof::{ProofError, verify_consistency};
+use crate::proof::{ProofError, verify_consistency, verify_inclusion};
 
 /// The outcome of [`decide`] when the new checkpoint may be trusted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -63,7 +66,8 @@ pub enum Verdict {
         to: u64,
     },
     /// The log was sealed and a later epoch began: the new tree is not an extension of the
-    /// trusted one, and this continuity is not proven (see the module documentation).
+    /// trusted one. From [`decide`] this means the link is still to be checked with
+    /// [`verify_epoch_link`]; from [`verify_epoch_link`], that it was.
     NewEpoch {
         /// The trusted checkpoint's epoch.
         from_epoch: u64,
@@ -83,6 +87,8 @@ pub enum Which {
     Trusted,
     /// The checkpoint the log just served.
     New,
+    /// A sealed epoch's final checkpoint, served to link epochs ([`verify_epoch_link`]).
+    Seal,
 }
 
 impl fmt::Display for Which {
@@ -90,6 +96,7 @@ impl fmt::Display for Which {
         f.write_str(match self {
             Which::Trusted => "the trusted checkpoint",
             Which::New => "the new checkpoint",
+            Which::Seal => "the seal",
         })
     }
 }
@@ -197,6 +204,22 @@ pub enum WitnessError {
         /// Both notes.
         evidence: Conflict,
     },
+    /// A later epoch's checkpoint that the log's seals and first entries do not join to the
+    /// trusted checkpoint: a seal not signed by the log's key, not consistent with the
+    /// trusted tree, or not named by the next epoch's first entry.
+    #[error("broken epoch link from epoch {from_epoch} to epoch {to_epoch}: {reason}")]
+    BrokenLink {
+        /// The trusted checkpoint's epoch.
+        from_epoch: u64,
+        /// The new checkpoint's epoch.
+        to_epoch: u64,
+        /// What does not hold, naming the epoch, sizes and roots.
+        reason: String,
+        /// The seals the log served (signed notes, oldest first), as evidence.
+        seals: Vec<String>,
+        /// The trusted and the new checkpoint.
+        evidence: Conflict,
+    },
 }
 
 /// " in epoch N" when the two epochs differ.
@@ -231,13 +254,15 @@ fn epoch_of(c: &Checkpoint) -> Result<u64, String> {
 
 impl WitnessError {
     /// The two conflicting notes, when the error is evidence of misbehaviour
-    /// ([`WitnessError::Rollback`], [`WitnessError::Fork`], [`WitnessError::Inconsistent`]).
+    /// ([`WitnessError::Rollback`], [`WitnessError::Fork`], [`WitnessError::Inconsistent`],
+    /// [`WitnessError::BrokenLink`]).
     #[must_use]
     pub fn conflict(&self) -> Option<&Conflict> {
         match self {
             WitnessError::Rollback { evidence, .. }
             | WitnessError::Fork { evidence, .. }
-            | WitnessError::Inconsistent { evidence, .. } => Some(evidence),
+            | WitnessError::Inconsistent { evidence, .. }
+            | WitnessError::BrokenLink { evidence, .. } => Some(evidence),
             _ => None,
         }
     }
@@ -419,6 +444,183 @@ pub fn decide_signed(
     Ok(Verdict::Advance { from, to })
 }
 
+/// What a new epoch's first entry says about the epoch sealed before it (the caller decodes
+/// its own leaf format into this).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SealRecord {
+    /// The sealed epoch.
+    pub epoch: u64,
+    /// Its final size.
+    pub size: u64,
+    /// Its final root.
+    pub root: Hash,
+}
+
+/// What the log serves to join a trusted checkpoint of epoch `a` to a checkpoint of a later
+/// epoch `b` ([`verify_epoch_link`]).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EpochLink {
+    /// The seals (final signed checkpoints, as signed notes) of epochs `a`, `a + 1`, …,
+    /// `b − 1`, in that order.
+    pub seals: Vec<Vec<u8>>,
+    /// The consistency proof, within epoch `a`, from the trusted size to the size of `a`'s
+    /// seal (ignored when they are equal or the trusted tree is empty).
+    pub to_seal: Vec<Hash>,
+    /// For epochs `a + 1`, …, `b`, in that order: the epoch's first entry (leaf bytes) and
+    /// its inclusion proof (index 0) in the tree of that epoch's seal, or, for `b`, of the
+    /// new checkpoint.
+    pub first_entries: Vec<(Vec<u8>, Vec<Hash>)>,
+}
+
+/// Checks that `new` (epoch `b`) continues `trusted` (epoch `a < b`) through the seals and
+/// first entries in `link`:
+///
+/// 1. every seal is signed by the log's `key`, has the log's origin and names its epoch;
+/// 2. the trusted tree is a prefix of epoch `a`'s seal (a consistency proof; equal roots at
+///    equal sizes);
+/// 3. for every epoch `k` in `a + 1 ..= b`, its first entry, read by `read_record`, records
+///    exactly the seal of epoch `k − 1` (epoch, size, root), and is included (index 0) in
+///    the tree of `k`'s seal, or for `b` of `new`.
+///
+/// `new` must have at least one entry: an epoch that has none yet cannot show its link
+/// (callers ask again later rather than call this).
+///
+/// # Errors
+/// [`WitnessError::WrongOrigin`] when `new` is another log's; [`WitnessError::BrokenLink`],
+/// with the trusted and new notes and the seals served, for anything else.
+pub fn verify_epoch_link(
+    key: &VerifierKey,
+    trusted: &SignedCheckpoint,
+    new: &SignedCheckpoint,
+    link: &EpochLink,
+    read_record: &dyn Fn(&[u8]) -> Result<SealRecord, String>,
+) -> Result<Verdict, WitnessError> {
+    let (t, n) = (&trusted.checkpoint, &new.checkpoint);
+    if t.origin() != n.origin() {
+        return Err(WitnessError::WrongOrigin {
+            trusted: t.origin().to_owned(),
+            new: n.origin().to_owned(),
+        });
+    }
+    let (a, b) = (trusted.epoch, new.epoch);
+    let broken = |reason: String| WitnessError::BrokenLink {
+        from_epoch: a,
+        to_epoch: b,
+        reason,
+        seals: link
+            .seals
+            .iter()
+            .map(|s| String::from_utf8_lossy(s).into_owned())
+            .collect(),
+        evidence: Conflict {
+            old_note: trusted.note.clone(),
+            new_note: new.note.clone(),
+        },
+    };
+    let Some(span) = b.checked_sub(a).filter(|d| *d > 0) else {
+        return Err(broken(format!(
+            "epoch {b} is not later than the trusted epoch {a}"
+        )));
+    };
+    if link.seals.len() as u64 != span || link.first_entries.len() as u64 != span {
+        return Err(broken(format!(
+            "{span} epoch(s) were sealed, but the log served {} seal(s) and {} first entries",
+            link.seals.len(),
+            link.first_entries.len()
+        )));
+    }
+    // 1. The seals, epoch a first.
+    let mut seals = Vec::with_capacity(link.seals.len());
+    for (k, note) in (a..b).zip(&link.seals) {
+        let seal = SignedCheckpoint::open(note, key, Which::Seal)
+            .map_err(|e| broken(format!("epoch {k}: {e}")))?;
+        if seal.checkpoint.origin() != t.origin() {
+            return Err(broken(format!(
+                "the seal of epoch {k} is of another log ({:?})",
+                seal.checkpoint.origin()
+            )));
+        }
+        if seal.epoch != k {
+            return Err(broken(format!(
+                "the seal of epoch {k} names epoch {}",
+                seal.epoch
+            )));
+        }
+        seals.push(seal);
+    }
+    // 2. The trusted tree is a prefix of epoch a's final tree.
+    let first = seals
+        .first()
+        .map(|s| &s.checkpoint)
+        .ok_or_else(|| broken("no seal of the trusted epoch".to_owned()))?;
+    let (s, big_s) = (t.size(), first.size());
+    if s > big_s {
+        return Err(broken(format!(
+            "the seal of epoch {a} has {big_s} entries, fewer than the {s} trusted"
+        )));
+    }
+    if s == big_s && t.root() != first.root() {
+        return Err(broken(format!(
+            "the seal of epoch {a} has the trusted size {s} but another root ({} instead of {})",
+            first.root(),
+            t.root()
+        )));
+    }
+    if s > 0 && s < big_s {
+        verify_consistency(s, big_s, t.root(), first.root(), &link.to_seal).map_err(|e| {
+            broken(format!(
+                "the trusted tree of {s} entries is not shown to be a prefix of epoch {a}'s \
+                 sealed tree of {big_s} entries ({e})"
+            ))
+        })?;
+    }
+    // 3. Each later epoch's first entry records the seal before it and is in its tree.
+    for (i, (leaf, proof)) in link.first_entries.iter().enumerate() {
+        let k = a + 1 + i as u64;
+        let (prev, tree) = match (seals.get(i), seals.get(i + 1)) {
+            (Some(prev), Some(own)) => (&prev.checkpoint, &own.checkpoint),
+            (Some(prev), None) => (&prev.checkpoint, n),
+            _ => return Err(broken(format!("no seal of epoch {}", k - 1))),
+        };
+        if tree.size() == 0 {
+            return Err(broken(format!(
+                "epoch {k} has no entries, so nothing in it records the seal of epoch {}",
+                k - 1
+            )));
+        }
+        let record = read_record(leaf).map_err(|e| {
+            broken(format!(
+                "the first entry of epoch {k} is not the record of a seal: {e}"
+            ))
+        })?;
+        let want = SealRecord {
+            epoch: k - 1,
+            size: prev.size(),
+            root: *prev.root(),
+        };
+        if record != want {
+            return Err(broken(format!(
+                "the first entry of epoch {k} records epoch {} sealed at {} entries with root {}, \
+                 but the seal of epoch {} has {} entries and root {}",
+                record.epoch, record.size, record.root, want.epoch, want.size, want.root
+            )));
+        }
+        verify_inclusion(&leaf_hash(leaf), 0, tree.size(), proof, tree.root()).map_err(|e| {
+            broken(format!(
+                "the first entry of epoch {k} is not shown to be entry 0 of its tree of {} \
+                 entries ({e})",
+                tree.size()
+            ))
+        })?;
+    }
+    Ok(Verdict::NewEpoch {
+        from_epoch: a,
+        from_size: s,
+        to_epoch: b,
+        to_size: n.size(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use std::path::PathBuf;
@@ -426,7 +628,7 @@ mod tests {
     use super::*;
     use crate::hash::leaf_hash;
     use crate::note::SignerKey;
-    use crate::proof::consistency_proof;
+    use crate::proof::{consistency_proof, inclusion_proof};
     use crate::source::MemoryTree;
 
     const ORIGIN: &str = "audit.example.nhs.uk/log";
@@ -801,6 +1003,231 @@ mod tests {
             decide(&vkey, Some(a.as_bytes()), other.as_bytes(), &[]),
             Ok(Verdict::Same { size: 9 })
         );
+    }
+
+    /// The test's seal record: `seal <epoch> <size> <root base64>`.
+    fn record_leaf(epoch: u64, size: u64, root: &Hash) -> Vec<u8> {
+        format!("seal {epoch} {size} {}", root.to_base64()).into_bytes()
+    }
+
+    fn read_record(leaf: &[u8]) -> Result<SealRecord, String> {
+        let text = std::str::from_utf8(leaf).map_err(|_| "not UTF-8".to_owned())?;
+        let mut parts = text.split(' ');
+        if parts.next() != Some("seal") {
+            return Err("not a seal record".to_owned());
+        }
+        let mut num = || -> Result<u64, String> {
+            parts
+                .next()
+                .and_then(|p| p.parse().ok())
+                .ok_or_else(|| "no number".to_owned())
+        };
+        let (epoch, size) = (num()?, num()?);
+        let root = text
+            .rsplit(' ')
+            .next()
+            .and_then(|r| Hash::from_base64(r).ok())
+            .ok_or_else(|| "no root".to_owned())?;
+        Ok(SealRecord { epoch, size, root })
+    }
+
+    /// A log sealed twice: epoch 1 (9 entries), epoch 2 (its record + 3), epoch 3 (its
+    /// record + 2). Returns the trees and the seals of epochs 1 and 2.
+    fn sealed_twice(key: &SignerKey) -> (Vec<MemoryTree>, Vec<String>) {
+        let e1 = log(&letters(9));
+        let mut l2 = vec![record_leaf(1, 9, &e1.root())];
+        l2.extend(letters(3));
+        let e2 = log(&l2);
+        let mut l3 = vec![record_leaf(2, 4, &e2.root())];
+        l3.extend(letters(2));
+        let e3 = log(&l3);
+        let seals = vec![
+            epoch_note(key, &e1, None),
+            epoch_note(key, &e2, Some("epoch 2")),
+        ];
+        (vec![e1, e2, e3], seals)
+    }
+
+    fn first_leaf(t: &MemoryTree, record: Vec<u8>) -> (Vec<u8>, Vec<Hash>) {
+        (record, inclusion_proof(t, 0, t.size()).unwrap())
+    }
+
+    #[test]
+    fn epoch_links_across_one_and_two_seals() {
+        let key = SignerKey::generate(ORIGIN).unwrap();
+        let vkey = key.verifier_key();
+        let (trees, seals) = sealed_twice(&key);
+        let (e1, e2, e3) = (&trees[0], &trees[1], &trees[2]);
+        let open = |n: &str| SignedCheckpoint::open(n.as_bytes(), &vkey, Which::New).unwrap();
+        let rec2 = record_leaf(1, 9, &e1.root());
+        let rec3 = record_leaf(2, 4, &e2.root());
+        // Trusted at 5 entries of epoch 1; now epoch 2 (sealed since, so its seal is its tree).
+        let trusted = open(&note(&key, ORIGIN, &log(&letters(5))));
+        let new2 = open(&epoch_note(&key, e2, Some("epoch 2")));
+        let one = EpochLink {
+            seals: vec![seals[0].clone().into_bytes()],
+            to_seal: consistency_proof(e1, 5, 9).unwrap(),
+            first_entries: vec![first_leaf(e2, rec2.clone())],
+        };
+        assert_eq!(
+            verify_epoch_link(&vkey, &trusted, &new2, &one, &read_record),
+            Ok(Verdict::NewEpoch {
+                from_epoch: 1,
+                from_size: 5,
+                to_epoch: 2,
+                to_size: 4
+            })
+        );
+        // Across two seals to epoch 3.
+        let new3 = open(&epoch_note(&key, e3, Some("epoch 3")));
+        let two = EpochLink {
+            seals: vec![seals[0].clone().into_bytes(), seals[1].clone().into_bytes()],
+            to_seal: consistency_proof(e1, 5, 9).unwrap(),
+            first_entries: vec![first_leaf(e2, rec2.clone()), first_leaf(e3, rec3.clone())],
+        };
+        assert!(matches!(
+            verify_epoch_link(&vkey, &trusted, &new3, &two, &read_record),
+            Ok(Verdict::NewEpoch {
+                to_epoch: 3,
+                to_size: 3,
+                ..
+            })
+        ));
+        // Trusted at the sealed size: equal roots, no proof needed.
+        let at_seal = open(&seals[0]);
+        let mut no_proof = one.clone();
+        no_proof.to_seal.clear();
+        assert!(verify_epoch_link(&vkey, &at_seal, &new2, &no_proof, &read_record).is_ok());
+
+        let reason = |link: &EpochLink, new: &SignedCheckpoint| -> String {
+            let err = verify_epoch_link(&vkey, &trusted, new, link, &read_record).unwrap_err();
+            let WitnessError::BrokenLink {
+                reason,
+                evidence,
+                seals,
+                ..
+            } = &err
+            else {
+                panic!("{err:?}")
+            };
+            assert_eq!(evidence.old_note, trusted.note());
+            assert_eq!(evidence.new_note, new.note());
+            assert_eq!(seals.len(), link.seals.len());
+            assert!(err.conflict().is_some());
+            reason.clone()
+        };
+        // A seal of another history of epoch 1 (not an extension of what was trusted).
+        let forged1 = log(&[letters(4), letters(5)].concat());
+        let mut bad = one.clone();
+        bad.seals[0] = epoch_note(&key, &forged1, None).into_bytes();
+        bad.to_seal = consistency_proof(&forged1, 5, 9).unwrap();
+        let r = reason(&bad, &new2);
+        assert!(
+            r.starts_with("the trusted tree of 5 entries is not shown to be a prefix of epoch 1's sealed tree of 9 entries"),
+            "{r}"
+        );
+        // A seal smaller than what was trusted; a seal at the trusted size with another root.
+        let mut bad = one.clone();
+        bad.seals[0] = epoch_note(&key, &log(&letters(3)), None).into_bytes();
+        assert_eq!(
+            reason(&bad, &new2),
+            "the seal of epoch 1 has 3 entries, fewer than the 5 trusted"
+        );
+        let mut bad = one.clone();
+        bad.seals[0] = epoch_note(&key, &log(&events_of("x", 5)), None).into_bytes();
+        assert!(
+            reason(&bad, &new2)
+                .starts_with("the seal of epoch 1 has the trusted size 5 but another root"),
+        );
+        // A seal with a bad signature, one by another key, one naming another epoch.
+        let mut bad = one.clone();
+        let at = bad.seals[0].len() - 10;
+        bad.seals[0][at] = if bad.seals[0][at] == b'A' { b'B' } else { b'A' };
+        let r = reason(&bad, &new2);
+        assert!(
+            r.starts_with("epoch 1: the seal has an invalid signature by the log's key"),
+            "{r}"
+        );
+        let other = SignerKey::generate(ORIGIN).unwrap();
+        let mut bad = one.clone();
+        bad.seals[0] = epoch_note(&other, e1, None).into_bytes();
+        assert!(reason(&bad, &new2).contains("is not signed by the log's key"));
+        let mut bad = one.clone();
+        bad.seals[0] = epoch_note(&key, e1, Some("epoch 4")).into_bytes();
+        assert_eq!(reason(&bad, &new2), "the seal of epoch 1 names epoch 4");
+        // A first entry naming another root, another size, another epoch, or not a record.
+        for (leaf, want) in [
+            (
+                record_leaf(1, 9, &leaf_hash(b"elsewhere")),
+                "the first entry of epoch 2 records epoch 1 sealed at 9 entries with root",
+            ),
+            (record_leaf(1, 8, &e1.root()), "sealed at 8 entries"),
+            (record_leaf(2, 9, &e1.root()), "records epoch 2 sealed"),
+            (
+                b"event 0".to_vec(),
+                "the first entry of epoch 2 is not the record of a seal: not a seal record",
+            ),
+        ] {
+            // The log's tree built with that first entry, so only the record is wrong.
+            let mut leaves = vec![leaf.clone()];
+            leaves.extend(letters(3));
+            let t = log(&leaves);
+            let mut bad = one.clone();
+            bad.first_entries[0] = first_leaf(&t, leaf);
+            let new = open(&epoch_note(&key, &t, Some("epoch 2")));
+            let r = reason(&bad, &new);
+            assert!(r.contains(want), "{want}: {r}");
+        }
+        // The right record, but not in the new epoch's tree.
+        let mut bad = one.clone();
+        bad.first_entries[0].1 = inclusion_proof(e2, 1, 4).unwrap();
+        let r = reason(&bad, &new2);
+        assert!(
+            r.starts_with(
+                "the first entry of epoch 2 is not shown to be entry 0 of its tree of 4 entries"
+            ),
+            "{r}"
+        );
+        // Two seals, the second one's record in epoch 3 naming a forged epoch 2.
+        let mut bad = two.clone();
+        let forged3 = {
+            let mut l = vec![record_leaf(2, 4, &leaf_hash(b"forged"))];
+            l.extend(letters(2));
+            log(&l)
+        };
+        bad.first_entries[1] = first_leaf(&forged3, record_leaf(2, 4, &leaf_hash(b"forged")));
+        let new = open(&epoch_note(&key, &forged3, Some("epoch 3")));
+        assert!(reason(&bad, &new).starts_with("the first entry of epoch 3 records epoch 2"));
+        // An intermediate epoch sealed empty: nothing records the seal before it.
+        let empty = MemoryTree::new();
+        let mut bad = two.clone();
+        bad.seals[1] = epoch_note(&key, &empty, Some("epoch 2")).into_bytes();
+        assert!(reason(&bad, &new3).starts_with("epoch 2 has no entries"));
+        // Too few seals for the epochs crossed.
+        let r = reason(&one, &new3);
+        assert_eq!(
+            r,
+            "2 epoch(s) were sealed, but the log served 1 seal(s) and 1 first entries"
+        );
+        // Another log's checkpoint.
+        let elsewhere = open(
+            &Checkpoint::new("elsewhere.example/log", e2.size(), e2.root())
+                .unwrap()
+                .with_extension("epoch 2")
+                .unwrap()
+                .sign(&[&key])
+                .unwrap(),
+        );
+        assert!(matches!(
+            verify_epoch_link(&vkey, &trusted, &elsewhere, &one, &read_record),
+            Err(WitnessError::WrongOrigin { .. })
+        ));
+    }
+
+    fn events_of(prefix: &str, n: usize) -> Vec<Vec<u8>> {
+        (0..n)
+            .map(|i| format!("{prefix} {i}").into_bytes())
+            .collect()
     }
 
     /// The shared vectors: a real checkpoint (sum.golang.org), notes that are not

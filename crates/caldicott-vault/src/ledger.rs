@@ -13,8 +13,10 @@
 //! - **Proofs** read the stored complete-subtree hashes; nodes at level 4 and above (one
 //!   in sixteen) are kept in memory once read, as complete nodes never change.
 //! - **Epochs**: the log is never edited. Retention splits it: [`Ledger::seal`] signs a
-//!   final checkpoint of the current epoch and opens the next, whose first leaf the caller
-//!   makes refer to that checkpoint. A sealed epoch stays verifiable on its own.
+//!   final checkpoint of the current epoch and opens the next; [`Ledger::seal_with`] also
+//!   writes, in the same transaction, the new epoch's first leaf (the caller's record of
+//!   the sealed epoch's number, size and root), so nothing can come before it. A sealed
+//!   epoch stays verifiable on its own.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, RwLock};
@@ -542,18 +544,47 @@ impl Ledger {
     }
 
     /// Seals the current epoch with a final signed checkpoint and opens the next; returns
-    /// the new epoch's number and the final checkpoint. The caller appends, as the new
-    /// epoch's first leaf, an event that names the sealed epoch and its final root.
+    /// the new epoch's number and the final checkpoint. The new epoch starts empty: prefer
+    /// [`Ledger::seal_with`], which puts the record of the seal first.
     ///
     /// # Errors
     /// When the epoch grew while sealing (try again) or the database fails.
     pub fn seal(&self) -> Result<(u32, String), LedgerError> {
+        self.seal_inner(None::<fn(u32, u64, &Hash) -> LedgerLeaf>)
+    }
+
+    /// [`Ledger::seal`], with the new epoch's first leaf made by `record` from the sealed
+    /// epoch's number, size and root, and appended in the transaction that seals: no other
+    /// entry can come before it, so the link between the epochs can be checked (the
+    /// remote verifier and witness require the first entry to record the seal).
+    ///
+    /// # Errors
+    /// As [`Ledger::seal`].
+    pub fn seal_with(
+        &self,
+        record: impl FnOnce(u32, u64, &Hash) -> LedgerLeaf,
+    ) -> Result<(u32, String), LedgerError> {
+        self.seal_inner(Some(record))
+    }
+
+    fn seal_inner(
+        &self,
+        record: Option<impl FnOnce(u32, u64, &Hash) -> LedgerLeaf>,
+    ) -> Result<(u32, String), LedgerError> {
         let head = self.head()?;
         let note = self.sign(head.epoch, head.size)?;
-        let next = self
-            .vault
-            .backend()
-            .ledger_seal(head.epoch, head.size, &note)?;
+        let first = match record {
+            Some(make) => Some(make(
+                head.epoch,
+                head.size,
+                &self.root(head.epoch, head.size)?,
+            )),
+            None => None,
+        };
+        let next =
+            self.vault
+                .backend()
+                .ledger_seal(head.epoch, head.size, &note, first.as_ref())?;
         Ok((next, note))
     }
 

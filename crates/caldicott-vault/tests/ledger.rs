@@ -343,6 +343,37 @@ fn sealing_an_epoch_keeps_both_verifiable() {
     }
 }
 
+/// `seal_with` writes the record of the seal as the new epoch's first leaf, in the
+/// sealing transaction, from the sealed epoch's number, size and root.
+#[test]
+fn sealing_with_a_record_puts_it_first() {
+    for db in dbs() {
+        let kek = Arc::new(LocalKek::generate().unwrap().0);
+        let l = open(&db, &kek);
+        l.append((0..7).map(leaf).collect()).unwrap();
+        let root = l.root(1, 7).unwrap();
+        let (next, note) = l
+            .seal_with(|epoch, size, r| LedgerLeaf {
+                data: format!("sealed {epoch} {size} {}", r.to_base64()).into_bytes(),
+                at_us: 5,
+                keys: Vec::new(),
+            })
+            .unwrap();
+        assert_eq!(next, 2);
+        let (cp, _) = Checkpoint::open(note.as_bytes(), &[l.verifier_key()]).unwrap();
+        assert_eq!((cp.size(), *cp.root()), (7, root));
+        let first = l.leaves(2, 0, 1).unwrap();
+        assert_eq!(
+            first[0].data,
+            format!("sealed 1 7 {}", root.to_base64()).into_bytes()
+        );
+        let a = l.append(vec![leaf(100)]).unwrap();
+        assert_eq!((a.epoch, a.first, a.size), (2, 1, 2));
+        let r = verify(&l).unwrap();
+        assert_eq!((r.epochs, r.entries), (2, 9));
+    }
+}
+
 fn hex(b: &[u8]) -> String {
     b.iter().map(|x| format!("{x:02x}")).collect()
 }

@@ -304,8 +304,15 @@ pub trait Backend: Send + Sync {
     ) -> Result<Vec<(u32, u64)>, BackendError>;
     /// Seals the current epoch `epoch` with its final signed checkpoint (of its whole
     /// size) and opens `epoch + 1`, atomically; `Conflict` if `epoch` is not current or
-    /// grew meanwhile (`size` no longer matches).
-    fn ledger_seal(&self, epoch: u32, size: u64, final_note: &str) -> Result<u32, BackendError>;
+    /// grew meanwhile (`size` no longer matches). `first`, when given, is appended as the new
+    /// epoch's first leaf in the same transaction, so no other entry can come before it.
+    fn ledger_seal(
+        &self,
+        epoch: u32,
+        size: u64,
+        final_note: &str,
+        first: Option<&LedgerLeaf>,
+    ) -> Result<u32, BackendError>;
 }
 
 /// Microseconds since the Unix epoch, now.

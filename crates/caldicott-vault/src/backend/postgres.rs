@@ -1221,7 +1221,13 @@ impl Backend for PostgresBackend {
             .collect()
     }
 
-    fn ledger_seal(&self, epoch: u32, size: u64, final_note: &str) -> Result<u32, BackendError> {
+    fn ledger_seal(
+        &self,
+        epoch: u32,
+        size: u64,
+        final_note: &str,
+        first: Option<&LedgerLeaf>,
+    ) -> Result<u32, BackendError> {
         let m = pg_err("sealing an audit ledger epoch");
         let mut c = self.conn()?;
         let mut tx = c.transaction().map_err(&m)?;
@@ -1254,6 +1260,9 @@ impl Backend for PostgresBackend {
             &[&i64::from(next)],
         )
         .map_err(&m)?;
+        if let Some(first) = first {
+            append_leaves(&mut tx, None, std::slice::from_ref(first))?;
+        }
         tx.commit().map_err(&m)?;
         *self.frontier.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(next)

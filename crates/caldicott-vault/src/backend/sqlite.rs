@@ -1238,7 +1238,13 @@ impl Backend for SqliteBackend {
         Ok(out)
     }
 
-    fn ledger_seal(&self, epoch: u32, size: u64, final_note: &str) -> Result<u32, BackendError> {
+    fn ledger_seal(
+        &self,
+        epoch: u32,
+        size: u64,
+        final_note: &str,
+        first: Option<&LedgerLeaf>,
+    ) -> Result<u32, BackendError> {
         let mut c = self.writer();
         let m = self.map("sealing an audit ledger epoch");
         let tx = c
@@ -1273,6 +1279,9 @@ impl Backend for SqliteBackend {
             params![next],
         )
         .map_err(&m)?;
+        if let Some(first) = first {
+            append_leaves(&tx, None, std::slice::from_ref(first))?;
+        }
         tx.commit().map_err(&m)?;
         *self.frontier.lock().unwrap_or_else(|p| p.into_inner()) = None;
         Ok(next)
