@@ -273,7 +273,7 @@ fn the_patient_access_report_from_the_command_line() {
     assert!(std::fs::read(&pdf).unwrap().starts_with(b"%PDF-1.4"));
     if let Some(py) = python() {
         let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/pdf_text.py");
-        let out = std::process::Command::new(py)
+        let out = std::process::Command::new(&py)
             .arg(&script)
             .arg(&pdf)
             .output()
@@ -301,6 +301,35 @@ fn the_patient_access_report_from_the_command_line() {
         assert_eq!(text.matches("Person: test-gp").count(), 4, "{text}");
         assert!(text.contains("Signed checkpoint"), "{text}");
         assert!(!text.contains("Quill"), "no patient name in the report");
+        // Tagged for screen readers, as pypdf reads it: marked catalog, language, displayed
+        // title, a structure tree whose marked content matches the pages' text in order.
+        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/pdf_tags.py");
+        let out = std::process::Command::new(py)
+            .arg(&script)
+            .arg(&pdf)
+            .output()
+            .unwrap();
+        let tags = String::from_utf8_lossy(&out.stdout);
+        assert!(
+            out.status.success(),
+            "the PDF's tags: {}{tags}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(tags.lines().any(|l| l == "OK"), "{tags}");
+        assert!(
+            tags.lines()
+                .any(|l| l == "ROLES H1 P P P P H2 L H2 P H3 P H3 P"),
+            "title first, then the summary, the entries and how to check: {tags}"
+        );
+        assert!(
+            tags.lines().any(|l| l == "ITEMS 6"),
+            "one item per entry: {tags}"
+        );
+        assert!(
+            tags.lines()
+                .any(|l| l == "TITLE Who has looked at your record"),
+            "{tags}"
+        );
     }
     let err = common::fails(
         caldicott()
