@@ -706,6 +706,7 @@ fn phases_child(dir: &Path) {
             "load_hierarchies_encode_group": ms(prepare),
             "search": ms(solution.search_time),
             "nodes_checked": solution.nodes_checked,
+            "nodes_grouped": solution.nodes_grouped,
             "release_and_write": ms(write),
         })
     );

@@ -62,8 +62,13 @@ pub struct Solution {
     /// predictive tagging).
     pub nodes_checked: u64,
     /// Of those, transformations whose equivalence classes had to be computed (the others
-    /// were refused from one quasi-identifier's value frequencies alone).
+    /// were refused from the value frequencies of one quasi-identifier or a pair).
     pub nodes_grouped: u64,
+    /// Of the others, transformations refused from the frequencies of a pair of
+    /// quasi-identifiers (the rest by one quasi-identifier's).
+    pub nodes_refused_by_pair: u64,
+    /// Pair frequency tables (projections) the prechecks computed.
+    pub projections: u64,
     /// Wall time of the search.
     pub search_time: Duration,
 }
@@ -212,6 +217,12 @@ impl<'t> Anonymiser<'t> {
         })
     }
 
+    /// The bottom node's classes (for the prechecks' tests).
+    #[cfg(test)]
+    pub(crate) fn base_classes(&self) -> &Classes {
+        &self.base
+    }
+
     /// Number of transformations in the lattice.
     pub fn lattice_size(&self) -> u64 {
         u64::from(self.lattice.size())
@@ -305,6 +316,8 @@ impl<'t> Anonymiser<'t> {
             lattice_nodes: self.lattice_size(),
             nodes_checked: stats.checked,
             nodes_grouped: stats.grouped,
+            nodes_refused_by_pair: stats.precheck.pair,
+            projections: stats.precheck.projections,
             search_time: stats.elapsed,
         })
     }

@@ -42,6 +42,7 @@ mod lattice;
 pub mod metric;
 mod mondrian;
 mod policy;
+mod precheck;
 pub mod privacy;
 mod report;
 pub mod scrub;

@@ -34,9 +34,9 @@
 //! monotonic). The property test `tests/flash_vs_exhaustive.rs` covers these models.
 //!
 //! **Checking a node.** Two exact shortcuts come first (`k` is the smallest class any
-//! criterion allows, [`Criteria::min_class_size`]): if one quasi-identifier alone puts more
-//! records in values rarer than `k` than may be suppressed, the node is not anonymous (no
-//! grouping needed); and grouping stops once there are more classes than an anonymous node can
+//! criterion allows, [`Criteria::min_class_size`]): if one quasi-identifier alone, or a pair of
+//! them, puts more records in values rarer than `k` than may be suppressed, the node is not
+//! anonymous (no grouping needed; see [`crate::precheck`]); and grouping stops once there are more classes than an anonymous node can
 //! have (`N / k` plus the records that may be suppressed). Otherwise the node's classes are
 //! rolled up from the cached classes of a checked node below it (the one with fewest classes),
 //! or from the bottom node's classes (the distinct rows), never from the rows again (ARX's
@@ -53,6 +53,7 @@ use crate::groupify::{Classes, group};
 use crate::lattice::Lattice;
 use crate::metric;
 use crate::policy::UtilityMetric;
+use crate::precheck::{Precheck, PrecheckStats};
 use crate::privacy::{Criteria, Part};
 
 const ANON: u8 = 1;
@@ -88,6 +89,8 @@ pub(crate) struct Stats {
     pub checked: u64,
     /// Nodes whose equivalence classes were computed.
     pub grouped: u64,
+    /// What the prechecks refused and computed.
+    pub precheck: PrecheckStats,
     /// Wall time of the search.
     pub elapsed: Duration,
 }
@@ -260,10 +263,8 @@ struct Flash<'a> {
     best: Option<Found>,
     /// Exact lower bounds of checked nodes (second pass only).
     checked_bound: FxHashMap<u32, f64>,
-    /// `mass_below[j][l]`: records whose quasi-identifier `j` value at level `l` is rarer than
-    /// the minimum class size (a lower bound on the records any node with that level must
-    /// suppress).
-    mass_below: Vec<Vec<u64>>,
+    /// Necessary conditions checked before grouping (see [`crate::precheck`]).
+    precheck: Precheck<'a>,
     checked: u64,
     stack: Vec<u32>,
 }
@@ -347,19 +348,14 @@ impl<'a> Flash<'a> {
 
     /// Checks a node: groups it, tags it (and its closure), evaluates it when anonymous.
     ///
-    /// First a necessary condition that needs no grouping: a record whose value (at the node's
-    /// level) is held by fewer than `k` records is in a class smaller than `k`, so if one
-    /// quasi-identifier alone forces more records into small classes than may be suppressed,
-    /// the node is not anonymous.
+    /// First the necessary conditions of [`crate::precheck`]: if one quasi-identifier alone,
+    /// or a pair of them, puts more records into classes smaller than `k` than may be
+    /// suppressed, the node is not anonymous, and is tagged so exactly as if grouped.
     fn check(&mut self, node: u32) -> bool {
         self.checked += 1;
         self.tags[node as usize] |= CHECKED;
         let levels = self.lattice.levels(node);
-        let forced = (0..levels.len())
-            .map(|j| self.mass_below[j][levels[j] as usize])
-            .max()
-            .unwrap_or(0);
-        if forced > self.config.max_suppressed {
+        if self.precheck.refuses(&levels) {
             self.tag_closure(node, NOT_ANON, false);
             return false;
         }
@@ -534,15 +530,12 @@ pub(crate) fn flash(
         eval: Evaluator::new(enc, base),
         best: None,
         checked_bound: FxHashMap::default(),
-        mass_below: enc
-            .qis
-            .iter()
-            .map(|qi| {
-                (0..=qi.height)
-                    .map(|l| qi.mass_below(l, config.model.min_class_size()))
-                    .collect()
-            })
-            .collect(),
+        precheck: Precheck::new(
+            enc,
+            base,
+            config.model.min_class_size(),
+            config.max_suppressed,
+        ),
         checked: 0,
         stack: Vec::new(),
     };
@@ -550,6 +543,7 @@ pub(crate) fn flash(
     let stats = Stats {
         checked: f.checked,
         grouped: f.eval.checked,
+        precheck: f.precheck.stats,
         elapsed: start.elapsed(),
     };
     (f.best, stats)
@@ -581,6 +575,7 @@ pub(crate) fn exhaustive(
         Stats {
             checked,
             grouped: checked,
+            precheck: PrecheckStats::default(),
             elapsed: start.elapsed(),
         },
     )
