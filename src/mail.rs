@@ -44,7 +44,7 @@ pub enum MailCommand {
         #[arg(long, required_unless_present = "quarantine_feedback")]
         ham: Vec<PathBuf>,
         /// Directory (or file) of spam; repeatable.
-        #[arg(long, required = true)]
+        #[arg(long, required_unless_present = "quarantine_feedback")]
         spam: Vec<PathBuf>,
         /// Where to write the model (replaced atomically).
         #[arg(long)]
@@ -56,7 +56,8 @@ pub enum MailCommand {
         #[arg(long, default_value_t = 2)]
         min_count: u32,
         /// A Caldicott data directory: messages marked not spam in its mail quarantine
-        /// (`mail quarantine mark-not-spam`) are added as ham.
+        /// (`mail quarantine mark-not-spam`) are added as ham, and inbound messages deleted
+        /// from it (`mail quarantine delete` without `--no-feedback`) as spam.
         #[arg(long)]
         quarantine_feedback: Option<PathBuf>,
     },
@@ -126,8 +127,11 @@ pub fn run(command: MailCommand) -> anyhow::Result<()> {
             quarantine_feedback,
         } => {
             let feedback = match &quarantine_feedback {
-                Some(d) => crate::mail_quarantine::ham(d)?,
-                None => Vec::new(),
+                Some(d) => crate::mail_quarantine::feedback(d)?,
+                None => crate::mail_quarantine::Feedback {
+                    ham: Vec::new(),
+                    spam: Vec::new(),
+                },
             };
             train(&ham, &spam, &out, config.as_deref(), min_count, &feedback)
         }
@@ -346,7 +350,7 @@ fn train(
     out: &Path,
     config: Option<&Path>,
     min_count: u32,
-    feedback_ham: &[zeroize::Zeroizing<Vec<u8>>],
+    feedback: &crate::mail_quarantine::Feedback,
 ) -> anyhow::Result<()> {
     let config = load_config(config)?;
     let limit = config.limits.max_message_bytes;
@@ -363,17 +367,26 @@ fn train(
             }
         }
     }
-    // Messages the privacy officer marked not spam: the mistakes the model should unlearn.
-    for raw in feedback_ham {
-        match scanner.features(&raw[..raw.len().min(limit + 1)]) {
-            Some(f) => trainer.add(&f, false),
-            None => skipped += 1,
+    // The privacy officer's decisions: messages marked not spam are the mistakes the model
+    // should unlearn; inbound messages deleted as spam, the ones it should learn.
+    for (messages, is_spam) in [(&feedback.ham, false), (&feedback.spam, true)] {
+        for raw in messages {
+            match scanner.features(&raw[..raw.len().min(limit + 1)]) {
+                Some(f) => trainer.add(&f, is_spam),
+                None => skipped += 1,
+            }
         }
     }
-    if !feedback_ham.is_empty() {
+    if !feedback.ham.is_empty() {
         say!(
             "{} message(s) marked not spam added as ham",
-            feedback_ham.len()
+            feedback.ham.len()
+        );
+    }
+    if !feedback.spam.is_empty() {
+        say!(
+            "{} message(s) deleted from the quarantine added as spam",
+            feedback.spam.len()
         );
     }
     let (nham, nspam) = trainer.trained();
@@ -424,6 +437,8 @@ fn serve(config_path: &Path, model: Option<&Path>) -> anyhow::Result<()> {
         }
     }
     let scanner = Arc::new(Scanner::new(config, model)?);
+    // The daily digest and purge of `[gateway.quarantine]`, checked before mail arrives.
+    let mut schedule = None;
     let quarantine: Arc<dyn caldicott_mail::smtp::Quarantine> = match &gateway.data {
         Some(data) => {
             let dir = crate::load(data, std::env::var("CALDICOTT_DATABASE").ok())?;
@@ -434,7 +449,16 @@ fn serve(config_path: &Path, model: Option<&Path>) -> anyhow::Result<()> {
                 .with_context(|| format!("resolving {}", gateway.queue_dir.display()))?;
             caldicott_console::mail::register_gateway(&vault, &queue)
                 .context("recording the queue directory for the web console")?;
-            Arc::new(caldicott_mail::quarantine::VaultQuarantine::new(vault))
+            let q = Arc::new(caldicott_mail::quarantine::VaultQuarantine::new(
+                Arc::clone(&vault),
+            ));
+            if let Some(s) = &gateway.quarantine {
+                let opened = crate::mail_quarantine::Opened::new(dir, vault);
+                schedule = Some(crate::mail_quarantine::schedule::Job::new(
+                    opened, &gateway, s,
+                )?);
+            }
+            q
         }
         None => {
             tracing::warn!(
@@ -462,6 +486,10 @@ fn serve(config_path: &Path, model: Option<&Path>) -> anyhow::Result<()> {
             tracing::warn!("no [dns] resolver: SPF, DKIM, DMARC and ARC are not checked");
         }
         let gw = gw.wrap_screen(|inner| Arc::new(auth.wrap(inner)));
+        if let Some(job) = schedule {
+            say!("Caldicott mail quarantine: {}", job.describe());
+            job.spawn(crate::mail_quarantine::schedule::SystemClock)?;
+        }
         say!("Caldicott mail gateway inbound at {}", gw.inbound_addr()?);
         if let Some(a) = gw.submission_addr() {
             say!("Caldicott mail gateway submission at {}", a?);

@@ -6,6 +6,13 @@
 //! (`--by`, a caldicott-guardian or sysadmin in the access directory) and each is appended
 //! to the audit ledger as an `admin` event carrying the message id, never its content.
 //! `digest` prints a summary or, with `--send`, queues it as mail through the gateway.
+//! `delete` of inbound mail keeps a sealed copy as spam for `mail train
+//! --quarantine-feedback` (unless `--no-feedback`).
+//!
+//! [`purge`] and [`send_digest`] are what the commands run and what the gateway's daily
+//! scheduler ([`schedule`], `[gateway.quarantine]`) runs: one code path for both.
+
+pub mod schedule;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -65,7 +72,8 @@ pub enum QuarantineCommand {
         #[arg(long, default_value = "released from mail quarantine")]
         reason: String,
     },
-    /// Deletes a held message for good.
+    /// Deletes a held message for good. An inbound message is kept (sealed) as spam for
+    /// `caldicott mail train --quarantine-feedback` unless `--no-feedback`.
     Delete {
         id: String,
         #[arg(long)]
@@ -78,6 +86,9 @@ pub enum QuarantineCommand {
         /// Why, for the audit ledger.
         #[arg(long, default_value = "deleted from mail quarantine")]
         reason: String,
+        /// Deleted for another reason than being spam: keep no copy for training.
+        #[arg(long)]
+        no_feedback: bool,
     },
     /// Deletes every message held for longer than the retention period (each deletion
     /// recorded in the audit ledger); run it daily from cron or a systemd timer.
@@ -137,34 +148,112 @@ pub enum QuarantineCommand {
     },
 }
 
-struct Opened {
+/// An opened data directory with its quarantine.
+pub struct Opened {
     dir: crate::datadir::DataDir,
     vault: Arc<caldicott_vault::Vault>,
     q: VaultQuarantine,
 }
 
+impl Opened {
+    /// The quarantine of an already opened vault (the gateway's).
+    pub fn new(dir: crate::datadir::DataDir, vault: Arc<caldicott_vault::Vault>) -> Self {
+        Self {
+            q: VaultQuarantine::new(Arc::clone(&vault)),
+            dir,
+            vault,
+        }
+    }
+}
+
 fn open(data: &Path, database: Option<String>) -> anyhow::Result<Opened> {
     let dir = crate::load(data, database)?;
     let vault = Arc::new(dir.open_vault()?);
-    Ok(Opened {
-        q: VaultQuarantine::new(Arc::clone(&vault)),
-        dir,
-        vault,
-    })
+    Ok(Opened::new(dir, vault))
 }
 
 /// The acting user: known, enabled, and a caldicott-guardian or sysadmin.
 fn actor(o: &Opened, name: &str, doing: &str) -> anyhow::Result<caldicott_access::User> {
+    check_actor(o, name, doing, "--by")
+}
+
+/// [`actor`]'s rules, with errors naming where the user was given (`--by`, or the
+/// configuration key `gateway.quarantine.purge_as`).
+pub fn check_actor(
+    o: &Opened,
+    name: &str,
+    doing: &str,
+    key: &str,
+) -> anyhow::Result<caldicott_access::User> {
     let directory = caldicott_access::Directory::new(Arc::clone(&o.vault));
-    let u = crate::admin::enabled_user(&directory, name)?;
+    let u = directory
+        .user(name)?
+        .with_context(|| format!("{key}: no user {name} in the access directory"))?;
+    if u.disabled {
+        bail!("{key}: user {name} is disabled");
+    }
     if !ROLES.contains(&u.role.as_str()) {
         bail!(
-            "--by: user {name} has the role {}; {doing} quarantined mail needs {}",
+            "{key}: user {name} has the role {}; {doing} quarantined mail needs {}",
             u.role,
             ROLES.join(" or ")
         );
     }
     Ok(u)
+}
+
+/// What a purge removed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Purged {
+    /// Held messages.
+    pub messages: usize,
+    /// Training copies (ham and spam feedback).
+    pub feedback: usize,
+}
+
+/// The retention purge: deletes every message held for longer than `retention` at `now`
+/// (Unix seconds), and every training copy kept that long, each recorded in the audit
+/// ledger (`mail-purge`, `mail-purge-feedback`) before it goes. `label` is the period as
+/// written (`30d`), for the reason. The `purge` command and the gateway's scheduler.
+pub fn purge(
+    o: &Opened,
+    by: &caldicott_access::User,
+    retention: std::time::Duration,
+    label: &str,
+    now: i64,
+) -> anyhow::Result<Purged> {
+    let entries = o.q.list()?;
+    let due = quarantine::held_longer_than(&entries, now, retention);
+    let reason = format!("retention: held longer than {label}");
+    for e in &due {
+        audit(o, by, "mail-purge", &e.id, &reason)?;
+        o.q.delete(&e.id)?;
+    }
+    let feedback = o.q.feedback_older_than(now, retention)?;
+    let reason = format!("retention: training copy kept longer than {label}");
+    for (kind, id) in &feedback {
+        audit(o, by, "mail-purge-feedback", id, &reason)?;
+        o.q.delete_feedback(kind, id)?;
+    }
+    Ok(Purged {
+        messages: due.len(),
+        feedback: feedback.len(),
+    })
+}
+
+/// Builds the digest of what was held since `since` (Unix seconds) and queues it through
+/// the gateway's queue from `from` to `to` (both checked addresses); the queue id and the
+/// number of messages it lists. The `digest --send` command and the gateway's scheduler.
+pub fn send_digest(
+    o: &Opened,
+    gw: &caldicott_mail::config::GatewayConfig,
+    from: &str,
+    to: &str,
+    since: i64,
+) -> anyhow::Result<(String, usize)> {
+    let digest = Digest::build(&o.q.list()?, since);
+    let qid = quarantine::queue_digest(&gw.queue_dir, from, to, &gw.hostname, &digest)?;
+    Ok((qid, digest.held))
 }
 
 /// Appends an `admin` event naming the message id (never its content).
@@ -330,13 +419,31 @@ pub fn run(cmd: QuarantineCommand) -> anyhow::Result<()> {
             database,
             by,
             reason,
+            no_feedback,
         } => {
             let o = open(&data, database)?;
             let u = actor(&o, &by, "deleting")?;
-            o.q.entry(&id)?;
+            let entry = o.q.entry(&id)?;
+            // Outbound holds are the organisation's own mail held for its content: never spam.
+            let feedback = !no_feedback && entry.direction == Direction::Inbound;
+            let reason = if feedback {
+                format!("{reason}; kept as spam for training")
+            } else {
+                reason
+            };
             audit(&o, &u, "mail-delete", &id, &reason)?;
+            if feedback {
+                let message = o.q.message(&id)?;
+                o.q.add_spam(&id, &quarantine::released_bytes(&message))?;
+            }
             o.q.delete(&id)?;
-            say!("deleted {id}");
+            if feedback {
+                say!(
+                    "deleted {id} and kept it as spam for `caldicott mail train --quarantine-feedback`"
+                );
+            } else {
+                say!("deleted {id}");
+            }
             Ok(())
         }
         QuarantineCommand::Purge {
@@ -355,10 +462,10 @@ pub fn run(cmd: QuarantineCommand) -> anyhow::Result<()> {
             }
             let o = open(&data, database)?;
             let u = actor(&o, &by, "purging")?;
-            let entries = o.q.list()?;
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
-            let due = quarantine::held_longer_than(&entries, now, retention);
             if dry_run {
+                let entries = o.q.list()?;
+                let due = quarantine::held_longer_than(&entries, now, retention);
                 for e in &due {
                     say!(
                         "would delete {} (held since {})",
@@ -366,20 +473,23 @@ pub fn run(cmd: QuarantineCommand) -> anyhow::Result<()> {
                         quarantine::format_time(e.received_at)
                     );
                 }
+                let feedback = o.q.feedback_older_than(now, retention)?;
+                for (kind, id) in &feedback {
+                    say!("would delete the training copy {kind}/{id}");
+                }
                 say!(
-                    "{} message(s) held longer than {older_than} (dry run: none deleted)",
-                    due.len()
+                    "{} message(s) held and {} training cop(ies) kept longer than {older_than} \
+                     (dry run: none deleted)",
+                    due.len(),
+                    feedback.len()
                 );
                 return Ok(());
             }
-            let reason = format!("retention: held longer than {older_than}");
-            for e in &due {
-                audit(&o, &u, "mail-purge", &e.id, &reason)?;
-                o.q.delete(&e.id)?;
-            }
+            let p = purge(&o, &u, retention, &older_than, now)?;
             say!(
-                "purged {} message(s) held longer than {older_than}",
-                due.len()
+                "purged {} message(s) held and {} training cop(ies) kept longer than {older_than}",
+                p.messages,
+                p.feedback
             );
             Ok(())
         }
@@ -431,7 +541,7 @@ pub fn run(cmd: QuarantineCommand) -> anyhow::Result<()> {
             })?;
             let o = open(&data, database)?;
             let now = time::OffsetDateTime::now_utc().unix_timestamp();
-            let digest = Digest::build(&o.q.list()?, now - secs.as_secs() as i64);
+            let since = now - secs.as_secs() as i64;
             if send {
                 let (Some(to), Some(config)) = (to, config) else {
                     bail!("--send needs --to and --config");
@@ -444,13 +554,12 @@ pub fn run(cmd: QuarantineCommand) -> anyhow::Result<()> {
                 if !from.contains('@') || from.contains(['<', '>', ' ', '\r', '\n']) {
                     bail!("--from {from:?} is not an email address");
                 }
-                let qid =
-                    quarantine::queue_digest(&gw.queue_dir, &from, &to, &gw.hostname, &digest)?;
-                say!(
-                    "digest of {} held message(s) queued for {to} as {qid}",
-                    digest.held
-                );
-            } else if json {
+                let (qid, held) = send_digest(&o, &gw, &from, &to, since)?;
+                say!("digest of {held} held message(s) queued for {to} as {qid}");
+                return Ok(());
+            }
+            let digest = Digest::build(&o.q.list()?, since);
+            if json {
                 say!("{}", serde_json::to_string_pretty(&digest)?);
             } else {
                 say!("{}", digest.to_text().trim_end());
@@ -460,8 +569,19 @@ pub fn run(cmd: QuarantineCommand) -> anyhow::Result<()> {
     }
 }
 
-/// The messages marked not spam, for `caldicott mail train --quarantine-feedback`.
-pub fn ham(data: &Path) -> anyhow::Result<Vec<zeroize::Zeroizing<Vec<u8>>>> {
+/// Training messages decided in the quarantine.
+pub struct Feedback {
+    /// Marked not spam (`mark-not-spam`).
+    pub ham: Vec<zeroize::Zeroizing<Vec<u8>>>,
+    /// Deleted as spam (`delete` of inbound mail without `--no-feedback`).
+    pub spam: Vec<zeroize::Zeroizing<Vec<u8>>>,
+}
+
+/// The quarantine's decisions, for `caldicott mail train --quarantine-feedback`.
+pub fn feedback(data: &Path) -> anyhow::Result<Feedback> {
     let o = open(data, std::env::var("CALDICOTT_DATABASE").ok())?;
-    Ok(o.q.ham()?.into_iter().map(|(_, m)| m).collect())
+    Ok(Feedback {
+        ham: o.q.ham()?.into_iter().map(|(_, m)| m).collect(),
+        spam: o.q.spam()?.into_iter().map(|(_, m)| m).collect(),
+    })
 }

@@ -391,6 +391,18 @@ fn quarantine_list_show_release_delete_digest_through_the_binary() {
         trained.contains("1 message(s) marked not spam added as ham"),
         "{trained}"
     );
+    // The deleted phishing message is the site's spam feedback.
+    assert!(
+        trained.contains("1 message(s) deleted from the quarantine added as spam"),
+        "{trained}"
+    );
+    assert!(trained.contains("trained on 1 ham and 2 spam"), "{trained}");
+    // With the decisions alone (no --spam, no --ham): one of each.
+    let trained = ok(caldicott()
+        .args(["mail", "train", "--min-count", "1", "--out"])
+        .arg(t.path().join("feedback.model"))
+        .arg("--quarantine-feedback")
+        .arg(&data));
     assert!(trained.contains("trained on 1 ham and 1 spam"), "{trained}");
     // The ledger verifies and holds each action with its id and actor, never content.
     let v = ok(caldicott().args(["ledger", "verify", "--data"]).arg(&data));
@@ -517,4 +529,178 @@ fn purge_deletes_only_what_was_held_too_long_and_records_each() {
         .map(|e| (e.id.unwrap_or_default(), e.user))
         .collect();
     assert_eq!(purged, vec![(old, "guardian".to_owned())]);
+}
+
+/// The UK wall clock `secs` from now as `HH:MM:SS`: a `digest_at` due that soon.
+fn uk_clock_in(secs: i64) -> String {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let l = caldicott_audit::uktime::uk_local((now + secs) * 1_000_000);
+    format!("{:02}:{:02}:{:02}", l.hour, l.minute, l.second)
+}
+
+fn delete(data: &Path, id: &str, extra: &[&str]) -> String {
+    ok(caldicott()
+        .args(["mail", "quarantine", "delete", id, "--by", "guardian"])
+        .args(extra)
+        .arg("--data")
+        .arg(data))
+}
+
+/// `[gateway.quarantine]`: `caldicott mail serve` itself, at `digest_at` (UK time; here a
+/// few seconds ahead, through the real scheduler and clock), queues the digest to the
+/// privacy officer (it arrives at the aiosmtpd sink) and purges what was held longer than
+/// `retain`, training copies included, each recorded as `purge_as`; restarted the same day,
+/// it does not run again. A bad `purge_as` or `digest_at` stops it at start, naming the key.
+#[test]
+fn the_gateway_sends_the_digest_and_purges_on_its_own_schedule() {
+    let Some(py) = python() else { return };
+    let t = tempfile::tempdir().unwrap();
+    let data = t.path().join("data");
+    let sink_dir = t.path().join("sink");
+    std::fs::create_dir(&sink_dir).unwrap();
+    ok(caldicott().args(["init", "--data"]).arg(&data));
+    for (name, role) in [("guardian", "caldicott-guardian"), ("drsmith", "gp")] {
+        ok(caldicott()
+            .args([
+                "user", "add", "--org", "LOCAL", "--role", role, name, "--data",
+            ])
+            .arg(&data));
+    }
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/smtp_sink.py");
+    let (_sink, port) = spawn_until(
+        Command::new(&py)
+            .arg(&script)
+            .arg(&sink_dir)
+            .args(["--port", "0"])
+            .env("PYTHONDONTWRITEBYTECODE", "1"),
+        "PORT ",
+    );
+    let config = t.path().join("mail.toml");
+    let write_config = |quarantine: &str| {
+        std::fs::write(
+            &config,
+            format!(
+                "[gateway]\ninbound = \"127.0.0.1:0\"\nnext_hop = \"127.0.0.1:{port}\"\n\
+                 hostname = \"mx.care.example\"\nlocal_domains = [\"care.example\"]\n\
+                 queue_dir = \"{}\"\ndata = \"{}\"\nretry_schedule = [\"1s\"]\n\n\
+                 [gateway.quarantine]\n{quarantine}",
+                t.path().join("queue").display(),
+                data.display()
+            ),
+        )
+        .unwrap();
+    };
+    let serve = || {
+        let mut c = caldicott();
+        c.args(["mail", "serve", "--config"]).arg(&config);
+        c
+    };
+    // Checked at start, naming the key.
+    write_config(
+        "digest_to = \"privacy.officer@care.example\"\nretain = \"8s\"\npurge_as = \"drsmith\"\n",
+    );
+    let e = fails(&mut serve());
+    assert!(
+        e.contains("gateway.quarantine.purge_as: user drsmith has the role gp")
+            && e.contains("caldicott-guardian or sysadmin"),
+        "{e}"
+    );
+    write_config("retain = \"8s\"\npurge_as = \"nobody\"\n");
+    let e = fails(&mut serve());
+    assert!(
+        e.contains("gateway.quarantine.purge_as: no user nobody"),
+        "{e}"
+    );
+    write_config("digest_to = \"privacy.officer@care.example\"\ndigest_at = \"7.30\"\n");
+    let e = fails(&mut serve());
+    assert!(e.contains("gateway.quarantine.digest_at"), "{e}");
+    write_config("retain = \"8s\"\n");
+    let e = fails(&mut serve());
+    assert!(
+        e.contains("gateway.quarantine.purge_as: is required"),
+        "{e}"
+    );
+
+    // Old: a held message, and a deleted one kept as spam feedback; one deleted for
+    // another reason keeps nothing. Then, after the retention period, a new one.
+    let old = hold_now(&data, "sched-old");
+    let spam = hold_now(&data, "sched-spam");
+    let out = delete(&data, &spam, &[]);
+    assert!(out.contains("kept it as spam"), "{out}");
+    let other = hold_now(&data, "sched-other");
+    let out = delete(
+        &data,
+        &other,
+        &["--no-feedback", "--reason", "sent in error"],
+    );
+    assert!(!out.contains("spam"), "{out}");
+    std::thread::sleep(Duration::from_secs(9));
+    let new = hold_now(&data, "sched-new");
+
+    write_config(&format!(
+        "digest_to = \"privacy.officer@care.example\"\ndigest_at = \"{}\"\n\
+         retain = \"8s\"\npurge_as = \"guardian\"\n",
+        uk_clock_in(2)
+    ));
+    let (gw, _) = spawn_until(&mut serve(), "Caldicott mail gateway inbound at ");
+    let got = sink_messages(&sink_dir, 1, 30);
+    assert_eq!(got.len(), 1, "no digest arrived");
+    let digest = &got[0];
+    assert!(
+        contains(digest, "Subject: Caldicott mail quarantine digest: 2 held"),
+        "{}",
+        String::from_utf8_lossy(digest)
+    );
+    assert!(contains(digest, "To: privacy.officer@care.example"));
+    assert!(contains(digest, "From: postmaster@mx.care.example"));
+    assert!(contains(digest, &old) && contains(digest, &new));
+    // The purge follows the digest: only the new message is left.
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let left = loop {
+        let left: Vec<String> = held(&data)
+            .iter()
+            .map(|e| e["id"].as_str().unwrap().to_owned())
+            .collect();
+        if left.len() == 1 || Instant::now() > deadline {
+            break left;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(left, vec![new.clone()]);
+    let events: Vec<(String, String, String)> = ledger_events(&data)
+        .into_iter()
+        .filter(|e| e.action.starts_with("mail-"))
+        .map(|e| (e.action, e.id.unwrap_or_default(), e.user))
+        .collect();
+    let g = "guardian".to_string();
+    assert_eq!(
+        events,
+        vec![
+            ("mail-delete".into(), spam.clone(), g.clone()),
+            ("mail-delete".into(), other.clone(), g.clone()),
+            ("mail-purge".into(), old.clone(), g.clone()),
+            ("mail-purge-feedback".into(), spam.clone(), g.clone()),
+        ]
+    );
+    // The spam feedback went with the retention period: nothing left to train from.
+    let e = fails(
+        caldicott()
+            .args(["mail", "train", "--out"])
+            .arg(t.path().join("m.model"))
+            .arg("--quarantine-feedback")
+            .arg(&data),
+    );
+    assert!(e.contains("got 0 ham, 0 spam"), "{e}");
+
+    // Restarted the same day, after the due time: it does not run again.
+    drop(gw);
+    let (_gw, _) = spawn_until(&mut serve(), "Caldicott mail gateway inbound at ");
+    std::thread::sleep(Duration::from_secs(5));
+    assert_eq!(sink_messages(&sink_dir, 2, 0).len(), 1, "a second digest");
+    assert_eq!(held(&data).len(), 1);
+    let v = ok(caldicott().args(["ledger", "verify", "--data"]).arg(&data));
+    assert!(v.contains("intact"), "{v}");
 }

@@ -393,7 +393,7 @@ pub fn single_visible(
     Ok(found.pop())
 }
 
-/// [`matching`] limited to what the caller may read: for conditional interactions, whose
+/// [`matching()`] limited to what the caller may read: for conditional interactions, whose
 /// outcome must not depend on records the caller cannot see.
 pub fn matching_visible(
     store: &Store,

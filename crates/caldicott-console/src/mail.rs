@@ -6,7 +6,7 @@
 //! |---|---|
 //! | `GET /mail` | the held messages, oldest first: received, direction, sender, subject, size, verdict and each named symbol with its score and reason |
 //! | `POST /mail/{id}/release` | into the gateway's queue for delivery, then out of the quarantine |
-//! | `POST /mail/{id}/delete` | gone for good |
+//! | `POST /mail/{id}/delete` | gone for good; inbound mail is kept (sealed) as spam for training, as the CLI's delete does |
 //! | `POST /mail/{id}/not-spam` | (inbound only) kept as ham for training, released, removed |
 //!
 //! What it is: the console face of `caldicott mail quarantine` (`src/mail_quarantine.rs`),
@@ -398,6 +398,16 @@ async fn action_post(
             // unaudited. Should a later step fail, the message stays held and a second
             // attempt (recorded again) repeats it.
             let (name, reason) = action.audit();
+            // Deleting held inbound mail says it was spam: a sealed copy trains the site's
+            // classifier (`caldicott mail train --quarantine-feedback`), as the CLI's delete
+            // does. Outbound holds are the organisation's own mail: never spam.
+            let spam_feedback =
+                action == Action::Delete && entry.direction == Direction::Inbound;
+            let reason = if spam_feedback {
+                "deleted from mail quarantine; kept as spam for training"
+            } else {
+                reason
+            };
             let mut event = security_event(
                 EventKind::Admin,
                 name,
@@ -417,7 +427,12 @@ async fn action_post(
             }
             let result = (|| {
                 match action {
-                    Action::Delete => {}
+                    Action::Delete => {
+                        if spam_feedback {
+                            let message = q.message(&entry.id)?;
+                            q.add_spam(&entry.id, &quarantine::released_bytes(&message))?;
+                        }
+                    }
                     Action::Release => {
                         let message = q.message(&entry.id)?;
                         if let Some(dir) = &queue {

@@ -104,6 +104,11 @@ async fn the_quarantine_is_listed_and_acted_on() {
     assert!(matches!(q.entry("0a1"), Err(QuarantineError::NotFound(_))));
     assert!(!queue.join("msg").join("0a1").exists());
     assert!(audited(&app, "mail-delete", "0a1"));
+    // Deleted inbound mail trains the classifier as spam, as the CLI's delete does.
+    let spam = q.spam().unwrap();
+    assert_eq!(spam.len(), 1);
+    assert_eq!(spam[0].0, "0a1");
+    assert!(String::from_utf8_lossy(&spam[0].1).contains("M-0a1"));
     let list = g.get(&app, r.location()).await.expect(200);
     assert!(!list.body.contains("id=\"message-0a1\""));
     assert!(list.body.contains("id=\"notice\""));

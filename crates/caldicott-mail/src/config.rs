@@ -338,6 +338,134 @@ pub struct GatewayConfig {
     /// Accounts that may submit mail on the submission port.
     #[serde(default)]
     pub users: Vec<SubmissionUser>,
+    /// The quarantine's daily digest and retention purge, run by the gateway itself
+    /// (`[gateway.quarantine]`; needs `data`).
+    #[serde(default)]
+    pub quarantine: Option<QuarantineSchedule>,
+}
+
+/// The gateway's daily quarantine housekeeping (`[gateway.quarantine]`): a digest mailed to
+/// the privacy officer and a retention purge, each day at `digest_at` UK local time
+/// (Europe/London), so that a care home needs no cron job. Either or both may be set.
+///
+/// ```toml
+/// [gateway.quarantine]
+/// digest_to = "privacy.officer@sunnyvale-care.co.uk"
+/// digest_from = "postmaster@mx.sunnyvale-care.co.uk"  # default postmaster@<hostname>
+/// digest_at = "07:30"            # HH:MM (or HH:MM:SS), UK local time; default 07:30
+/// retain = "30d"                 # held mail and training copies older than this are purged
+/// purge_as = "jsmith"            # the caldicott-guardian or sysadmin the purge runs as
+/// ```
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct QuarantineSchedule {
+    /// Where the daily digest goes; without it no digest is sent.
+    #[serde(default)]
+    pub digest_to: Option<String>,
+    /// The digest's sender (default `postmaster@<gateway hostname>`).
+    #[serde(default)]
+    pub digest_from: Option<String>,
+    /// The time of day of the daily run (digest, then purge), UK local time.
+    #[serde(default = "default_digest_at")]
+    pub digest_at: String,
+    /// The retention period; without it nothing is purged.
+    #[serde(default)]
+    pub retain: Option<String>,
+    /// The user of the access directory on whose authority the purge runs (required with
+    /// `retain`).
+    #[serde(default)]
+    pub purge_as: Option<String>,
+}
+
+fn default_digest_at() -> String {
+    "07:30".into()
+}
+
+/// Parses a time of day `HH:MM` or `HH:MM:SS` (24-hour clock) into seconds after midnight.
+pub fn parse_time_of_day(text: &str) -> Option<u32> {
+    let parts: Vec<&str> = text.trim().split(':').collect();
+    if !(2..=3).contains(&parts.len())
+        || parts
+            .iter()
+            .any(|p| p.len() != 2 || !p.bytes().all(|b| b.is_ascii_digit()))
+    {
+        return None;
+    }
+    let n: Vec<u32> = parts.iter().filter_map(|p| p.parse().ok()).collect();
+    let (h, m, s) = (n[0], n[1], n.get(2).copied().unwrap_or(0));
+    (h < 24 && m < 60 && s < 60).then_some(h * 3600 + m * 60 + s)
+}
+
+fn is_address(a: &str) -> bool {
+    a.split_once('@')
+        .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty())
+        && !a.contains(['<', '>', ' ', '\r', '\n', ','])
+}
+
+impl QuarantineSchedule {
+    /// Checks every key, naming the first bad one (`gateway.quarantine.<key>`).
+    pub fn validate(&self, has_data: bool) -> Result<(), ConfigError> {
+        let key = |k: &str| format!("quarantine.{k}");
+        if !has_data {
+            return Err(invalid(
+                "quarantine",
+                "needs gateway.data (the vault whose quarantine it digests and purges)",
+            ));
+        }
+        match (&self.retain, &self.purge_as) {
+            (Some(r), Some(u)) => {
+                duration(&key("retain"), r)?;
+                if u.trim().is_empty() {
+                    return Err(invalid(&key("purge_as"), "must name a user"));
+                }
+            }
+            (Some(_), None) => {
+                return Err(invalid(
+                    &key("purge_as"),
+                    "is required with retain: the caldicott-guardian or sysadmin on whose \
+                     authority held mail is purged",
+                ));
+            }
+            (None, Some(_)) => {
+                return Err(invalid(&key("retain"), "is required with purge_as"));
+            }
+            (None, None) => {}
+        }
+        if self.digest_to.is_none() && self.retain.is_none() {
+            return Err(invalid(
+                "quarantine",
+                "give digest_to (a daily digest), retain (a daily purge) or both",
+            ));
+        }
+        for (k, v) in [
+            ("digest_to", &self.digest_to),
+            ("digest_from", &self.digest_from),
+        ] {
+            if let Some(a) = v
+                && !is_address(a)
+            {
+                return Err(invalid(&key(k), format!("{a:?} is not an email address")));
+            }
+        }
+        if self.digest_from.is_some() && self.digest_to.is_none() {
+            return Err(invalid(&key("digest_from"), "needs digest_to"));
+        }
+        if parse_time_of_day(&self.digest_at).is_none() {
+            return Err(invalid(
+                &key("digest_at"),
+                format!(
+                    "{:?} is not a time of day such as 07:30 (HH:MM, 24-hour, UK local time)",
+                    self.digest_at
+                ),
+            ));
+        }
+        Ok(())
+    }
+
+    /// The retention period, if a purge is configured (after [`Self::validate`]).
+    pub fn retention(&self) -> Option<std::time::Duration> {
+        self.retain.as_deref().and_then(parse_duration)
+    }
 }
 
 fn default_hostname() -> String {
@@ -680,6 +808,9 @@ impl GatewayConfig {
         }
         duration("limits.data_timeout", &l.data_timeout)?;
         duration("limits.idle_timeout", &l.idle_timeout)?;
+        if let Some(q) = &self.quarantine {
+            q.validate(self.data.is_some())?;
+        }
         let mut names = std::collections::BTreeSet::new();
         for (i, u) in self.users.iter().enumerate() {
             if u.name.is_empty() || u.name.contains(['\0', '\r', '\n']) {

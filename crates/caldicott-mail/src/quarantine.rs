@@ -21,8 +21,11 @@
 //! unless the first copy was already delivered). The running gateway picks released files
 //! up by rescanning its queue (see [`crate::relay`]).
 //!
-//! `mark-not-spam` also keeps a sealed copy under `mail-ham-feedback/<id>`, which
-//! `caldicott mail train --quarantine-feedback` reads as ham.
+//! `mark-not-spam` also keeps a sealed copy under `mail-ham-feedback/<id>`, and `delete` of
+//! an inbound message (unless told it was deleted for another reason) one under
+//! `mail-spam-feedback/<id>`; `caldicott mail train --quarantine-feedback` reads them as ham
+//! and spam. The copies are purged with the held mail after the retention period
+//! ([`VaultQuarantine::feedback_older_than`]), counted from when each was kept.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -43,6 +46,8 @@ pub const ENTRY_KIND: &str = "mail-quarantine";
 pub const MESSAGE_KIND: &str = "mail-quarantine-message";
 /// Directory kind of messages marked not spam, for training.
 pub const HAM_KIND: &str = "mail-ham-feedback";
+/// Directory kind of inbound messages deleted as spam, for training.
+pub const SPAM_KIND: &str = "mail-spam-feedback";
 
 /// Why a quarantine operation failed. Messages name the id, never message content.
 #[derive(Debug, thiserror::Error)]
@@ -312,6 +317,54 @@ impl VaultQuarantine {
             .into_iter()
             .map(|e| (e.key, e.value))
             .collect())
+    }
+
+    /// Keeps a copy of a deleted inbound message as spam for training (replacing one kept
+    /// under that id).
+    pub fn add_spam(&self, id: &str, message: &[u8]) -> Result<(), QuarantineError> {
+        check_id(id)?;
+        let expect = self.vault.dir_get(SPAM_KIND, id)?.map(|e| e.version);
+        self.vault.dir_put(SPAM_KIND, id, message, expect)?;
+        Ok(())
+    }
+
+    /// The messages deleted as spam, decrypted, by id.
+    pub fn spam(&self) -> Result<Vec<HamMessage>, QuarantineError> {
+        Ok(self
+            .keys(SPAM_KIND)?
+            .into_iter()
+            .map(|e| (e.key, e.value))
+            .collect())
+    }
+
+    /// The training copies (ham and spam) kept for longer than `retention` at `now` (Unix
+    /// seconds), counted from when each was kept: `(kind, id)`, what a purge removes.
+    pub fn feedback_older_than(
+        &self,
+        now: i64,
+        retention: std::time::Duration,
+    ) -> Result<Vec<(&'static str, String)>, QuarantineError> {
+        let limit = i64::try_from(retention.as_secs()).unwrap_or(i64::MAX);
+        let mut out = Vec::new();
+        for kind in [HAM_KIND, SPAM_KIND] {
+            for e in self.keys(kind)? {
+                let kept = e.updated_at.div_euclid(1_000_000);
+                if now.saturating_sub(kept) > limit {
+                    out.push((kind, e.key));
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Removes one training copy (`kind` is [`HAM_KIND`] or [`SPAM_KIND`]); whether it was
+    /// there.
+    pub fn delete_feedback(&self, kind: &str, id: &str) -> Result<bool, QuarantineError> {
+        check_id(id)?;
+        if kind != HAM_KIND && kind != SPAM_KIND {
+            return Err(QuarantineError::BadId(kind.chars().take(80).collect()));
+        }
+        Ok(self.vault.dir_delete(kind, id)?)
     }
 }
 

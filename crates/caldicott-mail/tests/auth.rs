@@ -5,10 +5,14 @@
 //! All need Python through `CALDICOTT_TEST_PYTHON`; without it they print SKIPPED and pass
 //! (unless `CALDICOTT_REQUIRE_PYTHON=1`).
 
-use std::io::{BufRead, BufReader, Read, Write};
+mod common;
+
+use common::sink::{Proc, python, script};
+
+use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -19,65 +23,6 @@ use caldicott_mail::dkim_sign::{SignConfig, SigningKey};
 use caldicott_mail::dns::DnsConfig;
 use caldicott_mail::smtp::{FsQuarantine, Gateway, ScannerScreen, hash_password};
 use caldicott_mail::{MailConfig, Scanner};
-
-fn python() -> Option<PathBuf> {
-    match std::env::var_os("CALDICOTT_TEST_PYTHON") {
-        Some(p) if !p.is_empty() => Some(p.into()),
-        _ => {
-            assert!(
-                std::env::var("CALDICOTT_REQUIRE_PYTHON").as_deref() != Ok("1"),
-                "CALDICOTT_REQUIRE_PYTHON=1 but CALDICOTT_TEST_PYTHON is not set"
-            );
-            let _ = writeln!(
-                std::io::stderr().lock(),
-                "SKIPPED: the DNS server, dkimpy and the SMTP sink need CALDICOTT_TEST_PYTHON \
-                 (cargo xtask test sets it)"
-            );
-            None
-        }
-    }
-}
-
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/python")
-        .join(name)
-}
-
-/// A Python helper that prints `PORT <n>` when ready; killed on drop.
-struct Proc {
-    child: Child,
-    port: u16,
-}
-
-impl Proc {
-    fn start(python: &Path, args: &[&std::ffi::OsStr]) -> Proc {
-        let mut child = Command::new(python)
-            .args(args)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start a Python helper");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("PORT ")
-            .unwrap_or_else(|| panic!("helper said {line:?}"))
-            .parse()
-            .unwrap();
-        Proc { child, port }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// Keys made fresh for each run (rcgen on aws-lc-rs): PKCS#8 PEM.
 struct Keys {

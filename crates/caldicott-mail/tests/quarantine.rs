@@ -503,3 +503,135 @@ fn a_message_at_the_size_limit_fits_the_vault() {
         Err(quarantine::QuarantineError::BadId(_))
     ));
 }
+
+#[test]
+fn schedule_configuration_errors_name_the_key() {
+    let gateway = "[gateway]\ninbound = \"127.0.0.1:2525\"\nnext_hop = \"127.0.0.1:25\"\n\
+                   local_domains = [\"care.example\"]\nqueue_dir = \"q\"\n";
+    let with_data = format!("{gateway}data = \"/srv/caldicott\"\n");
+    let section = "\n[gateway.quarantine]\n";
+    let good = format!(
+        "{with_data}{section}digest_to = \"po@care.example\"\nretain = \"30d\"\npurge_as = \"jsmith\"\n"
+    );
+    let c = MailConfig::from_toml_str(&good).unwrap();
+    let q = c.gateway.unwrap().quarantine.unwrap();
+    assert_eq!(q.digest_at, "07:30", "the default time");
+    assert_eq!(q.retention(), Some(Duration::from_secs(30 * 86_400)));
+    // Only a digest, only a purge: both fine.
+    for only in [
+        "digest_to = \"po@care.example\"\ndigest_at = \"23:59:59\"\n",
+        "retain = \"7d\"\npurge_as = \"jsmith\"\n",
+    ] {
+        let c = MailConfig::from_toml_str(&format!("{with_data}{section}{only}"));
+        assert!(c.is_ok(), "{only:?} → {c:?}");
+    }
+    let e = MailConfig::from_toml_str(&format!(
+        "{gateway}quarantine_dir = \"plain\"\n{section}digest_to = \"po@care.example\"\n"
+    ))
+    .unwrap_err()
+    .to_string();
+    assert!(e.contains("gateway.quarantine: needs gateway.data"), "{e}");
+    for (body, key) in [
+        ("", "gateway.quarantine: give digest_to"),
+        ("digest_to = \"nobody\"\n", "gateway.quarantine.digest_to"),
+        (
+            "digest_to = \"po@care.example\"\ndigest_from = \"a b@c\"\n",
+            "gateway.quarantine.digest_from",
+        ),
+        (
+            "retain = \"30d\"\npurge_as = \"u\"\ndigest_from = \"pm@care.example\"\n",
+            "gateway.quarantine.digest_from: needs digest_to",
+        ),
+        (
+            "digest_to = \"po@care.example\"\ndigest_at = \"24:00\"\n",
+            "gateway.quarantine.digest_at",
+        ),
+        (
+            "digest_to = \"po@care.example\"\ndigest_at = \"7:30\"\n",
+            "gateway.quarantine.digest_at",
+        ),
+        (
+            "retain = \"30d\"\n",
+            "gateway.quarantine.purge_as: is required",
+        ),
+        (
+            "purge_as = \"u\"\n",
+            "gateway.quarantine.retain: is required",
+        ),
+        (
+            "retain = \"a month\"\npurge_as = \"u\"\n",
+            "gateway.quarantine.retain",
+        ),
+        (
+            "retain = \"0d\"\npurge_as = \"u\"\n",
+            "gateway.quarantine.retain",
+        ),
+        (
+            "digest_to = \"po@care.example\"\nat = \"07:30\"\n",
+            "unknown field",
+        ),
+    ] {
+        let e = MailConfig::from_toml_str(&format!("{with_data}{section}{body}")).unwrap_err();
+        let e = format!("{e} {:?}", e);
+        assert!(e.contains(key), "{body:?} → {e}");
+    }
+}
+
+#[test]
+fn times_of_day() {
+    use caldicott_mail::config::parse_time_of_day;
+    assert_eq!(parse_time_of_day("07:30"), Some(27_000));
+    assert_eq!(parse_time_of_day("00:00"), Some(0));
+    assert_eq!(parse_time_of_day("23:59:59"), Some(86_399));
+    for bad in [
+        "24:00",
+        "7:30",
+        "07:60",
+        "07:30:60",
+        "0730",
+        "07:30:00:00",
+        "",
+        "aa:bb",
+    ] {
+        assert_eq!(parse_time_of_day(bad), None, "{bad:?}");
+    }
+}
+
+#[test]
+fn spam_and_ham_feedback_are_kept_sealed_and_purged_by_age() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = VaultQuarantine::new(vault(&dir.path().join("vault.db")));
+    q.add_spam("00aa", b"Subject: spam-feedback-marker\r\n\r\nbuy\r\n")
+        .unwrap();
+    q.add_ham("00bb", b"Subject: ham\r\n\r\nhello\r\n").unwrap();
+    // Kept again under the same id: replaced, not doubled.
+    q.add_spam("00aa", b"Subject: spam-feedback-marker\r\n\r\nbuy now\r\n")
+        .unwrap();
+    let spam = q.spam().unwrap();
+    assert_eq!(spam.len(), 1);
+    assert_eq!(spam[0].0, "00aa");
+    assert!(contains(&spam[0].1, b"buy now"));
+    assert_eq!(q.ham().unwrap().len(), 1);
+    assert!(
+        !contains(&db_bytes(dir.path()), b"spam-feedback-marker"),
+        "feedback is readable in the database"
+    );
+    assert!(q.add_spam("../x", b"x").is_err());
+    let now = time::OffsetDateTime::now_utc().unix_timestamp();
+    let day = Duration::from_secs(86_400);
+    assert!(q.feedback_older_than(now, day).unwrap().is_empty());
+    let mut due = q.feedback_older_than(now + 2 * 86_400, day).unwrap();
+    due.sort();
+    assert_eq!(
+        due,
+        vec![
+            (quarantine::HAM_KIND, "00bb".to_owned()),
+            (quarantine::SPAM_KIND, "00aa".to_owned())
+        ]
+    );
+    for (kind, id) in &due {
+        assert!(q.delete_feedback(kind, id).unwrap());
+    }
+    assert!(q.spam().unwrap().is_empty() && q.ham().unwrap().is_empty());
+    assert!(q.delete_feedback(quarantine::ENTRY_KIND, "00aa").is_err());
+}

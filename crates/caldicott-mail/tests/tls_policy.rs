@@ -15,11 +15,9 @@
 
 mod common;
 
-use common::sink::{Sink, python};
+use common::sink::{Proc, Sink, python, script};
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,47 +29,6 @@ use caldicott_mail::smtp::{FsQuarantine, Gateway, ScannerScreen};
 use caldicott_mail::{MailConfig, Scanner};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair, PublicKeyData};
 use serde_json::json;
-
-fn script(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("../../tests/python")
-        .join(name)
-}
-
-/// A Python helper that prints `PORT <n>` when ready; killed on drop.
-struct Proc {
-    child: Child,
-    port: u16,
-}
-
-impl Proc {
-    fn start(python: &Path, args: &[&std::ffi::OsStr]) -> Proc {
-        let mut child = Command::new(python)
-            .args(args)
-            .env("PYTHONDONTWRITEBYTECODE", "1")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("start a python helper");
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().unwrap())
-            .read_line(&mut line)
-            .unwrap();
-        let port = line
-            .trim()
-            .strip_prefix("PORT ")
-            .unwrap_or_else(|| panic!("helper {args:?} said {line:?}"))
-            .parse()
-            .unwrap();
-        Proc { child, port }
-    }
-}
-
-impl Drop for Proc {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
 
 /// The test CA standing for the WebPKI roots.
 struct Ca {

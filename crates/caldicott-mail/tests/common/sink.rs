@@ -24,6 +24,49 @@ pub fn python() -> Option<PathBuf> {
     }
 }
 
+/// A script in the repository's `tests/python`.
+pub fn script(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/python")
+        .join(name)
+}
+
+/// A Python helper (DNS server, sink, HTTPS host...) that prints `PORT <n>` when ready;
+/// killed on drop.
+pub struct Proc {
+    child: Child,
+    pub port: u16,
+}
+
+impl Proc {
+    pub fn start(python: &Path, args: &[&std::ffi::OsStr]) -> Proc {
+        let mut child = Command::new(python)
+            .args(args)
+            .env("PYTHONDONTWRITEBYTECODE", "1")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("start a Python helper");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().expect("the helper's stdout is piped"))
+            .read_line(&mut line)
+            .expect("read the helper's first line");
+        let port = line
+            .trim()
+            .strip_prefix("PORT ")
+            .unwrap_or_else(|| panic!("helper {args:?} said {line:?}"))
+            .parse()
+            .expect("a port number");
+        Proc { child, port }
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
 /// The aiosmtpd next hop, killed on drop.
 pub struct Sink {
     child: Child,
