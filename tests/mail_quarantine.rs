@@ -117,9 +117,18 @@ fn wait_held(data: &Path, n: usize) -> Vec<serde_json::Value> {
     }
 }
 
-#[test]
-fn quarantine_list_show_release_delete_digest_through_the_binary() {
-    let Some(py) = python() else { return };
+/// A data directory with a guardian and a GP, an aiosmtpd sink as the gateway's next hop,
+/// and where its `mail.toml` goes (not yet written).
+struct Site {
+    t: tempfile::TempDir,
+    data: PathBuf,
+    sink_dir: PathBuf,
+    _sink: common::Proc,
+    port: String,
+    config: PathBuf,
+}
+
+fn site(py: &Path) -> Site {
     let t = tempfile::tempdir().unwrap();
     let data = t.path().join("data");
     let sink_dir = t.path().join("sink");
@@ -134,7 +143,7 @@ fn quarantine_list_show_release_delete_digest_through_the_binary() {
     }
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/smtp_sink.py");
     let (_sink, port) = spawn_until(
-        Command::new(&py)
+        Command::new(py)
             .arg(&script)
             .arg(&sink_dir)
             .args(["--port", "0"])
@@ -142,6 +151,27 @@ fn quarantine_list_show_release_delete_digest_through_the_binary() {
         "PORT ",
     );
     let config = t.path().join("mail.toml");
+    Site {
+        t,
+        data,
+        sink_dir,
+        _sink,
+        port,
+        config,
+    }
+}
+
+#[test]
+fn quarantine_list_show_release_delete_digest_through_the_binary() {
+    let Some(py) = python() else { return };
+    let Site {
+        t,
+        data,
+        sink_dir,
+        _sink,
+        port,
+        config,
+    } = site(&py);
     std::fs::write(
         &config,
         format!(
@@ -557,28 +587,14 @@ fn delete(data: &Path, id: &str, extra: &[&str]) -> String {
 #[test]
 fn the_gateway_sends_the_digest_and_purges_on_its_own_schedule() {
     let Some(py) = python() else { return };
-    let t = tempfile::tempdir().unwrap();
-    let data = t.path().join("data");
-    let sink_dir = t.path().join("sink");
-    std::fs::create_dir(&sink_dir).unwrap();
-    ok(caldicott().args(["init", "--data"]).arg(&data));
-    for (name, role) in [("guardian", "caldicott-guardian"), ("drsmith", "gp")] {
-        ok(caldicott()
-            .args([
-                "user", "add", "--org", "LOCAL", "--role", role, name, "--data",
-            ])
-            .arg(&data));
-    }
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/python/smtp_sink.py");
-    let (_sink, port) = spawn_until(
-        Command::new(&py)
-            .arg(&script)
-            .arg(&sink_dir)
-            .args(["--port", "0"])
-            .env("PYTHONDONTWRITEBYTECODE", "1"),
-        "PORT ",
-    );
-    let config = t.path().join("mail.toml");
+    let Site {
+        t,
+        data,
+        sink_dir,
+        _sink,
+        port,
+        config,
+    } = site(&py);
     let write_config = |quarantine: &str| {
         std::fs::write(
             &config,
