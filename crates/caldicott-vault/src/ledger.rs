@@ -10,8 +10,10 @@
 //! - **Checkpoints** ([`Ledger::publish`]) are C2SP tlog-checkpoints signed with the
 //!   deployment's Ed25519 ledger key, which lives sealed in the vault's directory (so
 //!   every process serving one PostgreSQL database signs with the same key).
-//! - **Proofs** read the stored complete-subtree hashes; nodes at level 4 and above (one
-//!   in sixteen) are kept in memory once read, as complete nodes never change.
+//! - **Proofs** read the stored complete-subtree hashes: nodes at level 4 and above (one
+//!   in sixteen; the only ones stored) are kept in memory once read, as complete nodes
+//!   never change; the four levels below are hashed from the block's 16 leaf hashes,
+//!   stored together as a tile.
 //! - **Epochs**: the log is never edited. Retention splits it: [`Ledger::seal`] signs a
 //!   final checkpoint of the current epoch and opens the next; [`Ledger::seal_with`] also
 //!   writes, in the same transaction, the new epoch's first leaf (the caller's record of
@@ -38,7 +40,7 @@ const MAX_BATCH: usize = 20_000;
 /// Nodes at this level and above (one per 16 leaves or fewer) are cached in memory once
 /// read: complete nodes never change. For a 10-million-entry log that is 625,000 hashes,
 /// 20 MB.
-const CACHE_LEVEL: u8 = 4;
+const CACHE_LEVEL: u8 = crate::backend::ledger::STORED_LEVEL;
 /// Leaves per tile: the leaf hashes of each complete aligned block of this many leaves are
 /// also stored together in one row (`ledger_tiles`), so the lower levels of a proof cost
 /// one small read. It is 2^[`CACHE_LEVEL`]: the levels above come from the cache.
@@ -200,6 +202,9 @@ struct Queue {
     waiting: Vec<(Vec<LedgerLeaf>, Done)>,
     /// Whether the committer thread is running.
     committer: bool,
+    /// Whether it is waiting for work (else it takes what is queued when its commit ends,
+    /// and waking it would be a wasted system call per append).
+    idle: bool,
 }
 
 impl Ledger {
@@ -299,7 +304,8 @@ impl Ledger {
                 drop(q);
                 self.commit_waiting();
             }
-        } else {
+        } else if q.idle {
+            drop(q);
             self.work.notify_one();
         }
     }
@@ -309,13 +315,15 @@ impl Ledger {
     fn commit_loop(&self) {
         loop {
             if !self.commit_waiting() {
-                let q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+                let mut q = self.queue.lock().unwrap_or_else(|p| p.into_inner());
+                q.idle = true;
                 let (mut q, timeout) = self
                     .work
                     .wait_timeout_while(q, std::time::Duration::from_secs(5), |q| {
                         q.waiting.is_empty()
                     })
                     .unwrap_or_else(|p| p.into_inner());
+                q.idle = false;
                 if timeout.timed_out() && q.waiting.is_empty() {
                     q.committer = false;
                     return;
@@ -343,10 +351,15 @@ impl Ledger {
         if batch.is_empty() {
             return false;
         }
-        let all: Vec<LedgerLeaf> = batch.iter().flat_map(|(l, _)| l.iter().cloned()).collect();
+        let mut all: Vec<LedgerLeaf> = Vec::with_capacity(batch.iter().map(|(l, _)| l.len()).sum());
+        let mut waiting: Vec<(usize, Done)> = Vec::with_capacity(batch.len());
+        for (l, done) in batch {
+            waiting.push((l.len(), done));
+            all.extend(l);
+        }
         let result = self.vault.backend().write(&[], &all);
         let mut offset = 0u64;
-        for (l, done) in batch {
+        for (n, done) in waiting {
             let r = match &result {
                 Ok(Some(a)) => Ok(Appended {
                     epoch: a.epoch,
@@ -363,7 +376,7 @@ impl Ledger {
                     reason: e.to_string(),
                 })),
             };
-            offset += l.len() as u64;
+            offset += n as u64;
             done(r);
         }
         true
@@ -799,7 +812,7 @@ impl Ledger {
                 }
                 frontier
                     .append_with(h, |id, hash| {
-                        if id.level > 0 {
+                        if id.level >= crate::backend::ledger::STORED_LEVEL {
                             completed.push((id, *hash));
                         }
                     })
@@ -844,7 +857,8 @@ impl Ledger {
                     )));
                 }
             }
-            // Interior nodes completed in this batch must match what proofs are made from.
+            // Interior nodes completed in this batch must match what proofs are made from:
+            // the stored ones (the levels below are hashed from the tiles checked above).
             let mut by_level: std::collections::BTreeMap<u8, Vec<(u64, Hash)>> = Default::default();
             for (id, h) in completed {
                 by_level.entry(id.level).or_default().push((id.index, h));

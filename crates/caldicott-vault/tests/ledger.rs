@@ -27,6 +27,19 @@ impl Db {
         }
     }
 
+    /// Empties the ledger's tables (each backend names its lookup-key tables its own way).
+    fn reset_ledger(&self) {
+        let keys = match self {
+            Db::Sqlite(_) => {
+                "DELETE FROM ledger_key_log; DELETE FROM ledger_key_index; DELETE FROM ledger_key_runs;"
+            }
+            Db::Postgres(_) => "DELETE FROM ledger_keys;",
+        };
+        self.exec(&format!(
+            "DELETE FROM ledger_leaves; DELETE FROM ledger_nodes; DELETE FROM ledger_checkpoints; {keys} DELETE FROM ledger_tiles; UPDATE ledger_epochs SET size = 0"
+        ));
+    }
+
     fn exec(&self, sql: &str) {
         match self {
             Db::Sqlite(d) => rusqlite::Connection::open(d.path().join("vault.db"))
@@ -158,6 +171,83 @@ fn appends_proofs_and_checkpoints_match_the_model() {
     }
 }
 
+/// Lookups page newest first through everything: on SQLite, keys still waiting in the
+/// key log, and several sorted runs (one forms every 16,384 leaves), across a sealed epoch.
+#[test]
+fn lookups_page_through_key_runs_and_epochs() {
+    for db in dbs() {
+        let kek = Arc::new(LocalKek::generate().unwrap().0);
+        let l = open(&db, &kek);
+        // Leaf i has keys p:patient{i % 7} and u:user{i % 3}; a few have none.
+        let mk = |i: u64| LedgerLeaf {
+            keys: if i.is_multiple_of(101) {
+                vec![]
+            } else {
+                leaf(i).keys
+            },
+            ..leaf(i)
+        };
+        let mut expected: Vec<(u32, u64, u64)> = Vec::new(); // (epoch, idx, i)
+        let mut i = 0u64;
+        let mut append = |l: &Ledger, n: u64, expected: &mut Vec<(u32, u64, u64)>| {
+            let batch: Vec<LedgerLeaf> = (i..i + n).map(mk).collect();
+            let a = l.append(batch).unwrap();
+            for k in 0..n {
+                expected.push((a.epoch, a.first + k, i + k));
+            }
+            i += n;
+        };
+        // Batches of odd sizes, so runs end mid-batch's worth.
+        for _ in 0..36 {
+            append(&l, 997, &mut expected);
+        }
+        l.seal().unwrap();
+        for _ in 0..5 {
+            append(&l, 1009, &mut expected);
+        }
+        for (key, matches) in [
+            (
+                "p:patient3",
+                Box::new(|i: u64| i % 7 == 3) as Box<dyn Fn(u64) -> bool>,
+            ),
+            ("u:user1", Box::new(|i: u64| i % 3 == 1)),
+        ] {
+            let want: Vec<(u32, u64)> = expected
+                .iter()
+                .rev()
+                .filter(|(_, _, i)| i % 101 != 0 && matches(*i))
+                .map(|(e, idx, _)| (*e, *idx))
+                .collect();
+            // Page by 1,000 (pages straddle the log, runs and the epoch boundary).
+            let mut got = Vec::new();
+            let mut before = None;
+            loop {
+                let page = l.find(key, before, 1000).unwrap();
+                if page.is_empty() {
+                    break;
+                }
+                assert!(page.len() <= 1000);
+                before = page.last().copied();
+                got.extend(page);
+            }
+            assert_eq!(got.len(), want.len(), "{key}");
+            assert!(got == want, "{key}: the lookup differs from the model");
+        }
+        if let Db::Sqlite(d) = &db {
+            // The lookups above did read runs and the log: two full runs in epoch 1, its
+            // tail merged with epoch 2's first batch, and epoch 2's later keys still waiting.
+            let c = rusqlite::Connection::open(d.path().join("vault.db")).unwrap();
+            let count = |sql: &str| c.query_row(sql, [], |r| r.get::<_, i64>(0)).unwrap();
+            assert_eq!(count("SELECT count(*) FROM ledger_key_runs"), 3);
+            assert!(count("SELECT count(*) FROM ledger_key_log") > 3_000);
+        }
+        // A key no leaf has finds nothing; a zero limit finds nothing.
+        assert!(l.find("p:nobody", None, 10).unwrap().is_empty());
+        assert!(l.find("p:patient3", None, 0).unwrap().is_empty());
+        verify(&l).unwrap();
+    }
+}
+
 #[test]
 fn leaves_written_with_records_are_atomic_with_them() {
     for db in dbs() {
@@ -221,14 +311,14 @@ fn any_tampering_is_caught_and_the_first_bad_entry_named() {
         ));
         let e = first_bad(verify(&l).unwrap_err());
         assert!(e.contains("entry 17"), "{e}");
-        db.exec("DELETE FROM ledger_leaves; DELETE FROM ledger_nodes; DELETE FROM ledger_checkpoints; DELETE FROM ledger_keys; DELETE FROM ledger_tiles; UPDATE ledger_epochs SET size = 0");
+        db.reset_ledger();
 
         // Deleting a leaf.
         let l = tamper_fixture(&db, &kek);
         db.exec("DELETE FROM ledger_leaves WHERE idx = 12");
         let e = first_bad(verify(&l).unwrap_err());
         assert!(e.contains("entry 12: missing"), "{e}");
-        db.exec("DELETE FROM ledger_leaves; DELETE FROM ledger_nodes; DELETE FROM ledger_checkpoints; DELETE FROM ledger_keys; DELETE FROM ledger_tiles; UPDATE ledger_epochs SET size = 0");
+        db.reset_ledger();
 
         // Reordering two leaves.
         let l = tamper_fixture(&db, &kek);
@@ -239,7 +329,7 @@ fn any_tampering_is_caught_and_the_first_bad_entry_named() {
         ));
         let e = first_bad(verify(&l).unwrap_err());
         assert!(e.contains("entry 5"), "{e}");
-        db.exec("DELETE FROM ledger_leaves; DELETE FROM ledger_nodes; DELETE FROM ledger_checkpoints; DELETE FROM ledger_keys; DELETE FROM ledger_tiles; UPDATE ledger_epochs SET size = 0");
+        db.reset_ledger();
 
         // Inserting a leaf beyond the end.
         let l = tamper_fixture(&db, &kek);
@@ -250,7 +340,7 @@ fn any_tampering_is_caught_and_the_first_bad_entry_named() {
         ));
         let e = first_bad(verify(&l).unwrap_err());
         assert!(e.contains("entry 40"), "{e}");
-        db.exec("DELETE FROM ledger_leaves; DELETE FROM ledger_nodes; DELETE FROM ledger_checkpoints; DELETE FROM ledger_keys; DELETE FROM ledger_tiles; UPDATE ledger_epochs SET size = 0");
+        db.reset_ledger();
 
         // Rewriting a leaf and every hash above it consistently: only the signed
         // checkpoints can tell, and they do, naming the range.
@@ -296,7 +386,7 @@ fn any_tampering_is_caught_and_the_first_bad_entry_named() {
             e.contains("checkpoint of size 40") && e.contains("[25, 40)"),
             "{e}"
         );
-        db.exec("DELETE FROM ledger_leaves; DELETE FROM ledger_nodes; DELETE FROM ledger_checkpoints; DELETE FROM ledger_keys; DELETE FROM ledger_tiles; UPDATE ledger_epochs SET size = 0");
+        db.reset_ledger();
 
         // A tile of leaf hashes (what proofs read) altered.
         let l = tamper_fixture(&db, &kek);
@@ -306,7 +396,7 @@ fn any_tampering_is_caught_and_the_first_bad_entry_named() {
         ));
         let e = first_bad(verify(&l).unwrap_err());
         assert!(e.contains("entry 16") && e.contains("tile"), "{e}");
-        db.exec("DELETE FROM ledger_leaves; DELETE FROM ledger_nodes; DELETE FROM ledger_checkpoints; DELETE FROM ledger_keys; DELETE FROM ledger_tiles; UPDATE ledger_epochs SET size = 0");
+        db.reset_ledger();
 
         // A checkpoint altered (signature no longer valid), or one that claims too much.
         let l = tamper_fixture(&db, &kek);
@@ -436,4 +526,41 @@ fn two_writers_on_one_database_build_one_log() {
         verify(&a).unwrap();
         verify(&b).unwrap();
     }
+}
+
+/// A database from before the key log (schema 5, one `ledger_keys` index) keeps its
+/// lookups through the upgrade: its keys become run 0.
+#[test]
+fn sqlite_upgrade_keeps_lookup_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = Db::Sqlite(dir);
+    let kek = Arc::new(LocalKek::generate().unwrap().0);
+    {
+        let l = open(&db, &kek);
+        // One batch of a full run: every key lands in run 0 and the log is empty.
+        l.append((0..16_384).map(leaf).collect()).unwrap();
+    }
+    // Back to schema 5's shape, with the same keys.
+    db.exec(
+        "CREATE TABLE ledger_keys (
+            key INTEGER NOT NULL, epoch INTEGER NOT NULL, idx INTEGER NOT NULL,
+            PRIMARY KEY (key, epoch, idx)) WITHOUT ROWID;
+         INSERT INTO ledger_keys SELECT key, epoch, idx FROM ledger_key_index;
+         DROP TABLE ledger_key_index; DROP TABLE ledger_key_runs; DROP TABLE ledger_key_log;
+         DELETE FROM schema_migrations WHERE version = 6;",
+    );
+    let b = db.backend();
+    assert_eq!(b.migrate().unwrap(), vec![6]);
+    let vault = Arc::new(Vault::open(b, kek.clone()).unwrap());
+    let l = Ledger::open(vault, "test.example/audit").unwrap();
+    let a = l.append((16_384..16_400).map(leaf).collect()).unwrap();
+    assert_eq!(a.first, 16_384);
+    let got = l.find("p:patient3", None, 100_000).unwrap();
+    let want: Vec<(u32, u64)> = (0..16_400u64)
+        .rev()
+        .filter(|i| i % 7 == 3)
+        .map(|i| (1, i))
+        .collect();
+    assert!(got == want, "lookups differ after the upgrade");
+    verify(&l).unwrap();
 }

@@ -1,22 +1,25 @@
 //! What the backends share for the audit ledger's storage: the rows, and the one pure step
 //! that turns a batch of leaves into the Merkle nodes to insert.
 //!
-//! Tables (schema 5, both backends):
+//! Tables (schema 5, both backends, and SQLite's schema 6 for the lookup keys):
 //!
 //! | table | one row per | columns |
 //! |---|---|---|
 //! | `ledger_epochs` | log epoch | `epoch`, `size` (leaves appended), `sealed_note` (the final signed checkpoint, once sealed) |
 //! | `ledger_leaves` | leaf | `epoch`, `idx`, `at_us`, `hash` (its leaf hash: level 0 of the tree), `data` (the canonical event bytes) |
 //! | `ledger_tiles` | complete aligned block of 16 leaves | `epoch`, `tile` (block number), `hashes` (the 16 leaf hashes, concatenated: what a proof's lowest levels are hashed from) |
-//! | `ledger_nodes` | complete interior Merkle node | `epoch`, `level` (≥ 1), `idx`, `hash` |
+//! | `ledger_nodes` | complete interior Merkle node at level ≥ 4 (`STORED_LEVEL`; the levels below are hashed from the tiles) | `epoch`, `level`, `idx`, `hash` |
 //! | `ledger_checkpoints` | signed checkpoint | `epoch`, `size`, `note`, `published_at` |
-//! | `ledger_keys` | (lookup key, leaf) | `key` (the first 8 bytes of SHA-256 of `p:<patient pseudonym>` or `u:<user>`, as a signed integer: a small index, fast to append to; a lookup may return a rare false match, which callers filter by decoding the leaf), `epoch`, `idx` |
+//! | `ledger_keys` (PostgreSQL) | (lookup key, leaf) | `key` (the first 8 bytes of SHA-256 of `p:<patient pseudonym>` or `u:<user>`, as a signed integer: a small index; a lookup may return a rare false match, which callers filter by decoding the leaf), `epoch`, `idx` |
+//! | `ledger_key_log` (SQLite, schema 6) | leaf with lookup keys, not yet in a run | `epoch`, `idx`, `keys` (the keys' 8-byte hashes, big-endian, concatenated) |
+//! | `ledger_key_index` (SQLite) | (run, lookup key, leaf) | `run`, `key`, `epoch`, `idx`: the keys of `KEY_RUN_LEAVES` (16,384) consecutive leaves, sorted once and written after every earlier run |
+//! | `ledger_key_runs` (SQLite) | run | `run`, the first and last `(epoch, idx)` it covers |
 //!
 //! Appends are sequenced by the current epoch's row: SQLite's single writer, PostgreSQL's
 //! `SELECT … FOR UPDATE` on it, so several `caldicott serve` processes on one database
 //! still build one log. An append happens in the transaction of the change it records.
 
-use caldicott_ledger::{Frontier, Hash, NodeId, leaf_hash};
+use caldicott_ledger::{Frontier, Hash, NodeId, leaf_hash, mth};
 
 use super::BackendError;
 
@@ -57,41 +60,130 @@ pub struct StoredLeaf {
     pub data: Vec<u8>,
 }
 
-/// The nodes one append adds, with the frontier after it.
+/// Interior nodes are stored from this level up. The levels below lie within one tile
+/// (`TILE` = 2^`STORED_LEVEL` leaves), whose leaf hashes are stored together, so they are
+/// hashed from it when needed: storing them would be 7 of every 8 node rows and several
+/// scattered pages in each small commit. (Logs written before this may hold some; they
+/// are never read.)
+pub(crate) const STORED_LEVEL: u8 = 4;
+
+/// Leaves per tile (see `ledger_tiles`).
+pub(crate) const TILE: u64 = 1 << STORED_LEVEL;
+
+/// What an appender needs of the log's end: its frontier, and the leaf hashes of its last,
+/// partial tile (`size % TILE` of them). A backend keeps the one its last append left,
+/// checked against the stored size in each transaction.
+#[derive(Clone)]
+pub(crate) struct Tail {
+    pub frontier: Frontier,
+    pub partial: Vec<Hash>,
+}
+
+impl Tail {
+    /// The frontier nodes of a `size`-leaf log that are stored (level ≥ [`STORED_LEVEL`]),
+    /// in [`Frontier::node_ids`] order.
+    pub fn stored_ids(size: u64) -> Vec<NodeId> {
+        Frontier::node_ids(size)
+            .into_iter()
+            .filter(|id| id.level >= STORED_LEVEL)
+            .collect()
+    }
+
+    /// Rebuilds the tail of a `size`-leaf log from its stored frontier nodes (for
+    /// [`Tail::stored_ids`]) and the leaf hashes of its partial tile; anything missing
+    /// means the stored log is damaged.
+    pub fn from_parts(
+        size: u64,
+        stored: Vec<Option<Vec<u8>>>,
+        partial: Vec<Hash>,
+    ) -> Result<Tail, BackendError> {
+        let damaged = |reason: String| BackendError::Db {
+            during: "reading the end of the audit ledger",
+            reason,
+        };
+        let tile_start = size - size % TILE;
+        if partial.len() as u64 != size % TILE {
+            return Err(damaged(format!(
+                "{} of the {} leaf hashes of the {size}-leaf log's last tile were found",
+                partial.len(),
+                size % TILE
+            )));
+        }
+        let mut stored = stored.into_iter();
+        let mut hashes = Vec::new();
+        for id in Frontier::node_ids(size) {
+            if id.level >= STORED_LEVEL {
+                let bytes = stored.next().flatten().ok_or_else(|| {
+                    damaged(format!("a frontier node of the {size}-leaf log is missing"))
+                })?;
+                hashes.push(Hash::from_slice(&bytes).map_err(|e| damaged(e.to_string()))?);
+            } else {
+                // Below the stored levels the node lies in the partial tile.
+                let first = usize::try_from((id.index << id.level) - tile_start)
+                    .map_err(|e| damaged(e.to_string()))?;
+                let leaves = partial
+                    .get(first..first + (1usize << id.level))
+                    .ok_or_else(|| damaged("the last tile is short".into()))?;
+                hashes.push(mth(leaves));
+            }
+        }
+        let frontier = Frontier::from_parts(size, hashes).map_err(|e| damaged(e.to_string()))?;
+        Ok(Tail { frontier, partial })
+    }
+}
+
+/// What one append writes besides its leaves, and the tail after it.
 pub(crate) struct AppendPlan {
     /// The leaves' hashes, in order (level 0, stored with the leaves).
     pub leaf_hashes: Vec<Hash>,
-    /// Every node completed, level 0 included.
+    /// The interior nodes to store: those completed at level ≥ [`STORED_LEVEL`].
     pub nodes: Vec<(NodeId, Hash)>,
-    pub frontier: Frontier,
+    /// The tiles completed, as `(tile number, its 16 leaf hashes concatenated)`.
+    pub tiles: Vec<(u64, Vec<u8>)>,
+    pub tail: Tail,
 }
 
-/// Appends `leaves` to `frontier`, collecting every node they complete.
-pub(crate) fn plan_append(
-    mut frontier: Frontier,
-    leaves: &[LedgerLeaf],
-) -> Result<AppendPlan, BackendError> {
-    let mut nodes = Vec::with_capacity(leaves.len() * 2);
+/// Appends `leaves` to `tail`, collecting the nodes and tiles they complete.
+pub(crate) fn plan_append(tail: Tail, leaves: &[LedgerLeaf]) -> Result<AppendPlan, BackendError> {
+    let Tail {
+        mut frontier,
+        partial,
+    } = tail;
+    let size = frontier.size();
+    let mut nodes = Vec::with_capacity(leaves.len() / 8 + 1);
     let mut leaf_hashes = Vec::with_capacity(leaves.len());
     for leaf in leaves {
         let h = leaf_hash(&leaf.data);
         leaf_hashes.push(h);
         frontier
-            .append_with(h, |id, h| nodes.push((id, *h)))
+            .append_with(h, |id, h| {
+                if id.level >= STORED_LEVEL {
+                    nodes.push((id, *h));
+                }
+            })
             .map_err(|e| BackendError::Db {
                 during: "appending to the audit ledger",
                 reason: e.to_string(),
             })?;
     }
+    let tiles = completed_tiles(size, &partial, &leaf_hashes);
+    let new_size = frontier.size();
+    let keep = usize::try_from(new_size % TILE).unwrap_or(0);
+    let partial: Vec<Hash> = if leaf_hashes.len() >= keep {
+        leaf_hashes[leaf_hashes.len() - keep..].to_vec()
+    } else {
+        // The append did not leave the partial tile: it keeps the old leaves too.
+        let mut v = partial;
+        v.extend_from_slice(&leaf_hashes);
+        v
+    };
     Ok(AppendPlan {
         leaf_hashes,
         nodes,
-        frontier,
+        tiles,
+        tail: Tail { frontier, partial },
     })
 }
-
-/// Leaves per tile (see `ledger_tiles`).
-pub(crate) const TILE: u64 = 16;
 
 /// The tiles an append of `new` leaf hashes after `size` existing leaves completes, as
 /// `(tile number, first leaf of the tile)`; `prefix` holds the hashes of the existing
@@ -108,26 +200,6 @@ pub(crate) fn completed_tiles(size: u64, prefix: &[Hash], new: &[Hash]) -> Vec<(
         }
     }
     out
-}
-
-/// The frontier of a log of `size` leaves from its stored frontier nodes (in
-/// [`Frontier::node_ids`] order); a missing node means the stored log is damaged.
-pub(crate) fn frontier_from(
-    size: u64,
-    nodes: Vec<Option<Vec<u8>>>,
-) -> Result<Frontier, BackendError> {
-    let damaged = |reason: String| BackendError::Db {
-        during: "reading the audit ledger's frontier",
-        reason,
-    };
-    let hashes = nodes
-        .into_iter()
-        .map(|n| {
-            n.ok_or_else(|| damaged(format!("a frontier node of the {size}-leaf log is missing")))
-                .and_then(|b| Hash::from_slice(&b).map_err(|e| damaged(e.to_string())))
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    Frontier::from_parts(size, hashes).map_err(|e| damaged(e.to_string()))
 }
 
 /// The stored form of a lookup key: the first 8 bytes of its SHA-256.

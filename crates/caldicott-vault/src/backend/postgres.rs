@@ -23,7 +23,6 @@ use std::collections::HashMap;
 use ::postgres::{Client, Config, NoTls, Row, Statement};
 
 use super::*;
-use caldicott_ledger::Frontier;
 
 const MIGRATIONS: &[(i64, &str)] = &[
     (
@@ -106,7 +105,7 @@ pub struct PostgresBackend {
     freed: Condvar,
     /// The audit ledger's frontier as of this process's last append (checked against the
     /// stored size, under the epoch row's lock, in each append).
-    frontier: Mutex<Option<(u32, Frontier)>>,
+    frontier: Mutex<Option<(u32, ledger::Tail)>>,
 }
 
 /// A connection and the statements prepared on it (a prepared statement saves a round
@@ -1313,11 +1312,40 @@ fn read_nodes(
 
 /// Appends leaves to the current epoch inside the caller's transaction, holding the epoch
 /// row's lock so that appenders in every process are sequenced.
+/// The end of epoch `epoch` of `size` leaves, read back: its stored frontier nodes and the
+/// leaf hashes of its last, partial tile.
+fn read_tail(
+    tx: &mut ::postgres::Transaction<'_>,
+    epoch: u32,
+    size: u64,
+) -> Result<ledger::Tail, BackendError> {
+    let m = pg_err("reading the end of the audit ledger");
+    let stored = read_nodes(tx, epoch, &ledger::Tail::stored_ids(size)).map_err(&m)?;
+    let partial = size % ledger::TILE;
+    let mut hashes = Vec::new();
+    if partial > 0 {
+        for r in tx
+            .query(
+                "SELECT hash FROM ledger_leaves WHERE epoch = $1 AND idx >= $2 AND idx < $3 ORDER BY idx",
+                &[&i64::from(epoch), &clamp(size - partial), &clamp(size)],
+            )
+            .map_err(&m)?
+        {
+            let b: Vec<u8> = r.get(0);
+            hashes.push(caldicott_ledger::Hash::from_slice(&b).map_err(|err| BackendError::Db {
+                during: "reading the end of the audit ledger",
+                reason: err.to_string(),
+            })?);
+        }
+    }
+    ledger::Tail::from_parts(size, stored, hashes)
+}
+
 fn append_leaves(
     tx: &mut ::postgres::Transaction<'_>,
-    cached: Option<(u32, Frontier)>,
+    cached: Option<(u32, ledger::Tail)>,
     leaves: &[LedgerLeaf],
-) -> Result<(Appended, Frontier), BackendError> {
+) -> Result<(Appended, ledger::Tail), BackendError> {
     let m = pg_err("appending to the audit ledger");
     let row = tx
         .query_one(
@@ -1327,14 +1355,11 @@ fn append_leaves(
         .map_err(&m)?;
     let epoch = epoch_of(row.get(0))?;
     let size = ledger::unsigned(row.get(1), "appending to the audit ledger")?;
-    let frontier = match cached {
-        Some((e, f)) if e == epoch && f.size() == size => f,
-        _ => {
-            let ids = Frontier::node_ids(size);
-            ledger::frontier_from(size, read_nodes(tx, epoch, &ids).map_err(&m)?)?
-        }
+    let tail = match cached {
+        Some((e, t)) if e == epoch && t.frontier.size() == size => t,
+        _ => read_tail(tx, epoch, size)?,
     };
-    let plan = ledger::plan_append(frontier, leaves)?;
+    let plan = ledger::plan_append(tail, leaves)?;
     let e = i64::from(epoch);
     let idx: Vec<i64> = (0..leaves.len()).map(|i| clamp(size + i as u64)).collect();
     let at: Vec<i64> = leaves.iter().map(|l| l.at_us).collect();
@@ -1346,9 +1371,9 @@ fn append_leaves(
         &[&e, &idx, &at, &lh, &data],
     )
     .map_err(&m)?;
-    // Leaf hashes (level 0) live with the leaves; interior nodes in their own table.
-    let interior: Vec<&(caldicott_ledger::NodeId, caldicott_ledger::Hash)> =
-        plan.nodes.iter().filter(|(id, _)| id.level > 0).collect();
+    // Leaf hashes (level 0) live with the leaves; interior nodes from `STORED_LEVEL` up in
+    // their own table.
+    let interior = &plan.nodes;
     let levels: Vec<i16> = interior.iter().map(|(id, _)| i16::from(id.level)).collect();
     let nidx: Vec<i64> = interior.iter().map(|(id, _)| clamp(id.index)).collect();
     let hashes: Vec<&[u8]> = interior.iter().map(|(_, h)| &h.as_bytes()[..]).collect();
@@ -1358,25 +1383,7 @@ fn append_leaves(
         &[&e, &levels, &nidx, &hashes],
     )
     .map_err(&m)?;
-    // Tiles this append completes (the first may begin with leaves already stored).
-    let partial = size % ledger::TILE;
-    let mut prefix = Vec::new();
-    if partial > 0 {
-        for r in tx
-            .query(
-                "SELECT hash FROM ledger_leaves WHERE epoch = $1 AND idx >= $2 AND idx < $3 ORDER BY idx",
-                &[&e, &clamp(size - partial), &clamp(size)],
-            )
-            .map_err(&m)?
-        {
-            let b: Vec<u8> = r.get(0);
-            prefix.push(caldicott_ledger::Hash::from_slice(&b).map_err(|err| BackendError::Db {
-                during: "appending to the audit ledger",
-                reason: err.to_string(),
-            })?);
-        }
-    }
-    let tiles = ledger::completed_tiles(size, &prefix, &plan.leaf_hashes);
+    let tiles = &plan.tiles;
     if !tiles.is_empty() {
         let tno: Vec<i64> = tiles.iter().map(|(t, _)| clamp(*t)).collect();
         let th: Vec<&[u8]> = tiles.iter().map(|(_, h)| h.as_slice()).collect();
@@ -1404,7 +1411,7 @@ fn append_leaves(
         )
         .map_err(&m)?;
     }
-    let new_size = plan.frontier.size();
+    let new_size = plan.tail.frontier.size();
     tx.execute(
         "UPDATE ledger_epochs SET size = $2 WHERE epoch = $1",
         &[&e, &clamp(new_size)],
@@ -1416,6 +1423,6 @@ fn append_leaves(
             first: size,
             size: new_size,
         },
-        plan.frontier,
+        plan.tail,
     ))
 }
