@@ -104,12 +104,13 @@ fn adult() {
         ms(load)
     );
     println!(
-        "adult: flash k=5 search best {} median {}, {} nodes checked ({} grouped, {} refused by a pair, {} pair projections), levels {:?}, non-uniform entropy {:.10}",
+        "adult: flash k=5 search best {} median {}, {} nodes checked ({} grouped, {} refused by a pair, {} by a witness, {} pair projections), levels {:?}, non-uniform entropy {:.10}",
         ms(times[0]),
         ms(times[times.len() / 2]),
         s.nodes_checked,
         s.nodes_grouped,
         s.nodes_refused_by_pair,
+        s.nodes_refused_by_witness,
         s.projections,
         s.levels,
         s.value
@@ -382,12 +383,13 @@ fn synthetic(rows: usize) {
         ms(generate)
     );
     println!(
-        "synthetic: encode+group {}, flash search {} ({} nodes checked, {} grouped, {} refused by a pair, {} pair projections), release+write CSV {} ({} MB); end to end {}",
+        "synthetic: encode+group {}, flash search {} ({} nodes checked, {} grouped, {} refused by a pair, {} by a witness, {} pair projections), release+write CSV {} ({} MB); end to end {}",
         ms(prepare),
         ms(solution.search_time),
         solution.nodes_checked,
         solution.nodes_grouped,
         solution.nodes_refused_by_pair,
+        solution.nodes_refused_by_witness,
         solution.projections,
         ms(write),
         out.as_file().metadata().unwrap().len() / 1_000_000,

@@ -707,6 +707,7 @@ fn phases_child(dir: &Path) {
             "search": ms(solution.search_time),
             "nodes_checked": solution.nodes_checked,
             "nodes_grouped": solution.nodes_grouped,
+            "nodes_refused_by_witness": solution.nodes_refused_by_witness,
             "release_and_write": ms(write),
         })
     );

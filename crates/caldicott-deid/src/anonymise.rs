@@ -62,11 +62,15 @@ pub struct Solution {
     /// predictive tagging).
     pub nodes_checked: u64,
     /// Of those, transformations whose equivalence classes had to be computed (the others
-    /// were refused from the value frequencies of one quasi-identifier or a pair).
+    /// were refused from the value frequencies of one quasi-identifier or a pair, or from
+    /// one record's class).
     pub nodes_grouped: u64,
     /// Of the others, transformations refused from the frequencies of a pair of
-    /// quasi-identifiers (the rest by one quasi-identifier's).
+    /// quasi-identifiers.
     pub nodes_refused_by_pair: u64,
+    /// Of the others, transformations refused by counting one record's class (a witness, see
+    /// `src/witness.rs`); the rest were refused by one quasi-identifier's frequencies.
+    pub nodes_refused_by_witness: u64,
     /// Pair frequency tables (projections) the prechecks computed.
     pub projections: u64,
     /// Wall time of the search.
@@ -317,6 +321,7 @@ impl<'t> Anonymiser<'t> {
             nodes_checked: stats.checked,
             nodes_grouped: stats.grouped,
             nodes_refused_by_pair: stats.precheck.pair,
+            nodes_refused_by_witness: stats.precheck.witness,
             projections: stats.precheck.projections,
             search_time: stats.elapsed,
         })
@@ -686,12 +691,7 @@ impl<'a, 't> Release<'a, 't> {
             .zip(&self.levels)
             .map(|(qi, &l)| {
                 if l == 0 {
-                    table
-                        .column(qi.table_column)
-                        .values
-                        .iter()
-                        .map(|v| &**v)
-                        .collect()
+                    table.column(qi.table_column).values.iter().collect()
                 } else {
                     qi.map[l as usize]
                         .iter()

@@ -197,7 +197,7 @@ pub(crate) fn encode_column(
             by_label[0] = values
                 .iter()
                 .enumerate()
-                .map(|(i, s)| (&**s, i as u32))
+                .map(|(i, s)| (s, i as u32))
                 .collect();
             for row in h.rows() {
                 for (l, label) in row.iter().enumerate() {

@@ -49,6 +49,7 @@ pub mod scrub;
 pub mod search;
 mod table;
 pub mod transform;
+mod witness;
 
 pub use anonymise::{
     Algorithm, Anonymiser, Evaluation, Hierarchies, Release, Solution, anonymise_table,

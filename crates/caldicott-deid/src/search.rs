@@ -34,13 +34,16 @@
 //! monotonic). The property test `tests/flash_vs_exhaustive.rs` covers these models.
 //!
 //! **Checking a node.** Two exact shortcuts come first (`k` is the smallest class any
-//! criterion allows, [`Criteria::min_class_size`]): if one quasi-identifier alone, or a pair of
-//! them, puts more records in values rarer than `k` than may be suppressed, the node is not
-//! anonymous (no grouping needed; see [`crate::precheck`]); and grouping stops once there are more classes than an anonymous node can
-//! have (`N / k` plus the records that may be suppressed). Otherwise the node's classes are
-//! rolled up from the cached classes of a checked node below it (the one with fewest classes),
-//! or from the bottom node's classes (the distinct rows), never from the rows again (ARX's
-//! snapshots do the same job). `nodes_checked` counts checks, `nodes_grouped` groupings.
+//! criterion allows, [`Criteria::min_class_size`]): if one quasi-identifier alone, a record's
+//! class (a witness, counted exactly from the records sharing its rarest value, see
+//! `src/witness.rs`), or a pair of quasi-identifiers puts more records in classes or values
+//! rarer than `k` than may be suppressed, the node is not anonymous (no grouping needed; see
+//! `src/precheck.rs`); and grouping stops once there are more classes than an anonymous node
+//! can have (`N / k` plus the records that may be suppressed). The small classes of each
+//! grouped node that is not anonymous become witnesses for the nodes after it. Otherwise the
+//! node's classes are rolled up from the cached classes of a checked node below it (the one
+//! with fewest classes), or from the bottom node's classes (the distinct rows), never from the
+//! rows again (ARX's snapshots do the same job). `nodes_checked` counts checks, `nodes_grouped` groupings.
 
 use std::cmp::{Ordering, Reverse};
 use std::collections::BinaryHeap;
@@ -180,15 +183,22 @@ impl<'a> Evaluator<'a> {
         }
     }
 
-    /// The classes of `levels`, or `None` if there are more than `max_classes`.
-    fn classes(&mut self, levels: &[u8], max_classes: usize) -> Option<Arc<Classes>> {
-        self.checked += 1;
+    /// The classes `levels` would be rolled up from: the cached node below with fewest classes,
+    /// else the bottom node.
+    fn source(&self, levels: &[u8]) -> &Arc<Classes> {
         let mut src = self.base;
         for c in &self.cache {
             if Lattice::leq(&c.levels, levels) && c.len() < src.len() {
                 src = c;
             }
         }
+        src
+    }
+
+    /// The classes of `levels`, or `None` if there are more than `max_classes`.
+    fn classes(&mut self, levels: &[u8], max_classes: usize) -> Option<Arc<Classes>> {
+        self.checked += 1;
+        let src = self.source(levels);
         if src.levels == levels {
             return (src.len() <= max_classes).then(|| Arc::clone(src));
         }
@@ -349,13 +359,18 @@ impl<'a> Flash<'a> {
     /// Checks a node: groups it, tags it (and its closure), evaluates it when anonymous.
     ///
     /// First the necessary conditions of [`crate::precheck`]: if one quasi-identifier alone,
-    /// or a pair of them, puts more records into classes smaller than `k` than may be
-    /// suppressed, the node is not anonymous, and is tagged so exactly as if grouped.
+    /// the classes of witnesses or a pair of quasi-identifiers put more records into classes
+    /// smaller than `k` than may be suppressed, the node is not anonymous, and is tagged so
+    /// exactly as if grouped. A grouped node that is not anonymous lends its small classes
+    /// to the witnesses.
     fn check(&mut self, node: u32) -> bool {
         self.checked += 1;
         self.tags[node as usize] |= CHECKED;
         let levels = self.lattice.levels(node);
-        if self.precheck.refuses(&levels) {
+        // Witnesses may look at half as many classes as grouping would read (a look costs about
+        // as much as a source class in a grouping: a few reads from memory).
+        let allowance = self.eval.source(&levels).len() / 2;
+        if self.precheck.refuses(&levels, allowance) {
             self.tag_closure(node, NOT_ANON, false);
             return false;
         }
@@ -390,6 +405,7 @@ impl<'a> Flash<'a> {
             }
             self.tag_closure(node, ANON, true);
         } else {
+            self.precheck.learn(&classes);
             self.tag_closure(node, NOT_ANON, false);
         }
         anonymous

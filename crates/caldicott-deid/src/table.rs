@@ -12,11 +12,96 @@ use hashbrown::HashTable;
 use crate::error::DeidError;
 use crate::fx::{FxBuild, FxHashMap};
 
+/// A column's distinct values, stored end to end in one string: a million distinct postcodes
+/// cost their bytes and one offset each, not a heap allocation each, and sit close together
+/// (reading a million rows compares each field against one of them).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Values {
+    text: String,
+    /// `text[ends[i - 1]..ends[i]]` is value `i` (from 0 for the first).
+    ends: Vec<usize>,
+}
+
+impl Values {
+    pub(crate) fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    pub(crate) fn iter(&self) -> ValuesIter<'_> {
+        ValuesIter {
+            values: self,
+            next: 0,
+        }
+    }
+
+    /// Value `i`'s bytes (no check of character boundaries: for comparing).
+    #[inline]
+    fn bytes(&self, i: usize) -> &[u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.text.as_bytes()[start..self.ends[i]]
+    }
+
+    fn push(&mut self, value: &str) {
+        self.text.push_str(value);
+        self.ends.push(self.text.len());
+    }
+
+    fn shrink_to_fit(&mut self) {
+        self.text.shrink_to_fit();
+        self.ends.shrink_to_fit();
+    }
+}
+
+impl std::ops::Index<usize> for Values {
+    type Output = str;
+
+    #[inline]
+    fn index(&self, i: usize) -> &str {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        // Every boundary is the end of a whole `&str` pushed, so on a char boundary.
+        &self.text[start..self.ends[i]]
+    }
+}
+
+/// The values in code order.
+pub(crate) struct ValuesIter<'v> {
+    values: &'v Values,
+    next: usize,
+}
+
+impl<'v> Iterator for ValuesIter<'v> {
+    type Item = &'v str;
+
+    fn next(&mut self) -> Option<&'v str> {
+        let i = self.next;
+        (i < self.values.len()).then(|| {
+            self.next += 1;
+            &self.values[i]
+        })
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        let left = self.values.len() - self.next;
+        (left, Some(left))
+    }
+}
+
+impl ExactSizeIterator for ValuesIter<'_> {}
+
+impl<'v> IntoIterator for &'v Values {
+    type Item = &'v str;
+    type IntoIter = ValuesIter<'v>;
+
+    fn into_iter(self) -> ValuesIter<'v> {
+        self.iter()
+    }
+}
+
 /// One column: its distinct values and, per row, the index of the row's value.
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Column {
     /// Distinct values in order of first appearance.
-    pub(crate) values: Vec<Box<str>>,
+    pub(crate) values: Values,
     /// One code per row, an index into `values`.
     pub(crate) codes: Vec<u32>,
     /// Value → code while rows are being added: a table of codes, looked up by the value's
@@ -31,6 +116,24 @@ fn hash_str(s: &str) -> u64 {
     h.finish()
 }
 
+/// Byte equality without a call to `memcmp` for the short values tables mostly hold (codes,
+/// dates, postcodes): about one comparison per field read.
+#[inline]
+fn same(a: &[u8], b: &[u8]) -> bool {
+    if a.len() != b.len() {
+        return false;
+    }
+    if a.len() < 8 {
+        return a.iter().zip(b).all(|(x, y)| x == y);
+    }
+    if a.len() <= 16 {
+        // Two overlapping 8-byte words cover the whole value.
+        return a.first_chunk::<8>() == b.first_chunk::<8>()
+            && a.last_chunk::<8>() == b.last_chunk::<8>();
+    }
+    a == b
+}
+
 impl Column {
     fn intern(&mut self, value: &str) -> Result<u32, DeidError> {
         let values = &self.values;
@@ -42,14 +145,15 @@ impl Column {
             t
         });
         let hash = hash_str(value);
-        if let Some(&code) = index.find(hash, |&c| &*values[c as usize] == value) {
+        if let Some(&code) = index.find(hash, |&c| same(values.bytes(c as usize), value.as_bytes()))
+        {
             return Ok(code);
         }
         let code = u32::try_from(self.values.len()).map_err(|_| {
             DeidError::TooLarge("more than 2^32 distinct values in a column".into())
         })?;
         index.insert_unique(hash, code, |&c| hash_str(&values[c as usize]));
-        self.values.push(value.into());
+        self.values.push(value);
         Ok(code)
     }
 
@@ -198,5 +302,48 @@ impl Table {
 
     pub(crate) fn column(&self, column: usize) -> &Column {
         &self.columns[column]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    proptest! {
+        /// Values of every length the comparison treats differently (under 8 bytes, 8 to 16,
+        /// longer; multi-byte characters; values sharing their first or last 8 bytes) read
+        /// back as written, and equal values share one code.
+        #[test]
+        fn interned_values_read_back(
+            rows in prop::collection::vec(
+                (prop::sample::select(vec!["", "a", "é", "LS1 4AB", "LS1 4AB ", "2001-01-01",
+                    "2001-01-02", "x2001-01-01", "abcdefghijklmnopq", "abcdefghijklmnopr",
+                    "ßßßßßßßßß"]), 0usize..4),
+                0..60,
+            ),
+        ) {
+            let header = vec!["v".to_string(), "n".to_string()];
+            let cells: Vec<[String; 2]> = rows
+                .iter()
+                .map(|(v, n)| [format!("{v}{}", "z".repeat(*n)), n.to_string()])
+                .collect();
+            let mut table = Table::from_rows(header, &cells).unwrap();
+            table.finish();
+            for (r, row) in cells.iter().enumerate() {
+                prop_assert_eq!(table.value(r, 0), row[0].as_str());
+                prop_assert_eq!(table.value(r, 1), row[1].as_str());
+            }
+            let distinct: std::collections::HashSet<&str> =
+                cells.iter().map(|row| row[0].as_str()).collect();
+            prop_assert_eq!(table.distinct_values(0), distinct.len());
+            let column = table.column(0);
+            prop_assert_eq!(column.values.iter().count(), distinct.len());
+            // A row added after `finish` rebuilds the index and still finds existing values.
+            if let Some(first) = cells.first() {
+                table.push_row(first).unwrap();
+                prop_assert_eq!(table.distinct_values(0), distinct.len());
+            }
+        }
     }
 }
