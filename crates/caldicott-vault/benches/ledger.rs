@@ -18,7 +18,7 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use caldicott_audit::{AuditEvent, EventKind, Outcome};
+use caldicott_audit::AuditEvent;
 use caldicott_ledger::{verify_consistency, verify_inclusion};
 use caldicott_vault::{Backend, Ledger, LedgerLeaf, LocalKek, SqliteBackend, Vault};
 
@@ -34,34 +34,11 @@ impl Rng {
     }
 }
 
+mod common;
+
+/// A leaf of the stream these benchmarks append: 50,000 patients, 977 users.
 fn event(i: u64) -> LedgerLeaf {
-    let patient = format!(
-        "{:032x}",
-        u128::from(i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % 50_000)
-    );
-    let e = AuditEvent {
-        at_us: 1_764_400_000_000_000 + i as i64 * 1000,
-        kind: EventKind::Access,
-        action: "read".into(),
-        user: format!("user{}", i % 977),
-        org: "A81001".into(),
-        role: "gp".into(),
-        purpose: "direct-care".into(),
-        rtype: Some("Observation".into()),
-        id: Some(format!("{:032x}", u128::from(i) * 7919)),
-        patients: vec![patient.clone()],
-        query: vec![],
-        client: Some("10.1.2.3".into()),
-        user_agent: Some("Mozilla/5.0 (Windows NT 10.0; Win64; x64) EMIS-Web/2026".into()),
-        outcome: Outcome::Permit,
-        reason: "the patient is registered at the user's organisation".into(),
-        break_glass: false,
-    };
-    LedgerLeaf {
-        data: e.to_leaf(),
-        at_us: e.at_us,
-        keys: vec![format!("p:{patient}"), format!("u:{}", e.user)],
-    }
+    common::event(i, 50_000, 977, "Observation")
 }
 
 fn arg(name: &str) -> Option<String> {

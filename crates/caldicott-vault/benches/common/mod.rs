@@ -1,0 +1,36 @@
+//! What the ledger's benchmarks and the `commit_cost` example share: a realistic audit leaf.
+
+use caldicott_audit::{AuditEvent, EventKind, Outcome};
+use caldicott_vault::LedgerLeaf;
+
+/// The `i`-th leaf of a synthetic stream: a permitted access of `rtype` by one of `users`
+/// users to one of `patients` patients (~420 bytes canonical), with its two lookup keys.
+pub fn event(i: u64, patients: u64, users: u64, rtype: &str) -> LedgerLeaf {
+    let patient = format!(
+        "{:032x}",
+        u128::from(i.wrapping_mul(0x9E37_79B9_7F4A_7C15) % patients)
+    );
+    let e = AuditEvent {
+        at_us: 1_764_400_000_000_000 + i as i64 * 1000,
+        kind: EventKind::Access,
+        action: "read".into(),
+        user: format!("user{}", i % users),
+        org: "A81001".into(),
+        role: "gp".into(),
+        purpose: "direct-care".into(),
+        rtype: Some(rtype.into()),
+        id: Some(format!("{:032x}", u128::from(i) * 7919)),
+        patients: vec![patient.clone()],
+        query: vec![],
+        client: Some("10.1.2.3".into()),
+        user_agent: Some("Mozilla/5.0 (Windows NT 10.0; Win64; x64) EMIS-Web/2026".into()),
+        outcome: Outcome::Permit,
+        reason: "the patient is registered at the user's organisation".into(),
+        break_glass: false,
+    };
+    LedgerLeaf {
+        data: e.to_leaf(),
+        at_us: e.at_us,
+        keys: vec![format!("p:{patient}"), format!("u:{}", e.user)],
+    }
+}
