@@ -3,7 +3,7 @@
 //! (`tests/python/fhir_client_check.py` does the talking and checks every result).
 //!
 //! It needs a Python with the packages of `tests/python/requirements.txt`, named by
-//! `CALDICOTT_TEST_PYTHON`; `cargo xtask test` makes one (`target/pyenv`) and also sets
+//! `CALDICOTT_TEST_PYTHON`; `cargo xtask test` makes one (`~/.cache/caldicott-tools/pyenv`) and also sets
 //! `CALDICOTT_REQUIRE_PYTHON=1`. Without the variable the test prints a visible SKIPPED line
 //! and passes, unless Python is required, when it fails.
 

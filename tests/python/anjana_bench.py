@@ -1,5 +1,5 @@
 """The anjana side of `cargo xtask bench anonymise` (run by
-crates/caldicott-deid/benches/versus_anjana.rs with the interpreter of target/pyenv-bench).
+crates/caldicott-deid/benches/versus_anjana.rs with the interpreter of the venv pyenv-bench in ~/.cache/caldicott-tools).
 
 What it does, on the input, hierarchies, k and suppression limit the Rust bench gives it:
 - times anjana's `k_anonymity` (IFCA's framework, PyPI; pinned in

@@ -8,7 +8,8 @@
 //!   each step announced, timed and summarised, stopping at the first failure;
 //! - `cargo xtask bench <name>`: a benchmark run against the same kind of throwaway PostgreSQL;
 //!   a bench that compares against a Python package first gets a venv of its own from pinned
-//!   requirements (`bench anonymise`: anjana, in target/pyenv-bench; see `python.rs`);
+//!   requirements (`bench anonymise`: anjana, in the venv `pyenv-bench` of the tools cache; see
+//!   `python.rs` and `tools_dir`);
 //! - `cargo xtask bench fhir`: load on the FHIR API of a release `caldicott serve` started on a
 //!   throwaway data directory (`bench_fhir.rs`);
 //! - `cargo xtask bench mail [--accuracy]`: mail screening beside rspamd and SpamAssassin
@@ -103,7 +104,7 @@ const BENCHES: &[Bench] = &[
         // Adult and 1M synthetic rows, then the side-by-side run against anjana (PyPI).
         targets: &["anonymise", "versus_anjana"],
         postgres: false,
-        python: Some(("tests/python/bench-requirements.txt", "target/pyenv-bench")),
+        python: Some(("tests/python/bench-requirements.txt", "pyenv-bench")),
     },
 ];
 
@@ -245,30 +246,31 @@ fn test_steps(args: &TestArgs, steps: &mut Steps) -> Result<()> {
 
     let python_env = steps.run(
         "python",
-        "venv target/pyenv with tests/python/requirements.txt",
+        "venv pyenv in the tools cache with tests/python/requirements.txt",
         python::setup,
     )?;
     // The rage CLI (age's reference Rust CLI, the same version as the `age` crate) that the
     // release tests of caldicott-share decrypt with, as a recipient would. Installed once
-    // into target/tools (about 1m50s on 2 cores), then reused while its version matches.
+    // into the tools cache (see `tools_dir`; about 2-3 min on 2 cores), then reused while
+    // its version matches, also by later clean checkouts on the same machine.
     let rage_env = steps.run(
         "rage",
-        "rage CLI =0.12.1 in target/tools (cargo install, only when missing)",
+        "rage CLI =0.12.1 in the tools cache (cargo install, only when missing)",
         || -> Result<Vec<(&'static str, OsString)>> {
             const RAGE_VERSION: &str = "0.12.1";
-            let tools = repo_root().join("target/tools");
-            let rage = tools.join("bin/rage");
+            let root = tools_dir()?.join(format!("rage-{RAGE_VERSION}"));
+            let rage = root.join("bin/rage");
             let installed = capture(Command::new(&rage).arg("--version"))
                 .is_ok_and(|v| v.split_whitespace().last() == Some(RAGE_VERSION));
             if installed {
-                eprintln!("target/tools/bin/rage: rage {RAGE_VERSION} already installed");
+                eprintln!("{}: rage {RAGE_VERSION} already installed", rage.display());
             } else {
                 let start = Instant::now();
                 run(cargo()
                     .args(["install", "rage", "--version"])
                     .arg(format!("={RAGE_VERSION}"))
                     .args(["--locked", "--force", "--root"])
-                    .arg(&tools))
+                    .arg(&root))
                 .context("cargo install rage failed: crates.io must be reachable")?;
                 eprintln!("installed rage in {}", fmt_duration(start.elapsed()));
             }
@@ -1157,6 +1159,33 @@ fn repo_root() -> PathBuf {
         .parent()
         .expect("xtask lives one level below the repository root")
         .to_path_buf()
+}
+
+/// Where the test and bench tools that take minutes to make are kept: the rage CLI and the
+/// Python venvs. `CALDICOTT_TOOLS_DIR` when set, else `$XDG_CACHE_HOME/caldicott-tools`, else
+/// `~/.cache/caldicott-tools`. Outside `target/` on purpose: a clean checkout (CI's) then
+/// reuses what an earlier run on the same machine made instead of spending 4-5 minutes
+/// rebuilding it. Every user checks what it finds (rage's version, each pinned package) and
+/// reinstalls what does not match, so a stale or broken cache costs time, never a wrong
+/// result. Deleting the directory is always safe.
+fn tools_dir() -> Result<PathBuf> {
+    let dir = match env::var_os("CALDICOTT_TOOLS_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => match env::var_os("XDG_CACHE_HOME") {
+            Some(cache) if Path::new(&cache).is_absolute() => {
+                PathBuf::from(cache).join("caldicott-tools")
+            }
+            _ => match env::var_os("HOME") {
+                Some(home) if Path::new(&home).is_absolute() => {
+                    PathBuf::from(home).join(".cache/caldicott-tools")
+                }
+                _ => repo_root().join("target/tools"),
+            },
+        },
+    };
+    fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create the tools cache {}", dir.display()))?;
+    Ok(dir)
 }
 
 /// `cargo`, the same one that runs us, working in the repository root.

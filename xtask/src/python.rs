@@ -1,4 +1,6 @@
-//! The Python step of `cargo xtask test`: a virtual environment at `target/pyenv` holding
+//! The Python step of `cargo xtask test`: a virtual environment `pyenv` in the tools cache
+//! (`tools_dir` in main.rs, normally `~/.cache/caldicott-tools`, so clean checkouts reuse it)
+//! holding
 //! the pinned packages of `tests/python/requirements.txt` (fhirpy, the independent FHIR
 //! client that `tests/fhirpy.rs` drives the server with).
 //!
@@ -15,7 +17,7 @@ use std::process::{Command, Stdio};
 
 use anyhow::{Context, Result, bail, ensure};
 
-use super::{capture, is_root, repo_root, run, show, which};
+use super::{capture, is_root, repo_root, run, show, tools_dir, which};
 
 /// The interpreter the fhirpy check runs with.
 pub const ENV_PYTHON: &str = "CALDICOTT_TEST_PYTHON";
@@ -23,7 +25,7 @@ pub const ENV_PYTHON: &str = "CALDICOTT_TEST_PYTHON";
 pub const ENV_REQUIRE: &str = "CALDICOTT_REQUIRE_PYTHON";
 
 const REQUIREMENTS: &str = "tests/python/requirements.txt";
-const VENV: &str = "target/pyenv";
+const VENV: &str = "pyenv";
 
 /// Makes the venv ready; returns the variables the test run needs.
 pub fn setup() -> Result<Vec<(&'static str, OsString)>> {
@@ -34,15 +36,15 @@ pub fn setup() -> Result<Vec<(&'static str, OsString)>> {
     ])
 }
 
-/// Makes a venv at `venv` (relative to the repository root) hold exactly the pins of
+/// Makes a venv named `venv` in the tools cache hold exactly the pins of
 /// `requirements` (also used by `cargo xtask bench` for benchmarks that compare against a
 /// Python package, each in a venv of its own so that their pins cannot clash with the
 /// tests'); returns the venv's interpreter. `purpose` names what needs it, for errors.
 pub fn ensure_venv(requirements: &str, venv: &str, purpose: &str) -> Result<PathBuf> {
-    let root = repo_root();
-    let requirements_file = root.join(requirements);
+    let requirements_file = repo_root().join(requirements);
     let pins = read_pins(&requirements_file)?;
-    let venv_dir = root.join(venv);
+    let venv_dir = tools_dir()?.join(venv);
+    let venv = venv_dir.display();
     let python = venv_dir.join("bin/python");
 
     if works(&python) {

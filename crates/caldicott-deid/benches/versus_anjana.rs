@@ -13,7 +13,7 @@
 //!   ARX's hierarchies, k = 5, 0% suppression, non-uniform entropy). Our Flash search is timed
 //!   101 times with the data prepared (loading excluded, as ARX reports it) and 21 times from
 //!   the files (CSV, hierarchies, encoding, search). Then tests/python/anjana_bench.py, with
-//!   the interpreter in `CALDICOTT_BENCH_PYTHON` (target/pyenv-bench, pinned by
+//!   the interpreter in `CALDICOTT_BENCH_PYTHON` (the venv pyenv-bench in ~/.cache/caldicott-tools, pinned by
 //!   tests/python/bench-requirements.txt), times anjana's `k_anonymity` on the same files, k
 //!   and suppression limit, both ways, and computes one set of loss figures with one piece of
 //!   Python for both released tables. This bench also finds the full-domain transformation
@@ -207,7 +207,7 @@ fn versus_anjana(anjana_runs: usize) {
 
     let Some(python) = std::env::var_os("CALDICOTT_BENCH_PYTHON") else {
         println!(
-            "versus anjana: anjana SKIPPED: CALDICOTT_BENCH_PYTHON is not set (`cargo xtask bench anonymise` sets it to target/pyenv-bench, made from tests/python/bench-requirements.txt)"
+            "versus anjana: anjana SKIPPED: CALDICOTT_BENCH_PYTHON is not set (`cargo xtask bench anonymise` sets it to the venv pyenv-bench of the tools cache, made from tests/python/bench-requirements.txt)"
         );
         return;
     };

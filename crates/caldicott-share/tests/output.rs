@@ -5,7 +5,7 @@
 //! the signed manifest verifies, and tampering with any byte of any file is named.
 //!
 //! The `rage` check needs `CALDICOTT_TEST_RAGE` (the CLI; `cargo xtask test` installs it
-//! into `target/tools` and also sets `CALDICOTT_REQUIRE_RAGE=1`), the pyarrow check
+//! into the tools cache, `~/.cache/caldicott-tools`, and also sets `CALDICOTT_REQUIRE_RAGE=1`), the pyarrow check
 //! `CALDICOTT_TEST_PYTHON` (`CALDICOTT_REQUIRE_PYTHON=1` likewise); without them those
 //! checks print a visible SKIPPED line and pass, unless required.
 
