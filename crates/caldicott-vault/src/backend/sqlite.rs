@@ -5,17 +5,11 @@
 //! `NORMAL`, SQLite documents that a WAL commit "might roll back following a power loss").
 //!
 //! Concurrency: one writer connection behind a mutex (SQLite has a single writer anyway)
-//! and a few read-only connections that read concurrently under WAL, keeping their page
-//! caches across the audit ledger's commits (`readers`).
+//! and a few read-only connections that read concurrently under WAL.
 
-mod readers;
-
-use std::ops::{Deref, DerefMut};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::Ordering;
-use std::sync::{Arc, Mutex, MutexGuard};
-
-use readers::{FileState, ReaderGuard, Readers};
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use rusqlite::{Connection, ErrorCode, OpenFlags, OptionalExtension, TransactionBehavior, params};
 
@@ -129,11 +123,11 @@ pub struct SqliteBackend {
     // Field order matters: readers and the checkpointer close first, so the writer is the
     // last connection and checkpoints the WAL into the database file when it closes (a
     // read-only connection cannot).
-    // Also held by the checkpointer, whose thread ends idle readers' snapshots.
-    readers: Arc<Readers>,
+    readers: Vec<Mutex<Connection>>,
     // Held for its Drop, which stops the thread (before the writer closes).
     _checkpointer: Option<Checkpointer>,
     writer: Mutex<Connection>,
+    next_reader: AtomicUsize,
     /// The audit ledger's frontier as of the last append by this process, so an append
     /// need not read it back (checked against the stored size inside each transaction).
     frontier: Mutex<Option<(u32, ledger::Tail)>>,
@@ -167,7 +161,7 @@ struct Checkpointer {
 }
 
 impl Checkpointer {
-    fn start(path: &Path, readers: Arc<Readers>) -> Result<Self, String> {
+    fn start(path: &Path) -> Result<Self, String> {
         let c = Connection::open_with_flags(
             path,
             OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX,
@@ -182,7 +176,6 @@ impl Checkpointer {
             .spawn(move || {
                 while !flag.load(Ordering::Relaxed) {
                     std::thread::sleep(CHECKPOINT_EVERY);
-                    readers.sweep();
                     if let Err(e) = c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(())) {
                         tracing::warn!(error = %e, "background WAL checkpoint failed; the writer will checkpoint");
                     }
@@ -201,35 +194,6 @@ impl Drop for Checkpointer {
         self.stop.store(true, Ordering::Relaxed);
         if let Some(t) = self.thread.take() {
             let _ = t.join();
-        }
-    }
-}
-
-/// The locked writer connection. Dropped after the caller's transaction has committed (or
-/// rolled back), and before the caller acknowledges it; then, unless it only touched the
-/// audit ledger, it ends the readers' snapshots.
-struct WriterGuard<'a> {
-    conn: MutexGuard<'a, Connection>,
-    readers: Option<&'a Readers>,
-}
-
-impl Deref for WriterGuard<'_> {
-    type Target = Connection;
-    fn deref(&self) -> &Connection {
-        &self.conn
-    }
-}
-
-impl DerefMut for WriterGuard<'_> {
-    fn deref_mut(&mut self) -> &mut Connection {
-        &mut self.conn
-    }
-}
-
-impl Drop for WriterGuard<'_> {
-    fn drop(&mut self) {
-        if let Some(readers) = self.readers {
-            readers.wrote();
         }
     }
 }
@@ -257,7 +221,7 @@ impl SqliteBackend {
             flags |= OpenFlags::SQLITE_OPEN_CREATE;
         }
         let open_err = |e: rusqlite::Error| classify(&location, e);
-        let mut writer = Connection::open_with_flags(path, flags).map_err(open_err)?;
+        let writer = Connection::open_with_flags(path, flags).map_err(open_err)?;
         writer
             .execute_batch(
                 "PRAGMA busy_timeout = 10000;
@@ -274,22 +238,10 @@ impl SqliteBackend {
         writer
             .execute_batch(&format!("PRAGMA cache_size = -{WRITER_CACHE_KIB};"))
             .map_err(open_err)?;
-        // What `PRAGMA wal_autocheckpoint` does (a passive checkpoint after any commit that
-        // leaves the WAL past the threshold), and also: tell the readers, which then end
-        // their snapshots (see `readers`) so that the checkpoint can finish and the WAL
-        // start again; below the threshold again, it has.
-        let file = FileState::of(path);
-        let hook_file = Arc::clone(&file);
         writer
-            .wal_hook(Some(move |wal: &mut rusqlite::hooks::Wal, pages: i32| {
-                let past = u32::try_from(pages).unwrap_or(0) >= WRITER_AUTOCHECKPOINT_PAGES;
-                hook_file.set_draining(past);
-                if past && let Err(e) = wal.checkpoint() {
-                    // As SQLite's own autocheckpoint: the commit stands; the next one retries.
-                    tracing::debug!(error = %e, "WAL checkpoint after a commit did not run");
-                }
-                Ok(())
-            }))
+            .execute_batch(&format!(
+                "PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT_PAGES};"
+            ))
             .map_err(open_err)?;
         // Touch the schema so a damaged file fails here, with a clear message.
         writer
@@ -297,7 +249,7 @@ impl SqliteBackend {
                 r.get::<_, i64>(0)
             })
             .map_err(open_err)?;
-        let mut conns = Vec::with_capacity(READERS);
+        let mut readers = Vec::with_capacity(READERS);
         for _ in 0..READERS {
             let c = Connection::open_with_flags(
                 path,
@@ -310,12 +262,11 @@ impl SqliteBackend {
             .map_err(open_err)?;
             // Proof queries differ by their number of nodes: room for all their shapes.
             c.set_prepared_statement_cache_capacity(128);
-            conns.push(c);
+            readers.push(Mutex::new(c));
         }
-        let readers = Arc::new(Readers::new(conns, file));
         // Without the background checkpointer (it could not start) the writer still
-        // checkpoints by itself, later, and readers end their snapshots when next used.
-        let checkpointer = Checkpointer::start(path, Arc::clone(&readers))
+        // checkpoints by itself, later.
+        let checkpointer = Checkpointer::start(path)
             .map_err(|e| tracing::warn!(error = %e, "no background WAL checkpointer"))
             .ok();
         // Room for every statement the writer uses (records, directory, ledger).
@@ -325,44 +276,27 @@ impl SqliteBackend {
             writer: Mutex::new(writer),
             readers,
             _checkpointer: checkpointer,
+            next_reader: AtomicUsize::new(0),
             frontier: Mutex::new(None),
         })
     }
 
-    /// The writer, for a transaction that reads of records, metadata or the directory may
-    /// see: the readers' snapshots end once it is done (see `readers`).
-    fn writer(&self) -> WriterGuard<'_> {
-        WriterGuard {
-            conn: self.lock_writer(),
-            readers: Some(&self.readers),
-        }
-    }
-
-    /// The writer, for a transaction that only adds to the audit ledger (appends and
-    /// checkpoints), which no snapshot read looks at.
-    fn ledger_writer(&self) -> WriterGuard<'_> {
-        WriterGuard {
-            conn: self.lock_writer(),
-            readers: None,
-        }
-    }
-
-    fn lock_writer(&self) -> MutexGuard<'_, Connection> {
+    fn writer(&self) -> std::sync::MutexGuard<'_, Connection> {
         // A panic while holding the lock cannot leave a transaction half-applied (rusqlite
         // rolls back on drop), so a poisoned lock is safe to reuse.
         self.writer.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    /// A reader for records, metadata and the directory, which may reuse its snapshot.
-    fn reader(&self) -> Result<ReaderGuard<'_>, BackendError> {
-        self.readers
-            .snapshot()
-            .map_err(self.map("starting a read transaction"))
-    }
-
-    /// A reader that sees the latest commit: for the audit ledger.
-    fn ledger_reader(&self) -> ReaderGuard<'_> {
-        self.readers.fresh()
+    fn reader(&self) -> std::sync::MutexGuard<'_, Connection> {
+        let start = self.next_reader.fetch_add(1, Ordering::Relaxed);
+        for i in 0..self.readers.len() {
+            if let Ok(g) = self.readers[(start + i) % self.readers.len()].try_lock() {
+                return g;
+            }
+        }
+        self.readers[start % self.readers.len()]
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
     }
 
     fn map(&self, during: &'static str) -> impl Fn(rusqlite::Error) -> BackendError + '_ {
@@ -644,7 +578,7 @@ impl Backend for SqliteBackend {
     }
 
     fn meta(&self, key: &str) -> Result<Option<Vec<u8>>, BackendError> {
-        self.reader()?
+        self.reader()
             .query_row("SELECT value FROM meta WHERE key = ?1", [key], |r| r.get(0))
             .optional()
             .map_err(self.map("reading metadata"))
@@ -661,7 +595,7 @@ impl Backend for SqliteBackend {
     }
 
     fn data_keys(&self) -> Result<Vec<DataKeyRow>, BackendError> {
-        let c = self.reader()?;
+        let c = self.reader();
         let m = self.map("reading data keys");
         let mut st = c
             .prepare("SELECT org, version, kek_id, wrapped, state, created_at FROM data_keys ORDER BY org, version")
@@ -754,12 +688,7 @@ impl Backend for SqliteBackend {
         rows: &[RowWrite<'_>],
         leaves: &[LedgerLeaf],
     ) -> Result<Option<Appended>, BackendError> {
-        // Appends alone (the audit committer's) change nothing a snapshot read sees.
-        let mut c = if rows.is_empty() {
-            self.ledger_writer()
-        } else {
-            self.writer()
-        };
+        let mut c = self.writer();
         let m = self.map("writing records");
         // A big transaction (an import batch, a bulk append) dirties more pages than the
         // writer's small cache holds: it gets the large cache for its duration (measured:
@@ -786,7 +715,7 @@ impl Backend for SqliteBackend {
         rtype: &str,
         ids: &[&str],
     ) -> Result<Vec<Option<RawRecord>>, BackendError> {
-        let c = self.reader()?;
+        let c = self.reader();
         let m = self.map("reading records");
         let mut st = c
             // A subquery, not a join: SQLite propagates the join's `h.org = ?1` into
@@ -816,7 +745,7 @@ impl Backend for SqliteBackend {
         id: &str,
         version: u64,
     ) -> Result<Option<RawRecord>, BackendError> {
-        let c = self.reader()?;
+        let c = self.reader();
         let m = self.map("reading a record version");
         let mut st = c
             .prepare_cached(&format!(
@@ -829,7 +758,7 @@ impl Backend for SqliteBackend {
     }
 
     fn history(&self, org: &str, rtype: &str, id: &str) -> Result<Vec<RawRecord>, BackendError> {
-        let c = self.reader()?;
+        let c = self.reader();
         let m = self.map("reading record history");
         let mut st = c
             .prepare_cached(&format!(
@@ -848,7 +777,7 @@ impl Backend for SqliteBackend {
         rtype: &str,
         terms: &[TermHash],
     ) -> Result<Vec<String>, BackendError> {
-        let c = self.reader()?;
+        let c = self.reader();
         let m = self.map("searching the index");
         let mut st = c
             .prepare_cached(
@@ -870,7 +799,7 @@ impl Backend for SqliteBackend {
     }
 
     fn count(&self, org: &str, rtype: &str) -> Result<u64, BackendError> {
-        self.reader()?
+        self.reader()
             .query_row(
                 "SELECT count(*) FROM heads WHERE org = ?1 AND rtype = ?2 AND deleted = 0",
                 params![org, rtype],
@@ -881,7 +810,7 @@ impl Backend for SqliteBackend {
     }
 
     fn locate(&self, rtype: &str, ids: &[&str]) -> Result<Vec<Option<String>>, BackendError> {
-        let c = self.reader()?;
+        let c = self.reader();
         let m = self.map("locating records");
         let mut st = c
             .prepare_cached("SELECT org FROM heads WHERE rtype = ?1 AND id = ?2")
@@ -902,7 +831,7 @@ impl Backend for SqliteBackend {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<RawRecord>, BackendError> {
-        let c = self.reader()?;
+        let c = self.reader();
         let m = self.map("scanning records");
         let mut st = c
             .prepare_cached(&format!(
@@ -929,7 +858,7 @@ impl Backend for SqliteBackend {
         before: i64,
         limit: usize,
     ) -> Result<Vec<RawRecord>, BackendError> {
-        let c = self.reader()?;
+        let c = self.reader();
         let m = self.map("listing changes");
         let mut st = c
             .prepare_cached(&format!(
@@ -954,7 +883,7 @@ impl Backend for SqliteBackend {
         dek_version: u32,
         limit: usize,
     ) -> Result<Vec<RawRecord>, BackendError> {
-        let c = self.reader()?;
+        let c = self.reader();
         let m = self.map("finding records to re-encrypt");
         let mut st = c
             .prepare_cached(&format!(
@@ -968,7 +897,7 @@ impl Backend for SqliteBackend {
     }
 
     fn records_per_key(&self) -> Result<Vec<(String, u32, u64)>, BackendError> {
-        let c = self.reader()?;
+        let c = self.reader();
         let m = self.map("counting records per key");
         let mut st = c
             .prepare("SELECT org, dek_version, count(*) FROM records GROUP BY org, dek_version ORDER BY org, dek_version")
@@ -1070,7 +999,7 @@ impl Backend for SqliteBackend {
     }
 
     fn dir_get(&self, kind: &str, key: &str) -> Result<Option<DirRow>, BackendError> {
-        let c = self.reader()?;
+        let c = self.reader();
         let m = self.map("reading the directory");
         let mut st = c
             .prepare_cached("SELECT kind, key, version, dek_version, value, updated_at FROM directory WHERE kind = ?1 AND key = ?2")
@@ -1147,7 +1076,7 @@ impl Backend for SqliteBackend {
         after: Option<&str>,
         limit: usize,
     ) -> Result<Vec<DirRow>, BackendError> {
-        let c = self.reader()?;
+        let c = self.reader();
         let m = self.map("listing the directory");
         let mut st = c
             .prepare_cached("SELECT kind, key, version, dek_version, value, updated_at FROM directory WHERE kind = ?1 AND key > ?2 ORDER BY key LIMIT ?3")
@@ -1159,7 +1088,7 @@ impl Backend for SqliteBackend {
     }
 
     fn ledger_epochs(&self) -> Result<Vec<EpochRow>, BackendError> {
-        let c = self.ledger_reader();
+        let c = self.reader();
         let m = self.map("reading the audit ledger's epochs");
         let mut st = c
             .prepare_cached("SELECT epoch, size, sealed_note FROM ledger_epochs ORDER BY epoch")
@@ -1188,7 +1117,7 @@ impl Backend for SqliteBackend {
         start: u64,
         end: u64,
     ) -> Result<Vec<StoredLeaf>, BackendError> {
-        let c = self.ledger_reader();
+        let c = self.reader();
         let m = self.map("reading audit ledger leaves");
         let mut st = c
             .prepare_cached(
@@ -1213,7 +1142,7 @@ impl Backend for SqliteBackend {
     }
 
     fn ledger_leaves_beyond(&self, epoch: u32, size: u64) -> Result<u64, BackendError> {
-        let c = self.ledger_reader();
+        let c = self.reader();
         let m = self.map("reading audit ledger leaves");
         let n: i64 = c
             .prepare_cached("SELECT count(*) FROM ledger_leaves WHERE epoch = ?1 AND idx >= ?2")
@@ -1228,7 +1157,7 @@ impl Backend for SqliteBackend {
         epoch: u32,
         ids: &[caldicott_ledger::NodeId],
     ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
-        let c = self.ledger_reader();
+        let c = self.reader();
         read_nodes(&c, epoch, ids).map_err(self.map("reading audit ledger nodes"))
     }
 
@@ -1239,7 +1168,7 @@ impl Backend for SqliteBackend {
         start: u64,
         end: u64,
     ) -> Result<Vec<(u64, Vec<u8>)>, BackendError> {
-        let c = self.ledger_reader();
+        let c = self.reader();
         let m = self.map("reading audit ledger nodes");
         let mut st = c
             .prepare_cached(if level == 0 {
@@ -1266,7 +1195,7 @@ impl Backend for SqliteBackend {
         epoch: u32,
         tiles: &[u64],
     ) -> Result<Vec<Option<Vec<u8>>>, BackendError> {
-        let c = self.ledger_reader();
+        let c = self.reader();
         let m = self.map("reading audit ledger tiles");
         let mut st = c
             .prepare_cached("SELECT hashes FROM ledger_tiles WHERE epoch = ?1 AND tile = ?2")
@@ -1282,7 +1211,7 @@ impl Backend for SqliteBackend {
     }
 
     fn ledger_put_checkpoint(&self, epoch: u32, size: u64, note: &str) -> Result<(), BackendError> {
-        let c = self.ledger_writer();
+        let c = self.writer();
         c.prepare_cached(
             "INSERT INTO ledger_checkpoints (epoch, size, note, published_at) VALUES (?1, ?2, ?3, ?4) ON CONFLICT DO NOTHING",
         )
@@ -1297,7 +1226,7 @@ impl Backend for SqliteBackend {
         from: u64,
         to: u64,
     ) -> Result<Vec<(u64, String)>, BackendError> {
-        let c = self.ledger_reader();
+        let c = self.reader();
         let m = self.map("reading audit ledger checkpoints");
         let mut st = c
             .prepare_cached(
@@ -1321,7 +1250,7 @@ impl Backend for SqliteBackend {
     }
 
     fn ledger_latest_checkpoint(&self, epoch: u32) -> Result<Option<(u64, String)>, BackendError> {
-        let c = self.ledger_reader();
+        let c = self.reader();
         let m = self.map("reading audit ledger checkpoints");
         let row: Option<(i64, String)> = c
             .prepare_cached(
@@ -1346,7 +1275,7 @@ impl Backend for SqliteBackend {
         before: Option<(u32, u64)>,
         limit: usize,
     ) -> Result<Vec<(u32, u64)>, BackendError> {
-        let c = self.ledger_reader();
+        let c = self.reader();
         let m = self.map("searching the audit ledger");
         let (be, bi) = before.map_or((i64::MAX, i64::MAX), |(e, i)| (i64::from(e), clamp(i)));
         let want = ledger::key_hash(key);
