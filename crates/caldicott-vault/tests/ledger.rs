@@ -564,3 +564,27 @@ fn sqlite_upgrade_keeps_lookup_keys() {
     assert!(got == want, "lookups differ after the upgrade");
     verify(&l).unwrap();
 }
+
+/// A damaged lookup-key row (SQLite's `ledger_key_log`) stops the append that would sort it
+/// into a run with a clear error, and that append leaves nothing behind.
+#[test]
+fn a_damaged_lookup_key_row_fails_the_merge_cleanly() {
+    let db = Db::Sqlite(tempfile::tempdir().unwrap());
+    let kek = Arc::new(LocalKek::generate().unwrap().0);
+    let l = open(&db, &kek);
+    l.append((0..5).map(leaf).collect()).unwrap();
+    db.exec("UPDATE ledger_key_log SET keys = x'0102' WHERE idx = 3");
+    l.seal().unwrap();
+    // The first append of the new epoch sorts the old epoch's keys into a run.
+    let err = l.append(vec![leaf(100)]).unwrap_err().to_string();
+    assert!(
+        err.contains("lookup-key row of the audit ledger is malformed"),
+        "unexpected error: {err}"
+    );
+    let head = l.head().unwrap();
+    assert_eq!(
+        (head.epoch, head.size),
+        (2, 0),
+        "the failed append left a leaf"
+    );
+}

@@ -1601,7 +1601,7 @@ fn append_leaves(
         }
         st.execute(rusqlite::params_from_iter(values)).map_err(&m)?;
     }
-    merge_key_log_if_due(tx, epoch, size + leaves.len() as u64).map_err(&m)?;
+    merge_key_log_if_due(tx, epoch, size + leaves.len() as u64)?;
     let new_size = plan.tail.frontier.size();
     tx.prepare_cached("UPDATE ledger_epochs SET size = ?2 WHERE epoch = ?1")
         .and_then(|mut st| st.execute(params![epoch, clamp(new_size)]))
@@ -1653,11 +1653,11 @@ fn merge_key_log_if_due(
     tx: &rusqlite::Transaction<'_>,
     epoch: u32,
     size: u64,
-) -> rusqlite::Result<()> {
+) -> Result<(), BackendError> {
     let oldest: Option<(i64, i64)> = tx
-        .prepare_cached("SELECT epoch, idx FROM ledger_key_log ORDER BY epoch, idx LIMIT 1")?
-        .query_row([], |r| Ok((r.get(0)?, r.get(1)?)))
-        .optional()?;
+        .prepare_cached("SELECT epoch, idx FROM ledger_key_log ORDER BY epoch, idx LIMIT 1")
+        .and_then(|mut st| st.query_row([], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+        .map_err(db_err("merging the audit ledger's lookup keys"))?;
     let due = match oldest {
         None => false,
         Some((e, i)) => {
@@ -1668,32 +1668,40 @@ fn merge_key_log_if_due(
 }
 
 /// Moves every key waiting in `ledger_key_log` into a new run of `ledger_key_index`.
-fn merge_key_log(tx: &rusqlite::Transaction<'_>) -> rusqlite::Result<()> {
-    let mut rows: Vec<(i64, i64, i64)> = Vec::new();
-    let mut first: Option<(i64, i64)> = None;
-    let mut last = (0i64, 0i64);
+fn merge_key_log(tx: &rusqlite::Transaction<'_>) -> Result<(), BackendError> {
+    let m = db_err("merging the audit ledger's lookup keys");
+    let mut logged: Vec<(i64, i64, Vec<u8>)> = Vec::new();
     {
-        let mut st =
-            tx.prepare_cached("SELECT epoch, idx, keys FROM ledger_key_log ORDER BY epoch, idx")?;
-        let mut q = st.query([])?;
-        while let Some(r) = q.next()? {
-            let (e, i): (i64, i64) = (r.get(0)?, r.get(1)?);
-            let blob = r.get_ref(2)?.as_blob()?;
-            let hashes = key_hashes(blob).map_err(|e| {
-                rusqlite::Error::FromSqlConversionFailure(
-                    2,
-                    rusqlite::types::Type::Blob,
-                    Box::new(std::io::Error::other(e.to_string())),
-                )
-            })?;
-            rows.extend(hashes.map(|k| (k, e, i)));
-            first.get_or_insert((e, i));
-            last = (e, i);
+        let mut st = tx
+            .prepare_cached("SELECT epoch, idx, keys FROM ledger_key_log ORDER BY epoch, idx")
+            .map_err(&m)?;
+        let mut q = st.query([]).map_err(&m)?;
+        while let Some(r) = q.next().map_err(&m)? {
+            logged.push((
+                r.get(0).map_err(&m)?,
+                r.get(1).map_err(&m)?,
+                r.get(2).map_err(&m)?,
+            ));
         }
     }
-    let Some(first) = first else {
+    let (Some(&(e0, i0, _)), Some(&(e1, i1, _))) = (logged.first(), logged.last()) else {
         return Ok(());
     };
+    let (first, last) = ((e0, i0), (e1, i1));
+    let mut rows: Vec<(i64, i64, i64)> = Vec::new();
+    for (e, i, blob) in &logged {
+        rows.extend(key_hashes(blob)?.map(|k| (k, *e, *i)));
+    }
+    merge_key_rows(tx, rows, first, last).map_err(&m)
+}
+
+/// Writes one run of `ledger_key_index` from the logged keys, records it and empties the log.
+fn merge_key_rows(
+    tx: &rusqlite::Transaction<'_>,
+    mut rows: Vec<(i64, i64, i64)>,
+    first: (i64, i64),
+    last: (i64, i64),
+) -> rusqlite::Result<()> {
     rows.sort_unstable();
     rows.dedup();
     let run: i64 = tx.query_row(
