@@ -1167,7 +1167,8 @@ fn repo_root() -> PathBuf {
 /// reuses what an earlier run on the same machine made instead of spending 4-5 minutes
 /// rebuilding it. Every user checks what it finds (rage's version, each pinned package) and
 /// reinstalls what does not match, so a stale or broken cache costs time, never a wrong
-/// result. Deleting the directory is always safe.
+/// result. Deleting the directory is always safe. (Two runs installing into it at the same
+/// moment can trip over each other; the next run repairs what they left.)
 fn tools_dir() -> Result<PathBuf> {
     let dir = match env::var_os("CALDICOTT_TOOLS_DIR") {
         Some(dir) if !dir.is_empty() => PathBuf::from(dir),
