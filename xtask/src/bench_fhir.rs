@@ -19,7 +19,10 @@
 //!    counts when it was sent inside the measured window (it is waited for if it ends after);
 //!    it succeeds on a 2xx status whose body holds what a right answer must (the id read,
 //!    search entries, a transaction-response), and only successes count towards requests/s
-//!    and latency percentiles;
+//!    and latency percentiles. The server's CPU time (user + system, all threads, from
+//!    `/proc/PID/stat`) over the window, divided by the requests answered, is reported too:
+//!    on a noisy machine it moves less than the rate, since time the server spent waiting
+//!    for a CPU does not count;
 //! 4. the server is stopped with SIGTERM (SIGKILL after 10 s) and the directory deleted, also
 //!    on errors and Ctrl-C.
 //!
@@ -399,7 +402,8 @@ fn deploy_and_measure(
         );
         let measured = steps.run(scenario.name(), &what, || {
             let seed = args.seed ^ ((index as u64 + 1) << 32);
-            let m = run_scenario(&runtime, &target, &shared, settings, scenario, seed)?;
+            let pid = deployment.server_pid();
+            let m = run_scenario(&runtime, &target, &shared, settings, scenario, seed, pid)?;
             eprintln!("{}", m.summary());
             deployment.server_running()?;
             Ok(m)
@@ -441,8 +445,9 @@ fn compare(args: &FhirArgs, settings: &Settings, steps: &mut Steps) -> Result<()
         .collect::<Result<Vec<_>>>()?;
     ensure!(variants.len() >= 2, "--compare needs at least two binaries");
     ensure!(args.rounds >= 1, "--rounds must be at least 1");
-    // rates[variant][scenario][round]
+    // rates[variant][scenario][round], and the server's CPU µs per request alike
     let mut rates = vec![vec![Vec::new(); settings.scenarios.len()]; variants.len()];
+    let mut cpu_us = vec![vec![Vec::new(); settings.scenarios.len()]; variants.len()];
     let mut info = None;
     for round in 0..args.rounds {
         for k in 0..variants.len() {
@@ -453,6 +458,7 @@ fn compare(args: &FhirArgs, settings: &Settings, steps: &mut Steps) -> Result<()
             check_failures(&import, &runs)?;
             for (s, m) in runs.iter().enumerate() {
                 rates[v][s].push(m.requests_per_s());
+                cpu_us[v][s].push(m.server_cpu_us_per_request());
             }
             info.get_or_insert(i);
         }
@@ -460,7 +466,7 @@ fn compare(args: &FhirArgs, settings: &Settings, steps: &mut Steps) -> Result<()
     let info = info.context("no round ran")?;
     println!(
         "\n{}",
-        report::comparison(&info, &variants, &settings.scenarios, &rates)
+        report::comparison(&info, &variants, &settings.scenarios, &rates, &cpu_us)
     );
     Ok(())
 }
@@ -503,6 +509,7 @@ fn run_scenario(
     settings: &Settings,
     scenario: Scenario,
     seed: u64,
+    server_pid: Option<u32>,
 ) -> Result<Measured> {
     let sources = (0..settings.concurrency)
         .map(|worker| RequestSource::new(shared, scenario, seed ^ worker as u64))
@@ -511,7 +518,21 @@ fn run_scenario(
     let measure_from = start + Duration::from_secs_f64(settings.warmup);
     let end = measure_from + Duration::from_secs_f64(settings.seconds);
     let window = Window { measure_from, end };
+    // The server's CPU time when the window opens, read on a thread of its own so the load
+    // runs undisturbed.
+    let cpu_at_start = server_pid.map(|pid| {
+        std::thread::spawn(move || {
+            std::thread::sleep(measure_from.saturating_duration_since(Instant::now()));
+            deploy::process_cpu(pid)
+        })
+    });
     let tally = runtime.block_on(load::run(Arc::clone(target), sources, window))?;
+    let cpu_at_end = server_pid.and_then(deploy::process_cpu);
+    let cpu_at_start = cpu_at_start.and_then(|t| t.join().ok()).flatten();
+    let server_cpu = match (cpu_at_start, cpu_at_end) {
+        (Some(a), Some(b)) => b.checked_sub(a),
+        _ => None,
+    };
     // Requests sent before `end` are waited for: the window stretches to the last answer.
     let last = tally.last_finish.unwrap_or(end).max(end);
     let seconds = last.duration_since(measure_from).as_secs_f64();
@@ -520,6 +541,7 @@ fn run_scenario(
         seconds,
         tally,
         scenario.resources_per_request(settings.bundle_size),
+        server_cpu,
     ))
 }
 

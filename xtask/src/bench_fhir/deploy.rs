@@ -333,6 +333,14 @@ impl Deployment {
         Ok(())
     }
 
+    /// The running server's process id.
+    pub fn server_pid(&self) -> Option<u32> {
+        lock_cleanup()
+            .as_ref()
+            .and_then(|c| c.server.as_ref())
+            .map(Child::id)
+    }
+
     /// Stops the server now and says how it went.
     pub fn stop_server(&self) -> Result<Stopped> {
         let child = lock_cleanup().as_mut().and_then(|c| c.server.take());
@@ -426,6 +434,34 @@ pub fn target_dir(repo_root: &Path) -> PathBuf {
         Some(dir) => repo_root.join(dir),
         None => repo_root.join("target"),
     }
+}
+
+/// A process's CPU time so far, user and system, all its threads (live and ended), from
+/// `/proc/PID/stat`; `None` when it cannot be read (the process is gone, or not Linux).
+pub fn process_cpu(pid: u32) -> Option<Duration> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) is in parentheses and may hold spaces: count after it.
+    let (_, rest) = stat.rsplit_once(')')?;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    // Fields 14 (utime) and 15 (stime) of proc(5); `fields[0]` is field 3.
+    let ticks: u64 = fields.get(11)?.parse::<u64>().ok()? + fields.get(12)?.parse::<u64>().ok()?;
+    Some(Duration::from_secs_f64(
+        ticks as f64 / clock_ticks_per_second()? as f64,
+    ))
+}
+
+/// `getconf CLK_TCK` (the unit of `/proc/PID/stat`'s times; 100 on Linux in practice).
+fn clock_ticks_per_second() -> Option<u64> {
+    static TICKS: std::sync::OnceLock<Option<u64>> = std::sync::OnceLock::new();
+    *TICKS.get_or_init(|| {
+        let out = Command::new("getconf").arg("CLK_TCK").output().ok()?;
+        String::from_utf8(out.stdout)
+            .ok()?
+            .trim()
+            .parse()
+            .ok()
+            .filter(|&t| t > 0)
+    })
 }
 
 #[cfg(test)]

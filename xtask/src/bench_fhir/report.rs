@@ -17,6 +17,9 @@ pub struct Measured {
     pub tally: Tally,
     /// Resources written by one successful request, for scenarios that write.
     pub resources_per_request: Option<usize>,
+    /// The server's CPU time (user + system, all threads) over the measured window, when it
+    /// could be read.
+    pub server_cpu: Option<std::time::Duration>,
 }
 
 /// Latency percentiles of the successful requests, in milliseconds.
@@ -34,6 +37,7 @@ impl Measured {
         seconds: f64,
         mut tally: Tally,
         resources_per_request: Option<usize>,
+        server_cpu: Option<std::time::Duration>,
     ) -> Self {
         tally.latencies_us.sort_unstable();
         Self {
@@ -41,7 +45,16 @@ impl Measured {
             seconds,
             tally,
             resources_per_request,
+            server_cpu,
         }
+    }
+
+    /// The server's CPU time per request answered in the window, in microseconds: steadier
+    /// than the rate on a noisy machine, since it does not count time the server waited
+    /// for a CPU the load generator or another process held.
+    pub fn server_cpu_us_per_request(&self) -> Option<f64> {
+        let cpu = self.server_cpu?;
+        (self.total() > 0).then(|| cpu.as_secs_f64() * 1e6 / self.total() as f64)
     }
 
     pub fn total(&self) -> u64 {
@@ -95,6 +108,9 @@ impl Measured {
         );
         if let Some(r) = self.resources_per_s() {
             let _ = write!(out, ", {} resources/s", thousands(r));
+        }
+        if let Some(us) = self.server_cpu_us_per_request() {
+            let _ = write!(out, "; server CPU {us:.0} µs per request");
         }
         if let Some(l) = self.latency() {
             let _ = write!(
@@ -292,6 +308,7 @@ pub fn comparison(
     variants: &[(String, std::path::PathBuf)],
     scenarios: &[Scenario],
     rates: &[Vec<Vec<f64>>],
+    cpu_us: &[Vec<Vec<Option<f64>>>],
 ) -> String {
     let mut out = String::new();
     let _ = writeln!(
@@ -343,6 +360,53 @@ pub fn comparison(
                 _ => "—".to_owned(),
             };
             let _ = writeln!(out, " {} | {versus} |", thousands(m));
+        }
+    }
+    let _ = writeln!(
+        out,
+        "\nThe server's CPU time per request (user + system, all its threads, from \
+         `/proc/PID/stat` over the measured window), in µs:\n"
+    );
+    let _ = write!(out, "| scenario | binary |");
+    for r in 1..=rounds {
+        let _ = write!(out, " round {r} |");
+    }
+    let _ = writeln!(
+        out,
+        " median µs | vs `{}` |",
+        variants.first().map_or("", |v| v.0.as_str())
+    );
+    let _ = write!(out, "|---|---|");
+    for _ in 0..rounds {
+        let _ = write!(out, "---:|");
+    }
+    let _ = writeln!(out, "---:|---:|");
+    for (s, scenario) in scenarios.iter().enumerate() {
+        let known = |v: usize| -> Vec<f64> { cpu_us[v][s].iter().flatten().copied().collect() };
+        let reference = (!known(0).is_empty()).then(|| median(&known(0)));
+        for (v, (name, _)) in variants.iter().enumerate() {
+            let _ = write!(out, "| {} | `{name}` |", scenario.name());
+            for x in &cpu_us[v][s] {
+                match x {
+                    Some(x) => {
+                        let _ = write!(out, " {x:.0} |");
+                    }
+                    None => {
+                        let _ = write!(out, " — |");
+                    }
+                }
+            }
+            let values = known(v);
+            if values.is_empty() {
+                let _ = writeln!(out, " — | — |");
+                continue;
+            }
+            let m = median(&values);
+            let versus = match reference {
+                Some(r) if v > 0 && r > 0.0 => format!("{:+.1}%", 100.0 * (m / r - 1.0)),
+                _ => "—".to_owned(),
+            };
+            let _ = writeln!(out, " {m:.0} | {versus} |");
         }
     }
     out
@@ -435,13 +499,26 @@ mod tests {
             vec![vec![1000.0, 1100.0, 900.0]],
             vec![vec![950.0, 1000.0, 850.0]],
         ];
-        let t = super::comparison(&info, &variants, &[super::Scenario::Read], &rates);
+        let cpu = vec![
+            vec![vec![Some(100.0), Some(120.0), Some(110.0)]],
+            vec![vec![Some(130.0), None, Some(140.0)]],
+        ];
+        let t = super::comparison(&info, &variants, &[super::Scenario::Read], &rates, &cpu);
         assert!(
             t.contains("| read | `a` | 1,000 | 1,100 | 900 | 1,000 | — |"),
             "{t}"
         );
         assert!(
             t.contains("| read | `b` | 950 | 1,000 | 850 | 950 | -5.0% |"),
+            "{t}"
+        );
+        // CPU per request: a round that could not be read shows as a dash and is left out.
+        assert!(
+            t.contains("| read | `a` | 100 | 120 | 110 | 110 | — |"),
+            "{t}"
+        );
+        assert!(
+            t.contains("| read | `b` | 130 | — | 140 | 135 | +22.7% |"),
             "{t}"
         );
     }
@@ -456,7 +533,30 @@ mod tests {
         if failures > 0 {
             tally.failures.insert("404".into(), failures);
         }
-        Measured::new(Scenario::Read, 2.0, tally, None)
+        Measured::new(Scenario::Read, 2.0, tally, None, None)
+    }
+
+    #[test]
+    fn server_cpu_is_per_request_answered() {
+        let mut m = measured(&[1000; 400], 100);
+        assert_eq!(m.server_cpu_us_per_request(), None);
+        m.server_cpu = Some(std::time::Duration::from_millis(50));
+        // 50 ms over 500 requests, the failed ones included.
+        assert_eq!(m.server_cpu_us_per_request(), Some(100.0));
+    }
+
+    #[test]
+    fn this_process_has_spent_cpu() {
+        // Busy for a moment, so that at least one clock tick is counted.
+        let start = std::time::Instant::now();
+        let mut x = 0u64;
+        while start.elapsed() < std::time::Duration::from_millis(50) {
+            x = x.wrapping_mul(31).wrapping_add(7);
+        }
+        std::hint::black_box(x);
+        let cpu = super::super::deploy::process_cpu(std::process::id()).unwrap();
+        assert!(cpu > std::time::Duration::ZERO);
+        assert_eq!(super::super::deploy::process_cpu(u32::MAX), None);
     }
 
     #[test]
