@@ -331,85 +331,76 @@ pub fn comparison(
     for (name, path) in variants {
         let _ = writeln!(out, "- `{name}`: {}", path.display());
     }
-    let rounds = rates.first().and_then(|v| v.first()).map_or(0, Vec::len);
     let _ = writeln!(out);
-    let _ = write!(out, "| scenario | binary |");
-    for r in 1..=rounds {
-        let _ = write!(out, " round {r} |");
-    }
-    let _ = writeln!(
-        out,
-        " median req/s | vs `{}` |",
-        variants.first().map_or("", |v| v.0.as_str())
-    );
-    let _ = write!(out, "|---|---|");
-    for _ in 0..rounds {
-        let _ = write!(out, "---:|");
-    }
-    let _ = writeln!(out, "---:|---:|");
-    for (s, scenario) in scenarios.iter().enumerate() {
-        let reference = rates.first().map(|v| median(&v[s]));
-        for (v, (name, _)) in variants.iter().enumerate() {
-            let _ = write!(out, "| {} | `{name}` |", scenario.name());
-            for x in &rates[v][s] {
-                let _ = write!(out, " {} |", thousands(*x));
-            }
-            let m = median(&rates[v][s]);
-            let versus = match reference {
-                Some(r) if v > 0 && r > 0.0 => format!("{:+.1}%", 100.0 * (m / r - 1.0)),
-                _ => "—".to_owned(),
-            };
-            let _ = writeln!(out, " {} | {versus} |", thousands(m));
-        }
-    }
+    let as_known: Vec<Vec<Vec<Option<f64>>>> = rates
+        .iter()
+        .map(|v| {
+            v.iter()
+                .map(|s| s.iter().copied().map(Some).collect())
+                .collect()
+        })
+        .collect();
+    per_round_table(&mut out, variants, scenarios, &as_known, "req/s", thousands);
     let _ = writeln!(
         out,
         "\nThe server's CPU time per request (user + system, all its threads, from \
          `/proc/PID/stat` over the measured window), in µs:\n"
     );
+    per_round_table(&mut out, variants, scenarios, cpu_us, "µs", |x| {
+        format!("{x:.0}")
+    });
+    out
+}
+
+/// One table of `values[variant][scenario][round]`: each round, the median of the known
+/// values (a round without one shows `—` and is left out) and the median's difference from
+/// the first binary's.
+fn per_round_table(
+    out: &mut String,
+    variants: &[(String, std::path::PathBuf)],
+    scenarios: &[Scenario],
+    values: &[Vec<Vec<Option<f64>>>],
+    unit: &str,
+    show: impl Fn(f64) -> String,
+) {
+    let rounds = values.first().and_then(|v| v.first()).map_or(0, Vec::len);
     let _ = write!(out, "| scenario | binary |");
     for r in 1..=rounds {
         let _ = write!(out, " round {r} |");
     }
-    let _ = writeln!(
-        out,
-        " median µs | vs `{}` |",
-        variants.first().map_or("", |v| v.0.as_str())
-    );
+    let first = variants.first().map_or("", |v| v.0.as_str());
+    let _ = writeln!(out, " median {unit} | vs `{first}` |");
     let _ = write!(out, "|---|---|");
     for _ in 0..rounds {
         let _ = write!(out, "---:|");
     }
     let _ = writeln!(out, "---:|---:|");
     for (s, scenario) in scenarios.iter().enumerate() {
-        let known = |v: usize| -> Vec<f64> { cpu_us[v][s].iter().flatten().copied().collect() };
-        let reference = (!known(0).is_empty()).then(|| median(&known(0)));
+        let known = |v: usize| -> Vec<f64> { values[v][s].iter().flatten().copied().collect() };
+        let reference = values
+            .first()
+            .map(|_| known(0))
+            .filter(|k| !k.is_empty())
+            .map(|k| median(&k));
         for (v, (name, _)) in variants.iter().enumerate() {
             let _ = write!(out, "| {} | `{name}` |", scenario.name());
-            for x in &cpu_us[v][s] {
-                match x {
-                    Some(x) => {
-                        let _ = write!(out, " {x:.0} |");
-                    }
-                    None => {
-                        let _ = write!(out, " — |");
-                    }
-                }
+            for x in &values[v][s] {
+                let cell = x.map_or_else(|| "—".to_owned(), &show);
+                let _ = write!(out, " {cell} |");
             }
-            let values = known(v);
-            if values.is_empty() {
+            let here = known(v);
+            if here.is_empty() {
                 let _ = writeln!(out, " — | — |");
                 continue;
             }
-            let m = median(&values);
+            let m = median(&here);
             let versus = match reference {
                 Some(r) if v > 0 && r > 0.0 => format!("{:+.1}%", 100.0 * (m / r - 1.0)),
                 _ => "—".to_owned(),
             };
-            let _ = writeln!(out, " {m:.0} | {versus} |");
+            let _ = writeln!(out, " {} | {versus} |", show(m));
         }
     }
-    out
 }
 
 /// The median (the mean of the middle two for an even count); 0 for none.
