@@ -1170,20 +1170,17 @@ fn repo_root() -> PathBuf {
 /// result. Deleting the directory is always safe. (Two runs installing into it at the same
 /// moment can trip over each other; the next run repairs what they left.)
 fn tools_dir() -> Result<PathBuf> {
-    let dir = match env::var_os("CALDICOTT_TOOLS_DIR") {
-        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
-        _ => match env::var_os("XDG_CACHE_HOME") {
-            Some(cache) if Path::new(&cache).is_absolute() => {
-                PathBuf::from(cache).join("caldicott-tools")
-            }
-            _ => match env::var_os("HOME") {
-                Some(home) if Path::new(&home).is_absolute() => {
-                    PathBuf::from(home).join(".cache/caldicott-tools")
-                }
-                _ => repo_root().join("target/tools"),
-            },
-        },
+    let absolute = |name: &str| {
+        env::var_os(name)
+            .map(PathBuf::from)
+            .filter(|p| p.is_absolute())
     };
+    let dir = env::var_os("CALDICOTT_TOOLS_DIR")
+        .filter(|d| !d.is_empty())
+        .map(PathBuf::from)
+        .or_else(|| absolute("XDG_CACHE_HOME").map(|c| c.join("caldicott-tools")))
+        .or_else(|| absolute("HOME").map(|h| h.join(".cache/caldicott-tools")))
+        .unwrap_or_else(|| repo_root().join("target/tools"));
     fs::create_dir_all(&dir)
         .with_context(|| format!("cannot create the tools cache {}", dir.display()))?;
     Ok(dir)

@@ -1,8 +1,7 @@
 //! The Python step of `cargo xtask test`: a virtual environment `pyenv` in the tools cache
 //! (`tools_dir` in main.rs, normally `~/.cache/caldicott-tools`, so clean checkouts reuse it)
-//! holding
-//! the pinned packages of `tests/python/requirements.txt` (fhirpy, the independent FHIR
-//! client that `tests/fhirpy.rs` drives the server with).
+//! holding the pinned packages of `tests/python/requirements.txt` (fhirpy, the independent
+//! FHIR client that `tests/fhirpy.rs` drives the server with).
 //!
 //! The venv is made with `python3 -m venv` when missing or broken, and `pip install -r` runs
 //! only when some pinned package is missing or at another version, so reruns cost one
