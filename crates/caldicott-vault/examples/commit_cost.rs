@@ -21,14 +21,6 @@ fn event(i: u64) -> LedgerLeaf {
     common::event(i, 2_000, 7, "Patient")
 }
 
-/// This thread's time on a CPU so far, in nanoseconds.
-fn cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
-        .expect("/proc/thread-self/schedstat (Linux only)")
-}
-
 fn main() {
     let batch: u64 = std::env::args()
         .nth(1)
@@ -52,11 +44,11 @@ fn main() {
         .map(|c| (0..batch).map(|j| event(next + c * batch + j)).collect())
         .collect();
     let t = std::time::Instant::now();
-    let c0 = cpu_ns();
+    let c0 = common::thread_cpu_ns();
     for l in &leaves {
         ledger.vault().backend().write(&[], l).expect("commit");
     }
-    let cpu = (cpu_ns() - c0) as f64 / 1e3;
+    let cpu = (common::thread_cpu_ns() - c0) as f64 / 1e3;
     let wall = t.elapsed().as_secs_f64() * 1e6;
     let n = commits as f64;
     println!(

@@ -20,24 +20,19 @@
 use std::io::Write;
 use std::time::Instant;
 
-const WRITES: u64 = 2_000;
+#[path = "../benches/common/mod.rs"]
+mod common;
 
-/// This thread's time on a CPU so far, in nanoseconds.
-fn cpu_ns() -> u64 {
-    std::fs::read_to_string("/proc/thread-self/schedstat")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
-        .expect("/proc/thread-self/schedstat (Linux only)")
-}
+const WRITES: u64 = 2_000;
 
 /// Runs `write` [`WRITES`] times and prints its CPU and wall time per call.
 fn measure(name: &str, mut write: impl FnMut(u64)) {
     let t = Instant::now();
-    let c0 = cpu_ns();
+    let c0 = common::thread_cpu_ns();
     for i in 0..WRITES {
         write(i);
     }
-    let cpu = (cpu_ns() - c0) as f64 / 1e3 / WRITES as f64;
+    let cpu = (common::thread_cpu_ns() - c0) as f64 / 1e3 / WRITES as f64;
     let wall = t.elapsed().as_secs_f64() * 1e6 / WRITES as f64;
     println!("| {name} | {cpu:.1} µs | {wall:.1} µs |");
 }

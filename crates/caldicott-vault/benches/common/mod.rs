@@ -1,4 +1,8 @@
-//! What the ledger's benchmarks and the `commit_cost` example share: a realistic audit leaf.
+//! What the ledger's benchmarks and the `commit_cost` and `sync_cost` examples share: a
+//! realistic audit leaf, and the CPU time of the calling thread.
+
+// Each includer takes what it needs of this module.
+#![allow(dead_code)]
 
 use caldicott_audit::{AuditEvent, EventKind, Outcome};
 use caldicott_vault::LedgerLeaf;
@@ -33,4 +37,13 @@ pub fn event(i: u64, patients: u64, users: u64, rtype: &str) -> LedgerLeaf {
         at_us: e.at_us,
         keys: vec![format!("p:{patient}"), format!("u:{}", e.user)],
     }
+}
+
+/// This thread's time on a CPU so far, in nanoseconds (from `/proc/thread-self/schedstat`,
+/// so other load on the machine counts less than in a wall-clock figure). Linux only.
+pub fn thread_cpu_ns() -> u64 {
+    std::fs::read_to_string("/proc/thread-self/schedstat")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().and_then(|v| v.parse().ok()))
+        .expect("/proc/thread-self/schedstat (Linux only)")
 }
